@@ -1,0 +1,186 @@
+"""The published WavText5K CSV format: ``view_link, download_link, title, description, fname, tags``.
+
+Its tags are Python-list strings (``"['a', 'b']"``); three rows carry leaked ``<li>`` HTML inside the list,
+which ``parse_tags`` repairs. Import builds ManifestRows from it; export writes it back.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import html
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .schema import ManifestError, ManifestRow
+
+PUBLISHED_COLUMNS = ("view_link", "download_link", "title", "description", "fname", "tags")
+# The copy of the official CSV that ships with the project (see manifests/README.md for origin and licence).
+PUBLISHED_CSV = Path(__file__).with_name("wavtext5k_published.csv")
+
+_SB_ID = re.compile(r"soundbible\.com/(\d+)-[^/]*\.html")
+_SB_GRAB = re.compile(r"[?&]id=(\d+)")
+_BSB_ID = re.compile(r"bigsoundbank\.com/(?:detail-|sound-)(\d{4,})-")
+_BSB_NEW = re.compile(r"bigsoundbank\.com/(?:[^/]*-)?s(\d{4,})\.html")
+_BSB_UPLOAD = re.compile(r"/UPLOAD/[^/]+/(\d{4,})\.\w+")
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
+_TAG_HTML = re.compile(r"<[^>]+>")
+
+
+@dataclass
+class PublishedRow:
+    view_link: str
+    download_link: str
+    title: str
+    description: str
+    fname: str
+    tags: str
+
+    @property
+    def source(self) -> str:
+        return source_of(self.view_link or self.download_link)
+
+    @property
+    def source_id(self) -> str:
+        return source_id_of(self.view_link, self.download_link)
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}:{self.source_id}"
+
+
+def source_of(url: str) -> str:
+    """'soundbible', 'bigsoundbank', or the URL's host for anything else."""
+    host = re.sub(r"^https?://", "", url or "").split("/")[0].lower()
+    host = host.removeprefix("www.")
+    if host.startswith("soundbible."):
+        return "soundbible"
+    if host.startswith("bigsoundbank."):
+        return "bigsoundbank"
+    return host or "unknown"
+
+
+def source_id_of(view_link: str, download_link: str = "") -> str:
+    """The site's own id of a sound from its links (BigSoundBank ids keep their 4-digit zero padding)."""
+    for pattern, url in ((_SB_ID, view_link), (_SB_GRAB, download_link), (_BSB_ID, view_link),
+                         (_BSB_NEW, view_link), (_BSB_UPLOAD, download_link)):
+        m = pattern.search(url or "")
+        if m:
+            return m.group(1)
+    raise ValueError(f"cannot find a sound id in {view_link!r} / {download_link!r}")
+
+
+def parse_tags(text: str) -> list[str]:
+    """Tags from a Python-list string; leaked HTML items are reduced to their text, blank tags dropped,
+    order and duplicates kept as published (the first occurrence of each)."""
+    text = (text or "").strip()
+    if not text:
+        return []
+    try:
+        value = ast.literal_eval(text)
+        items = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+    except (ValueError, SyntaxError):
+        # Broken lists: a bare <li>...</li> sits between quoted items, and the string may be cut off.
+        items = []
+        for part in re.split(r"(<li>.*?</li>)", text.strip("[]")):
+            if part.startswith("<li>"):
+                items.append(html.unescape(_TAG_HTML.sub("", part)))
+            else:
+                items.extend(a if a else b for a, b in _QUOTED.findall(part))
+    out, seen = [], set()
+    for t in items:
+        t = " ".join(t.split())
+        if t and t not in seen:
+            seen.add(t)
+            out.append(t)
+    return out
+
+
+def format_tags(tags: Iterable[str]) -> str:
+    tags = list(tags)
+    return repr(tags) if tags else ""
+
+
+def read_published_csv(path: str | os.PathLike = PUBLISHED_CSV) -> list[PublishedRow]:
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in PUBLISHED_COLUMNS if c not in header]
+        if missing:
+            raise ManifestError(path, 1, missing[0], f"not the published WavText5K format, missing {missing}")
+        rows = []
+        for raw in reader:
+            if None in raw:
+                raise ManifestError(path, reader.line_num, None, "more fields than the header has")
+            row = PublishedRow(**{c: raw[c] or "" for c in PUBLISHED_COLUMNS})
+            if not (row.view_link or row.download_link):
+                raise ManifestError(path, reader.line_num, "view_link", "row has neither view_link nor download_link")
+            rows.append(row)
+    return rows
+
+
+def write_published_csv(path: str | os.PathLike, rows: Iterable[PublishedRow]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=PUBLISHED_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: getattr(r, c) for c in PUBLISHED_COLUMNS})
+    os.replace(tmp, path)
+    return path
+
+
+def make_caption(title: str, description: str, mode: str = "title_description") -> str:
+    """The paper's captions: ``"{title}. {description}"`` or the description alone.
+
+    Falls back to whichever of the two exists, so that a row is never captioned by an empty string;
+    curation decides separately whether rows lacking one of them are kept.
+    """
+    title, description = title.strip(), description.strip()
+    if mode == "description":
+        return description or title
+    if mode != "title_description":
+        raise ValueError(f"unknown caption mode {mode!r} (use 'title_description' or 'description')")
+    if title and description:
+        return f"{title.rstrip('.')}. {description}"
+    return title or description
+
+
+def published_to_manifest(rows: Iterable[PublishedRow], caption_mode: str = "title_description",
+                          audio_dir: str = "audio") -> list[ManifestRow]:
+    """Manifest rows for published rows (audio not yet fetched: durations unknown, audio_path from fname).
+    Rows with neither title nor description cannot be captioned and are left out; callers that must
+    account for them compare ids."""
+    out = []
+    for r in rows:
+        caption = make_caption(r.title, r.description, caption_mode)
+        if not caption:
+            continue
+        out.append(ManifestRow(
+            id=r.id, source=r.source, audio_path=f"{audio_dir}/{r.fname}" if audio_dir else r.fname,
+            caption=caption, title=r.title.strip(), description=r.description.strip(),
+            tags=parse_tags(r.tags), view_link=r.view_link, download_link=r.download_link,
+            license="", title_raw=r.title, description_raw=r.description,
+        ))
+    return out
+
+
+def manifest_to_published(rows: Iterable[ManifestRow]) -> list[PublishedRow]:
+    """One published row per audio (the first row of each id), fname from the audio file's name."""
+    out, seen = [], set()
+    for r in rows:
+        if r.id in seen:
+            continue
+        seen.add(r.id)
+        out.append(PublishedRow(
+            view_link=r.view_link, download_link=r.download_link,
+            title=r.title_raw or r.title, description=r.description_raw or r.description,
+            fname=Path(r.audio_path).name, tags=format_tags(r.tags),
+        ))
+    return out

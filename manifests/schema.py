@@ -1,0 +1,213 @@
+"""The manifest contract: one CSV format shared by curation, training and users.
+
+Every column is documented in manifests/README.md. One row is one (audio, caption) pair; a dataset with
+several captions per audio repeats the audio's row with the same ``id`` and another caption.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Iterable, Iterator
+
+SPLITS = ("train", "val", "test", "")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Columns every manifest has, in the order they are written.
+COLUMNS = (
+    "id", "source", "audio_path", "duration_s", "sample_rate", "channels", "sha256",
+    "title", "description", "caption", "tags", "author", "license", "view_link", "download_link", "split",
+)
+# Columns a manifest may have; readers fill them with defaults where absent.
+OPTIONAL_COLUMNS = ("title_raw", "description_raw", "duplicate_of", "orig_sample_rate", "orig_channels")
+
+
+class ManifestError(ValueError):
+    """A manifest that breaks the contract; names the file, the row (1-based line number) and the column."""
+
+    def __init__(self, path: str | os.PathLike | None, line: int | None, column: str | None, message: str):
+        self.path, self.line, self.column, self.message = path, line, column, message
+        where = [str(path) if path else "<manifest>"]
+        if line is not None:
+            where.append(f"row {line}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        super().__init__(f"{', '.join(where)}: {message}")
+
+
+@dataclass
+class ManifestRow:
+    id: str
+    source: str
+    audio_path: str
+    caption: str
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    sha256: str = ""
+    title: str = ""
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    author: str = ""
+    license: str = ""
+    view_link: str = ""
+    download_link: str = ""
+    split: str = ""
+    title_raw: str = ""
+    description_raw: str = ""
+    duplicate_of: str = ""
+    orig_sample_rate: int | None = None
+    orig_channels: int | None = None
+
+    def to_csv_dict(self) -> dict[str, str]:
+        out = {}
+        for k, v in asdict(self).items():
+            if k == "tags":
+                out[k] = json.dumps(v, ensure_ascii=False) if v else ""
+            elif v is None:
+                out[k] = ""
+            elif isinstance(v, float):
+                out[k] = f"{v:.6f}".rstrip("0").rstrip(".") if v == v else ""
+            else:
+                out[k] = str(v)
+        return out
+
+
+_INT_COLUMNS = {"sample_rate", "channels", "orig_sample_rate", "orig_channels"}
+_FIELD_NAMES = tuple(f.name for f in fields(ManifestRow))
+
+
+def _parse_row(raw: dict[str, str], path, line: int) -> ManifestRow:
+    def err(col: str, msg: str) -> ManifestError:
+        return ManifestError(path, line, col, msg)
+
+    vals: dict = {}
+    for name in _FIELD_NAMES:
+        text = raw.get(name)
+        text = "" if text is None else text
+        if name in _INT_COLUMNS:
+            if text.strip() == "":
+                vals[name] = None
+                continue
+            try:
+                vals[name] = int(text)
+            except ValueError:
+                raise err(name, f"not an integer: {text!r}") from None
+            if vals[name] <= 0:
+                raise err(name, f"must be positive, got {vals[name]}")
+        elif name == "duration_s":
+            if text.strip() == "":
+                vals[name] = None
+                continue
+            try:
+                d = float(text)
+            except ValueError:
+                raise err(name, f"not a number: {text!r}") from None
+            if not (d >= 0 and d != float("inf")):
+                raise err(name, f"must be a finite non-negative number, got {text!r}")
+            vals[name] = d
+        elif name == "tags":
+            if text.strip() == "":
+                vals[name] = []
+                continue
+            try:
+                tags = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise err(name, f"not a JSON list of strings: {e.msg}") from None
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise err(name, "not a JSON list of strings")
+            vals[name] = tags
+        else:
+            vals[name] = text
+    for col in ("id", "source", "audio_path"):
+        if not vals[col].strip():
+            raise err(col, "must not be empty")
+    if os.path.isabs(vals["audio_path"]):
+        raise err("audio_path", f"must be relative to the manifest, got {vals['audio_path']!r}")
+    if not vals["caption"].strip():
+        raise err("caption", "must not be empty")
+    if vals["sha256"] and not _SHA256.match(vals["sha256"]):
+        raise err("sha256", f"not a lowercase hex sha256: {vals['sha256']!r}")
+    if vals["split"] not in SPLITS:
+        raise err("split", f"must be one of train, val, test or empty, got {vals['split']!r}")
+    return ManifestRow(**vals)
+
+
+def iter_manifest(path: str | os.PathLike) -> Iterator[ManifestRow]:
+    """Yield validated rows; raise ManifestError naming the row and column of the first problem."""
+    for _, row in _iter_numbered(path):
+        yield row
+
+
+def _iter_numbered(path: str | os.PathLike) -> Iterator[tuple[int, ManifestRow]]:
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(path, None, None, "no such manifest file")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise ManifestError(path, 1, missing[0], f"missing column(s): {', '.join(missing)}")
+        unknown = [c for c in header if c not in COLUMNS and c not in OPTIONAL_COLUMNS]
+        if unknown:
+            raise ManifestError(path, 1, unknown[0], f"unknown column(s): {', '.join(unknown)}")
+        for raw in reader:
+            line = reader.line_num
+            if None in raw:
+                raise ManifestError(path, line, None, "more fields than the header has")
+            yield line, _parse_row(raw, path, line)
+
+
+def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
+    """Read and validate a whole manifest (see iter_manifest)."""
+    return list(iter_manifest(path))
+
+
+def write_manifest(path: str | os.PathLike, rows: Iterable[ManifestRow], optional: Iterable[str] | None = None) -> Path:
+    """Write rows atomically (temporary file, then rename). Optional columns are written when any row uses them,
+    or when named in ``optional``."""
+    path = Path(path)
+    rows = list(rows)
+    opt = set(optional or ())
+    for r in rows:
+        for c in OPTIONAL_COLUMNS:
+            if getattr(r, c) not in ("", None):
+                opt.add(c)
+    header = list(COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in opt]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow(r.to_csv_dict())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_audio(manifest_path: str | os.PathLike, row: ManifestRow) -> Path:
+    """The audio file of a row: audio_path is relative to the manifest's folder."""
+    return (Path(manifest_path).parent / row.audio_path).resolve()
+
+
+def validate_manifest(path: str | os.PathLike, check_audio: bool = False) -> list[ManifestRow]:
+    """Read a manifest and check what a single row cannot: that rows sharing an id agree on their audio,
+    and (optionally) that every audio file exists."""
+    rows = []
+    seen: dict[str, tuple[str, str]] = {}
+    for line, r in _iter_numbered(path):
+        rows.append(r)
+        prev = seen.setdefault(r.id, (r.audio_path, r.split))
+        if prev != (r.audio_path, r.split):
+            raise ManifestError(path, line, "audio_path", f"id {r.id!r} appears with different audio_path/split")
+        if check_audio and not resolve_audio(path, r).is_file():
+            raise ManifestError(path, line, "audio_path", f"audio file not found: {r.audio_path!r}")
+    return rows
