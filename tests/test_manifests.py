@@ -1,0 +1,158 @@
+"""The manifest contract and the published WavText5K CSV format."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from manifests import (COLUMNS, PUBLISHED_CSV, ManifestError, ManifestRow, make_caption, manifest_to_published,
+                       parse_tags, published_to_manifest, read_manifest, read_published_csv, source_id_of,
+                       validate_manifest, write_manifest, write_published_csv)
+
+
+def _row(**kw) -> ManifestRow:
+    base = dict(id="soundbible:1", source="soundbible", audio_path="audio/soundbible/1.flac",
+                caption="Bell. A bell rings.", duration_s=1.5, sample_rate=44100, channels=1,
+                sha256="a" * 64, title="Bell", description="A bell rings.", tags=["bell", "ring, loud"],
+                split="train")
+    base.update(kw)
+    return ManifestRow(**base)
+
+
+def test_write_then_read_gives_the_same_rows(tmp_path: Path) -> None:
+    rows = [_row(), _row(id="clotho:x.wav", source="clotho", caption="second, \"quoted\"\ncaption", tags=[]),
+            _row(id="bigsoundbank:0100", duration_s=None, sample_rate=None, channels=None, sha256="")]
+    path = write_manifest(tmp_path / "m.csv", rows)
+    assert read_manifest(path) == rows
+    with open(path, newline="", encoding="utf-8") as f:
+        assert tuple(next(csv.reader(f))) == COLUMNS  # optional columns only when used
+
+
+def test_optional_columns_are_written_when_used(tmp_path: Path) -> None:
+    rows = [_row(title_raw=" Bell  ", orig_sample_rate=48000)]
+    path = write_manifest(tmp_path / "m.csv", rows)
+    header = next(csv.reader(open(path, encoding="utf-8")))
+    assert "title_raw" in header and "orig_sample_rate" in header and "duplicate_of" not in header
+    assert read_manifest(path)[0].orig_sample_rate == 48000
+
+
+@pytest.mark.parametrize("column,value,message", [
+    ("duration_s", "abc", "not a number"),
+    ("duration_s", "-1", "non-negative"),
+    ("sample_rate", "44.1k", "not an integer"),
+    ("channels", "0", "positive"),
+    ("sha256", "XYZ", "sha256"),
+    ("split", "training", "train, val, test"),
+    ("tags", "['a']", "JSON list"),
+    ("audio_path", "/abs/a.flac", "relative"),
+    ("caption", "  ", "must not be empty"),
+    ("id", "", "must not be empty"),
+])
+def test_malformed_value_names_row_and_column(tmp_path: Path, column: str, value: str, message: str) -> None:
+    path = write_manifest(tmp_path / "m.csv", [_row(), _row(id="soundbible:2")])
+    lines = list(csv.DictReader(open(path, encoding="utf-8")))
+    lines[1][column] = value
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(lines[0]))
+        w.writeheader()
+        w.writerows(lines)
+    with pytest.raises(ManifestError) as e:
+        read_manifest(path)
+    assert e.value.line == 3 and e.value.column == column
+    assert message in str(e.value) and "row 3" in str(e.value) and column in str(e.value)
+
+
+def test_missing_column_and_unknown_column_are_errors(tmp_path: Path) -> None:
+    p = tmp_path / "m.csv"
+    p.write_text("id,source\nx,y\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="missing column"):
+        read_manifest(p)
+    path = write_manifest(tmp_path / "ok.csv", [_row()])
+    text = path.read_text(encoding="utf-8").splitlines()
+    path.write_text(text[0] + ",extra\n" + text[1] + ",1\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="unknown column"):
+        read_manifest(path)
+
+
+def test_validate_checks_ids_agree_and_audio_exists(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.csv", [_row(), _row(caption="another caption")])
+    assert len(validate_manifest(path)) == 2
+    with pytest.raises(ManifestError, match="audio file not found"):
+        validate_manifest(path, check_audio=True)
+    (tmp_path / "audio/soundbible").mkdir(parents=True)
+    (tmp_path / "audio/soundbible/1.flac").write_bytes(b"x")
+    validate_manifest(path, check_audio=True)
+    write_manifest(path, [_row(), _row(audio_path="audio/other.flac")])
+    with pytest.raises(ManifestError, match="different audio_path") as e:
+        validate_manifest(path)
+    assert e.value.line == 3
+
+
+def test_published_csv_reads_all_rows_with_ids() -> None:
+    rows = read_published_csv(PUBLISHED_CSV)
+    assert len(rows) == 4525
+    ids = [r.id for r in rows]
+    assert len(set(ids)) == 4525
+    assert sum(r.source == "bigsoundbank" for r in rows) == 2467
+    assert sum(r.source == "soundbible" for r in rows) == 2058
+    assert "bigsoundbank:0100" in ids and "soundbible:2219" in ids
+
+
+def test_published_csv_round_trips_byte_for_byte(tmp_path: Path) -> None:
+    out = write_published_csv(tmp_path / "p.csv", read_published_csv(PUBLISHED_CSV))
+    assert out.read_bytes() == PUBLISHED_CSV.read_bytes()
+
+
+def test_published_to_manifest_and_back_keeps_every_field(tmp_path: Path) -> None:
+    rows = read_published_csv(PUBLISHED_CSV)
+    manifest = published_to_manifest(rows)
+    # rows with neither title nor description cannot be captioned
+    uncaptionable = {r.id for r in rows if not r.title.strip() and not r.description.strip()}
+    assert {m.id for m in manifest} == {r.id for r in rows} - uncaptionable
+    path = write_manifest(tmp_path / "m.csv", manifest)
+    back = {p.fname: p for p in manifest_to_published(read_manifest(path))}
+    for r in rows:
+        if r.id in uncaptionable:
+            continue
+        p = back[r.fname]
+        assert (p.view_link, p.download_link, p.title, p.description) == \
+            (r.view_link, r.download_link, r.title, r.description)
+        assert parse_tags(p.tags) == parse_tags(r.tags)
+
+
+def test_parse_tags_repairs_leaked_html() -> None:
+    broken = ("['hiccup', 'drunk', <li><i class=\"icofont-sound-wave icofont-1x\"></i> "
+              "<a href=\"tags-alcohol-bashed.html\">alcohol bashed</a></li>, 'alcohol bashed', 'groggy',")
+    assert parse_tags(broken) == ["hiccup", "drunk", "alcohol bashed", "groggy"]
+    assert parse_tags("['a', ' ', 'b', 'a']") == ["a", "b"]
+    assert parse_tags("") == []
+    published = [r for r in read_published_csv(PUBLISHED_CSV) if "<li>" in r.tags]
+    assert len(published) == 3
+    assert all("<" not in t for r in published for t in parse_tags(r.tags))
+
+
+def test_captions_follow_the_paper() -> None:
+    assert make_caption("Forest", "Birds singing.") == "Forest. Birds singing."
+    assert make_caption("Forest.", "Birds singing.") == "Forest. Birds singing."
+    assert make_caption("Forest", "Birds singing.", "description") == "Birds singing."
+    assert make_caption("Forest", "") == "Forest"
+    with pytest.raises(ValueError, match="caption mode"):
+        make_caption("a", "b", "title")
+
+
+@pytest.mark.parametrize("view,download,expected", [
+    ("https://soundbible.com/1782-Tyrannosaurus-Rex-.html", "", "1782"),
+    ("", "https://soundbible.com/grab.php?id=2219&type=wav", "2219"),
+    ("https://bigsoundbank.com/detail-0007-door.html", "", "0007"),
+    ("https://bigsoundbank.com/sound-0100-foret.html", "", "0100"),
+    ("https://bigsoundbank.com/forest-s0100.html", "", "0100"),
+    ("", "https://bigsoundbank.com/UPLOAD/flac/2715.flac", "2715"),
+])
+def test_source_ids_from_every_url_era(view: str, download: str, expected: str) -> None:
+    assert source_id_of(view, download) == expected
+
+
+def test_unknown_url_is_an_error() -> None:
+    with pytest.raises(ValueError, match="cannot find a sound id"):
+        source_id_of("https://example.org/x", "")
