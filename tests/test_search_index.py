@@ -1,0 +1,111 @@
+"""The search index on known embeddings: exact top-k, all three query kinds, persistence, zero-shot, errors."""
+import json
+
+import numpy as np
+import pytest
+
+from manifests.schema import ManifestRow, write_manifest
+from training.index import (AudioIndex, classify, items_from_folder, items_from_manifest, label_prompts, normalize,
+                            top_k)
+
+
+def _index(n=50, dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    audio = rng.standard_normal((n, dim)).astype(np.float32)
+    items = [{"id": f"x:{i}", "path": f"/a/{i}.flac", "captions": [f"cap {i} a", f"cap {i} b"]} for i in range(n)]
+    # each caption sits close to its own audio
+    captions = np.repeat(audio, 2, axis=0) + 0.05 * rng.standard_normal((2 * n, dim)).astype(np.float32)
+    return AudioIndex.from_embeddings(audio, items, captions), audio
+
+
+def test_top_k_matches_full_sort_and_breaks_ties_by_index():
+    rng = np.random.default_rng(1)
+    s = rng.standard_normal(1000)
+    assert list(top_k(s, 7)) == list(np.argsort(-s, kind="stable")[:7])
+    assert list(top_k(np.array([0.5, 0.9, 0.5, 0.9]), 3)) == [1, 3, 0]
+    assert list(top_k(s[:3], 10)) == list(np.argsort(-s[:3], kind="stable"))
+
+
+def test_normalize_rejects_zero_rows():
+    assert np.allclose(np.linalg.norm(normalize(np.array([[3.0, 4.0]])), axis=1), 1)
+    with pytest.raises(ValueError, match="all zeros"):
+        normalize(np.zeros((2, 3)))
+
+
+def test_queries_find_their_own_items_and_scores_are_cosines():
+    index, audio = _index()
+    q = audio[17] * 3.0  # scale does not matter
+    hits = index.search_audio(q, k=5)
+    assert hits[0].id == "x:17" and hits[0].rank == 1
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert [h.score for h in hits] == sorted([h.score for h in hits], reverse=True)
+    expected = np.argsort(-(normalize(audio) @ normalize(q)[0]), kind="stable")[:5]
+    assert [h.id for h in hits] == [f"x:{i}" for i in expected]
+
+    caps = index.search_captions(audio[4], k=2)
+    assert {h.text for h in caps} == {"cap 4 a", "cap 4 b"} and all(h.id == "x:4" for h in caps)
+
+    similar = index.similar_audio(index.embedding_of("x:9"), k=3, exclude_id="x:9")
+    assert "x:9" not in [h.id for h in similar] and len(similar) == 3
+
+
+def test_save_load_round_trip(tmp_path):
+    index, audio = _index()
+    index.meta["checkpoint"] = "/ckpt.pt"
+    index.save(tmp_path / "ix")
+    assert np.load(tmp_path / "ix" / "audio.npy").dtype == np.float32
+    for mmap in (False, True):
+        back = AudioIndex.load(tmp_path / "ix", mmap=mmap)
+        assert back.items == index.items and back.meta["checkpoint"] == "/ckpt.pt"
+        assert np.array_equal(np.asarray(back.audio), index.audio)
+        assert [h.id for h in back.search_captions(audio[3], 4)] == [h.id for h in index.search_captions(audio[3], 4)]
+    assert json.loads((tmp_path / "ix" / "index.json").read_text())["n_captions"] == 100
+
+
+def test_folder_index_has_no_captions_and_says_so(tmp_path):
+    index = AudioIndex.from_embeddings(np.eye(3), [{"id": str(i), "path": str(i)} for i in range(3)])
+    with pytest.raises(ValueError, match="no captions"):
+        index.search_captions(np.ones(3), 2)
+    with pytest.raises(FileNotFoundError, match="not a search index"):
+        AudioIndex.load(tmp_path)
+
+
+def test_mismatched_inputs_are_errors():
+    with pytest.raises(ValueError, match="2 audio embeddings for 3 items"):
+        AudioIndex(np.ones((2, 3)), [{}, {}, {}])
+    with pytest.raises(KeyError, match="nope"):
+        _index()[0].embedding_of("nope")
+
+
+def test_zero_shot_classify_and_prompts():
+    labels = np.eye(3, dtype=np.float32)
+    audio = np.array([[0.9, 0.1, 0.0], [0.0, 0.2, 1.0]], dtype=np.float32)
+    p = classify(audio, labels, logit_scale=10.0)
+    assert p.shape == (2, 3) and np.allclose(p.sum(axis=1), 1)
+    assert list(p.argmax(axis=1)) == [0, 2]
+    assert classify(audio, labels, 50.0)[0, 0] > p[0, 0]  # sharper with a larger scale
+    assert label_prompts(["dog", " rain "], "the sound of {}") == ["the sound of dog", "the sound of rain"]
+    with pytest.raises(ValueError, match="must contain"):
+        label_prompts(["dog"], "no slot")
+    with pytest.raises(ValueError, match="non-empty labels"):
+        label_prompts(["dog", ""])
+
+
+def test_items_from_manifest_groups_captions_and_from_folder(tmp_path):
+    rows = [ManifestRow(id="a:1", source="a", audio_path="audio/1.flac", caption="first"),
+            ManifestRow(id="a:1", source="a", audio_path="audio/1.flac", caption="second"),
+            ManifestRow(id="a:2", source="a", audio_path="audio/2.flac", caption="other")]
+    write_manifest(tmp_path / "m.csv", rows)
+    items = items_from_manifest(tmp_path / "m.csv")
+    assert [(it["id"], it["captions"]) for it in items] == [("a:1", ["first", "second"]), ("a:2", ["other"])]
+    assert items[0]["path"] == str((tmp_path / "audio" / "1.flac").resolve())
+
+    (tmp_path / "f" / "sub").mkdir(parents=True)
+    for name in ("b.wav", "sub/a.FLAC", "notes.txt"):
+        (tmp_path / "f" / name).write_bytes(b"")
+    assert [it["id"] for it in items_from_folder(tmp_path / "f")] == ["b.wav", "sub/a.FLAC"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no audio files"):
+        items_from_folder(tmp_path / "empty")
+    with pytest.raises(NotADirectoryError):
+        items_from_folder(tmp_path / "missing")

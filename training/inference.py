@@ -1,0 +1,144 @@
+"""Embed audio and text with a trained CLAP checkpoint: files or arrays at any sample rate, in batches.
+
+Audio is read with soundfile, mixed down to mono and resampled to the model's rate with soxr. A clip is cut into
+fixed windows of the model's input length (a short clip is repeat-padded to one window, a long one split into
+consecutive windows, the last aligned to the end); the clip's embedding is the normalised mean of its windows'
+embeddings. There is no randomness anywhere: the same audio always gives the same embedding.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.index import normalize
+
+DEFAULT_WINDOW_S = 10.0
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """Mono float32 samples of an audio file at ``sample_rate`` (soxr high quality resampling)."""
+    try:
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise ValueError(f"cannot read audio {path}: {e}") from None
+    return to_model_rate(x.mean(axis=1), sr, sample_rate)
+
+
+def to_model_rate(x: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
+    """A mono waveform resampled from ``sr`` to ``sample_rate``; rejects empty or non-finite audio."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 2:  # (samples, channels), as soundfile gives it
+        x = x.mean(axis=1)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"expected a non-empty mono or (samples, channels) waveform, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("audio holds NaN or infinite samples")
+    if sr != sample_rate:
+        x = soxr.resample(x, sr, sample_rate, quality="HQ").astype(np.float32)
+    return x
+
+
+def windows(x: np.ndarray, length: int) -> np.ndarray:
+    """[n_windows, length]: repeat-padded single window for short audio; consecutive windows, the last one
+    aligned to the end, for long audio."""
+    if len(x) <= length:
+        return np.resize(x, length)[None, :]  # np.resize repeats the signal
+    starts = list(range(0, len(x) - length + 1, length))
+    if starts[-1] + length < len(x):
+        starts.append(len(x) - length)
+    return np.stack([x[s:s + length] for s in starts])
+
+
+def _window_seconds(config: dict) -> float:
+    """The model's input length from a run config (the evaluation crop), else a default."""
+    for section in ("data", "eval", "model", None):
+        d = config.get(section, {}) if section else config
+        for key in ("eval_crop_s", "crop_s", "clip_s", "window_s", "audio_seconds", "clip_seconds"):
+            if isinstance(d, dict) and isinstance(d.get(key), (int, float)) and d[key] > 0:
+                return float(d[key])
+    return DEFAULT_WINDOW_S
+
+
+class Embedder:
+    """A CLAP model wrapped for inference: ``embed_audio_files``, ``embed_audio``, ``embed_texts`` -> float32 numpy
+    arrays of L2-normalised rows."""
+
+    def __init__(self, model: torch.nn.Module, sample_rate: int = 44100, window_s: float = DEFAULT_WINDOW_S,
+                 batch_size: int = 16, device: str = "cpu"):
+        if window_s <= 0 or batch_size < 1:
+            raise ValueError(f"need window_s > 0 and batch_size >= 1, got {window_s}, {batch_size}")
+        self.model = model.to(device).eval()
+        self.sample_rate = int(sample_rate)
+        self.window = int(round(window_s * self.sample_rate))
+        self.batch_size = batch_size
+        self.device = device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, window_s: float | None = None, batch_size: int = 16,
+                        device: str = "cpu") -> "Embedder":
+        config = load_checkpoint(path).get("config") or {}
+        model = model_from_checkpoint(path)
+        sr = _model_sample_rate(model)
+        return cls(model, sr, window_s or _window_seconds(config), batch_size, device)
+
+    @property
+    def logit_scale(self) -> float:
+        """exp(learned log-scale), clamped as in training, for zero-shot softmax temperatures."""
+        s = getattr(self.model, "logit_scale", None)
+        if s is None:
+            return 1.0
+        return float(min(torch.as_tensor(s).detach().exp().item(), 100.0))
+
+    @torch.no_grad()
+    def embed_audio(self, waveforms: Sequence[np.ndarray], sample_rate: int | Sequence[int]) -> np.ndarray:
+        """Embeddings of waveforms (mono or (samples, channels)) given at ``sample_rate`` (one for all, or one each)."""
+        rates = [sample_rate] * len(waveforms) if isinstance(sample_rate, (int, np.integer)) else list(sample_rate)
+        if len(rates) != len(waveforms):
+            raise ValueError(f"{len(waveforms)} waveforms but {len(rates)} sample rates")
+        return self._embed_mono([to_model_rate(x, sr, self.sample_rate) for x, sr in zip(waveforms, rates)])
+
+    def embed_audio_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
+        """Embeddings of audio files, read and resampled in groups to keep memory bounded."""
+        out = []
+        group = max(self.batch_size, 1)
+        for i in range(0, len(paths), group):
+            out.append(self._embed_mono([load_audio(p, self.sample_rate) for p in paths[i:i + group]]))
+        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+    @torch.no_grad()
+    def _embed_mono(self, clips: list[np.ndarray]) -> np.ndarray:
+        wins = [windows(x, self.window) for x in clips]
+        owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(wins)])
+        flat = np.concatenate(wins)
+        emb = []
+        for i in range(0, len(flat), self.batch_size):
+            batch = torch.from_numpy(flat[i:i + self.batch_size]).to(self.device)
+            emb.append(self.model.encode_audio(batch).float().cpu().numpy())
+        emb = np.concatenate(emb)
+        pooled = np.stack([emb[owner == i].mean(axis=0) for i in range(len(clips))])
+        return normalize(pooled)
+
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise ValueError("texts to embed must be non-empty strings")
+        out = [self.model.encode_text(texts[i:i + self.batch_size]).float().cpu().numpy()
+               for i in range(0, len(texts), self.batch_size)]
+        return normalize(np.concatenate(out)) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def _model_sample_rate(model: torch.nn.Module) -> int:
+    for obj in (getattr(model, "config", None), getattr(getattr(model, "config", None), "frontend", None),
+                getattr(model, "frontend", None), getattr(getattr(model, "frontend", None), "config", None)):
+        sr = getattr(obj, "sample_rate", None)
+        if isinstance(sr, int) and sr > 0:
+            return sr
+    return 44100
+

@@ -1,0 +1,188 @@
+"""`wt5k-search`: index audio with a trained checkpoint, then search it by text, by audio, or classify zero-shot.
+
+    wt5k-search index --checkpoint runs/tiny/best.pt --manifest data/curated/wavtext5k.csv --out data/index
+    wt5k-search index --checkpoint runs/tiny/best.pt --folder ~/sounds --out data/index
+    wt5k-search text "a dog barking" --index data/index -k 10        # text -> audio
+    wt5k-search audio query.wav --index data/index -k 10             # audio -> captions
+    wt5k-search similar query.wav --index data/index -k 10           # audio -> audio (a file or an indexed id)
+    wt5k-search classify a.wav b.wav --labels "dog,rain,siren" --index data/index
+    wt5k-search classify --labels "dog,rain,siren" --index data/index   # every indexed sound
+
+Queries load the checkpoint the index was built with (``--checkpoint`` overrides it).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from training.index import (DEFAULT_TEMPLATE, AudioIndex, Hit, classify, items_from_folder, items_from_manifest,
+                            label_prompts)
+
+
+def _embedder(checkpoint: str | None, index: AudioIndex | None = None, batch_size: int = 16,
+              window_s: float | None = None):
+    from training.inference import Embedder  # torch and the model load only when a command needs them
+
+    ckpt = checkpoint or (index.meta.get("checkpoint") if index else None)
+    if not ckpt:
+        raise SystemExit("error: no checkpoint: pass --checkpoint (or an --index built with one)")
+    if not Path(ckpt).is_file():
+        raise SystemExit(f"error: checkpoint not found: {ckpt}")
+    window_s = window_s or (index.meta.get("window_s") if index else None)
+    return Embedder.from_checkpoint(ckpt, window_s=window_s, batch_size=batch_size)
+
+
+def build_index(checkpoint: str, out: str | Path, manifest: str | None = None, folder: str | None = None,
+                batch_size: int = 16, window_s: float | None = None) -> AudioIndex:
+    """Embed a manifest's or a folder's audio (and captions) and save the index to ``out``."""
+    if (manifest is None) == (folder is None):
+        raise ValueError("index either a manifest or a folder of audio")
+    items = items_from_manifest(manifest) if manifest else items_from_folder(folder)
+    emb = _embedder(checkpoint, batch_size=batch_size, window_s=window_s)
+    meta = {"checkpoint": str(Path(checkpoint).resolve()), "source": str(Path(manifest or folder).resolve()),
+            "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
+            "logit_scale": emb.logit_scale}
+    index = AudioIndex.build(emb, items, meta)
+    index.save(out)
+    return index
+
+
+def format_hits(hits: list[Hit], show_text: bool = True) -> str:
+    lines = [f"{'rank':>4}  {'score':>7}  {'id':<24} path" + ("  | caption" if show_text else "")]
+    for h in hits:
+        text = f"  | {h.text}" if show_text and h.text else ""
+        lines.append(f"{h.rank:>4}  {h.score:>7.4f}  {h.id:<24} {h.path}{text}")
+    return "\n".join(lines)
+
+
+def _cmd_index(a) -> int:
+    t0 = time.perf_counter()
+    index = build_index(a.checkpoint, a.out, a.manifest, a.folder, a.batch_size, a.window_s)
+    print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions in "
+          f"{time.perf_counter() - t0:.1f} s -> {Path(a.out).resolve()}")
+    return 0
+
+
+def _cmd_text(a) -> int:
+    index = AudioIndex.load(a.index)
+    emb = _embedder(a.checkpoint, index)
+    hits = index.search_audio(emb.embed_texts([a.query])[0], a.k)
+    print(f'text -> audio: "{a.query}"  ({len(index)} sounds in {a.index})')
+    print(format_hits(hits))
+    return 0
+
+
+def _query_audio(a, index: AudioIndex) -> tuple[np.ndarray, str | None]:
+    """The embedding of the query: an audio file, or an id already in the index."""
+    if Path(a.query).is_file():
+        return _embedder(a.checkpoint, index).embed_audio_files([a.query])[0], None
+    try:
+        return index.embedding_of(a.query), a.query
+    except KeyError:
+        raise SystemExit(f"error: {a.query!r} is neither an audio file nor an id in the index") from None
+
+
+def _cmd_audio(a) -> int:
+    index = AudioIndex.load(a.index)
+    query, _ = _query_audio(a, index)
+    try:
+        hits = index.search_captions(query, a.k)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"audio -> text: {a.query}  ({len(index.caption_refs)} captions in {a.index})")
+    print(format_hits(hits))
+    return 0
+
+
+def _cmd_similar(a) -> int:
+    index = AudioIndex.load(a.index)
+    query, own_id = _query_audio(a, index)
+    hits = index.similar_audio(query, a.k, exclude_id=own_id)
+    print(f"audio -> audio: {a.query}  ({len(index)} sounds in {a.index})")
+    print(format_hits(hits))
+    return 0
+
+
+def _cmd_classify(a) -> int:
+    labels = [l for l in (a.labels.split(",") if a.labels else [])]
+    if a.labels_file:
+        labels += Path(a.labels_file).read_text(encoding="utf-8").splitlines()
+    labels = [l.strip() for l in labels if l.strip()]
+    try:
+        prompts = label_prompts(labels, a.template)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    index = AudioIndex.load(a.index) if a.index else None
+    emb = _embedder(a.checkpoint, index)
+    if a.files:
+        names, audio = list(a.files), emb.embed_audio_files(a.files)
+    elif index is not None:
+        names, audio = [f"{it['id']}  {it['path']}" for it in index.items], np.asarray(index.audio)
+    else:
+        raise SystemExit("error: give audio files to classify, or an --index whose sounds to classify")
+    probs = classify(audio, emb.embed_texts(prompts), emb.logit_scale)
+    shown = min(a.top, len(labels))
+    print(f"zero-shot over {len(labels)} labels, prompt {a.template!r}")
+    for name, p in zip(names, probs):
+        order = np.argsort(-p, kind="stable")[:shown]
+        print(f"{name}\n  " + "  ".join(f"{labels[j]}: {p[j]:.3f}" for j in order))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="wt5k-search", description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="embed a manifest or a folder of audio and save the index")
+    p.add_argument("--checkpoint", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", help="manifest CSV (captions are indexed too)")
+    src.add_argument("--folder", help="folder of audio files (searched recursively)")
+    p.add_argument("--out", required=True, help="index folder to write")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--window-s", type=float, default=None, help="model input window (default: from the run config)")
+    p.set_defaults(func=_cmd_index)
+
+    def query_parser(name: str, help_: str, query_help: str, func) -> None:
+        q = sub.add_parser(name, help=help_)
+        q.add_argument("query", help=query_help)
+        q.add_argument("--index", required=True, help="index folder (from `wt5k-search index`)")
+        q.add_argument("-k", type=int, default=10, help="results to show")
+        q.add_argument("--checkpoint", help="override the checkpoint the index was built with")
+        q.set_defaults(func=func)
+
+    query_parser("text", "text -> audio: sounds matching a description", "the description", _cmd_text)
+    query_parser("audio", "audio -> text: captions matching a sound", "audio file or indexed id", _cmd_audio)
+    query_parser("similar", "audio -> audio: sounds like a sound", "audio file or indexed id", _cmd_similar)
+
+    c = sub.add_parser("classify", help="zero-shot classification of sounds over a list of labels")
+    c.add_argument("files", nargs="*", help="audio files (default: every sound in --index)")
+    c.add_argument("--labels", help="comma-separated labels")
+    c.add_argument("--labels-file", help="file with one label per line")
+    c.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt, '{}' is replaced by the label")
+    c.add_argument("--index", help="index folder (its checkpoint, and its sounds when no files are given)")
+    c.add_argument("--checkpoint")
+    c.add_argument("--top", type=int, default=3, help="labels to show per sound")
+    c.set_defaults(func=_cmd_classify)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "k", 1) < 1:
+        raise SystemExit("error: -k must be at least 1")
+    try:
+        return args.func(args)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
