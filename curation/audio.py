@@ -1,0 +1,215 @@
+"""Decode, check, resample and write one audio file, streaming in blocks so that memory stays bounded
+whatever the file's length (a 45-minute recording never becomes hours of float audio in memory).
+
+``process_audio`` returns an ``AudioResult``: either a written 44.1 kHz file, or a rejection with a reason
+from ``REASONS``. It runs in worker processes, so it takes and returns plain picklable values.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+# Why a file can be rejected by the audio stage.
+REASONS = {
+    "missing_file": "the audio file does not exist",
+    "empty": "the file has 0 bytes",
+    "unreadable": "not decodable as audio (garbage bytes, unknown format)",
+    "header_only": "a valid header but no audio frames",
+    "truncated": "fewer frames than the header declares, or a decode error after a valid header",
+    "non_finite": "NaN or infinite samples (float files)",
+    "too_short": "shorter than the minimum duration",
+    "silent": "digitally silent: peak (after the channel policy) at or below the silence threshold",
+}
+RESAMPLERS = ("soxr", "resampy")
+FORMATS = {"flac": ("FLAC", "PCM_24"), "wav": ("WAV", "PCM_24")}
+CHANNEL_POLICIES = ("mono", "keep")
+# libsndfile's log for a WAV whose data chunk claims more bytes than the file holds.
+_WAV_SHORT = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
+# A data size of 0 or 0xFFFFFFFF is how streaming writers mark "unknown length", not truncation.
+_STREAMING_SIZES = (0, 0xFFFFFFFF)
+_CLIP_HI = 1.0 - 2.0 ** -23  # largest value that survives a 24-bit write without wrapping
+
+
+@dataclass(frozen=True)
+class AudioOptions:
+    target_sr: int = 44100
+    resampler: str = "soxr"          # "soxr" (streaming, default) or "resampy" (kaiser_best, whole file)
+    soxr_quality: str = "HQ"
+    out_format: str = "flac"         # "flac" or "wav" (PCM_24, as the published download script writes)
+    channels: str = "mono"           # "mono" downmix for training, or "keep" the original channels
+    min_duration_s: float = 0.1
+    silence_dbfs: float = -90.0      # peak at or below this is silent (-90 dBFS is about one 16-bit step)
+    block_frames: int = 1 << 17      # frames decoded per block
+
+    def __post_init__(self):
+        if self.resampler not in RESAMPLERS:
+            raise ValueError(f"unknown resampler {self.resampler!r} (use one of {RESAMPLERS})")
+        if self.out_format not in FORMATS:
+            raise ValueError(f"unknown output format {self.out_format!r} (use one of {tuple(FORMATS)})")
+        if self.channels not in CHANNEL_POLICIES:
+            raise ValueError(f"unknown channel policy {self.channels!r} (use one of {CHANNEL_POLICIES})")
+        if self.target_sr <= 0 or self.block_frames <= 0 or self.min_duration_s < 0:
+            raise ValueError("target_sr and block_frames must be positive, min_duration_s non-negative")
+
+    @property
+    def extension(self) -> str:
+        return self.out_format
+
+    def key(self) -> str:
+        """What decides the output (block size does not): a changed key means the file must be redone."""
+        d = asdict(self)
+        d.pop("block_frames")
+        return json.dumps(d, sort_keys=True)
+
+
+@dataclass
+class AudioResult:
+    status: str                       # "ok" or "rejected"
+    reason: str = ""                  # a REASONS key when rejected
+    detail: str = ""
+    duration_s: float | None = None   # of the written file
+    sample_rate: int | None = None
+    channels: int | None = None
+    frames: int | None = None
+    orig_sample_rate: int | None = None
+    orig_channels: int | None = None
+    orig_frames: int | None = None
+    orig_format: str = ""
+    orig_subtype: str = ""
+    content_hash: str = ""            # sha256 of the decoded samples (+ rate, channels): finds exact duplicates
+    sha256: str = ""                  # sha256 of the written file's bytes
+    peak: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def process_audio(src: str | os.PathLike, dst: str | os.PathLike, opts: AudioOptions = AudioOptions()) -> AudioResult:
+    """Check ``src`` and write it to ``dst`` at ``opts.target_sr`` in ``opts.out_format``; on rejection nothing
+    is left at ``dst`` (the file is written under a temporary name and renamed only when accepted)."""
+    src, dst = Path(src), Path(dst)
+    result = AudioResult(status="rejected")
+    tmp = dst.with_name(f".{dst.name}.part")
+    try:
+        _convert(src, dst, tmp, opts, result)
+        result.status = "ok"
+        result.sha256 = file_sha256(dst)
+    except _Reject as r:
+        result.reason, result.detail = r.reason, r.detail
+    finally:
+        tmp.unlink(missing_ok=True)
+    return result
+
+
+def _open(src: Path) -> sf.SoundFile:
+    if not src.is_file():
+        raise _Reject("missing_file", str(src))
+    if src.stat().st_size == 0:
+        raise _Reject("empty", "0 bytes")
+    try:
+        return sf.SoundFile(src)
+    except (RuntimeError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
+        raise _Reject("unreadable", str(e).strip()) from None
+
+
+def _declared_longer(f: sf.SoundFile) -> str:
+    """A WAV/AIFF header that claims more data than the file holds ("" when it does not)."""
+    m = _WAV_SHORT.search(f.extra_info)
+    if m and int(m.group(1)) not in _STREAMING_SIZES and int(m.group(1)) > int(m.group(2)):
+        return f"header declares {m.group(1)} data bytes, file holds {m.group(2)}"
+    return ""
+
+
+def _convert(src: Path, dst: Path, tmp: Path, opts: AudioOptions, res: AudioResult) -> None:
+    with _open(src) as f:
+        sr, ch, declared = f.samplerate, f.channels, f.frames
+        res.orig_sample_rate, res.orig_channels = sr, ch
+        res.orig_format, res.orig_subtype = f.format, f.subtype or ""
+        if declared == 0:
+            raise _Reject("header_only", f"{f.format} header, 0 frames")
+        out_ch = 1 if opts.channels == "mono" else ch
+        content = hashlib.sha256(f"{sr}:{ch}:".encode())
+        stream = None
+        if sr != opts.target_sr and opts.resampler == "soxr":
+            stream = soxr.ResampleStream(sr, opts.target_sr, out_ch, dtype="float32", quality=opts.soxr_quality)
+        mix = np.full(ch, 1.0 / ch, dtype=np.float32)
+        whole: list[np.ndarray] = []  # only used by the resampy path, which is not streaming
+        container, subtype = FORMATS[opts.out_format]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        n_in = n_out = 0
+        peak = 0.0
+        with sf.SoundFile(tmp, "w", samplerate=opts.target_sr, channels=out_ch, format=container,
+                          subtype=subtype) as out:
+            def write(y: np.ndarray) -> None:
+                nonlocal n_out
+                if len(y):
+                    np.clip(y, -1.0, _CLIP_HI, out=y)
+                    out.write(y)
+                    n_out += len(y)
+
+            try:
+                for block in f.blocks(blocksize=opts.block_frames, dtype="float32", always_2d=True):
+                    m = float(np.max(np.abs(block)))  # NaN propagates through max; inf stays inf
+                    if not np.isfinite(m):
+                        bad = ~np.isfinite(block)
+                        kind = "NaN" if np.isnan(block).any() else "infinite"
+                        raise _Reject("non_finite", f"{kind} sample at frame {n_in + int(np.argmax(bad.any(axis=1)))}")
+                    content.update(block)
+                    n_in += len(block)
+                    if out_ch == 1:  # a matrix product downmixes several times faster than mean(axis=1)
+                        x = block @ mix if ch > 1 else block[:, 0]
+                    else:
+                        x = block
+                    # silence is judged on what will be written: a phase-inverted stereo pair downmixes to nothing
+                    peak = max(peak, m if x is block else float(np.max(np.abs(x))))
+                    if stream is not None:
+                        write(stream.resample_chunk(x))
+                    elif sr != opts.target_sr:
+                        whole.append(np.array(x))
+                    else:
+                        write(np.array(x))
+            except RuntimeError as e:  # decode error after a valid header: the stream is cut off or damaged
+                raise _Reject("truncated", f"decode error after {n_in} of {declared} frames: {str(e).strip()}") from None
+            if n_in == 0:
+                raise _Reject("header_only", f"{f.format} header, no decodable frames")
+            short = _declared_longer(f)
+            # MP3 frame counts are estimates, so only exact-length containers are held to their header.
+            if not short and f.format != "MPEG" and n_in < declared:
+                short = f"decoded {n_in} of {declared} declared frames"
+            if short:
+                raise _Reject("truncated", short)
+            duration = n_in / sr
+            if duration < opts.min_duration_s:
+                raise _Reject("too_short", f"{duration:.3f} s < {opts.min_duration_s} s")
+            peak_dbfs = 20 * np.log10(peak) if peak > 0 else float("-inf")
+            if peak_dbfs <= opts.silence_dbfs:
+                raise _Reject("silent", f"peak {peak_dbfs:.1f} dBFS <= {opts.silence_dbfs} dBFS")
+            if stream is not None:
+                write(stream.resample_chunk(np.zeros((0, out_ch) if out_ch > 1 else 0, np.float32), last=True))
+            elif whole:
+                import resampy  # optional: only the resampy path needs it
+                x = np.concatenate(whole)
+                write(np.ascontiguousarray(resampy.resample(x, sr, opts.target_sr, axis=0, filter="kaiser_best"),
+                                           dtype=np.float32))
+        os.replace(tmp, dst)
+    res.content_hash = content.hexdigest()
+    res.frames, res.sample_rate, res.channels = n_out, opts.target_sr, out_ch
+    res.orig_frames, res.peak = n_in, peak
+    res.duration_s = n_out / opts.target_sr

@@ -1,0 +1,195 @@
+"""``wt5k-curate``: curation, statistics, published-CSV import/export, AudioCaps and Clotho conversion.
+
+  wt5k-curate run --raw data/raw --out data/curated            # crawl output -> curated dataset
+  wt5k-curate run --published meta.csv audio/ --out data/curated
+  wt5k-curate stats manifests/wavtext5k.csv [--out DIR]         # Table 1 of any manifest
+  wt5k-curate import-published manifests/wavtext5k_published.csv --out wavtext5k_import.csv
+  wt5k-curate export-published data/curated/wavtext5k.csv --out published.csv
+  wt5k-curate audiocaps --csv train=train.csv --csv val=val.csv --clips clips/ --out data/audiocaps
+  wt5k-curate clotho --split train dev.csv development/ --out data/clotho
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from manifests import (ManifestError, manifest_to_published, published_to_manifest, read_manifest,
+                       read_published_csv, write_manifest, write_published_csv, make_caption)
+
+from .audio import CHANNEL_POLICIES, FORMATS, RESAMPLERS, AudioOptions
+from .pipeline import CAPTION_MODES, CurateOptions, CurateReport
+from .sources import read_id_list
+from .split import parse_fractions
+from .text import NORMAL_FORMS, clean_tags, clean_text
+
+
+def _add_curate_options(p: argparse.ArgumentParser, manifest_name: str) -> None:
+    p.add_argument("--out", required=True, help="output folder (manifest, rejects.csv, stats, figures, audio/)")
+    p.add_argument("--manifest-name", default=manifest_name, help="manifest file name inside --out")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (0: all cores)")
+    p.add_argument("--format", choices=tuple(FORMATS), default="flac", help="output audio format (PCM_24)")
+    p.add_argument("--channels", choices=CHANNEL_POLICIES, default="mono", help="mono downmix or keep channels")
+    p.add_argument("--resampler", choices=RESAMPLERS, default="soxr")
+    p.add_argument("--sample-rate", type=int, default=44100)
+    p.add_argument("--min-duration", type=float, default=AudioOptions.min_duration_s, help="seconds")
+    p.add_argument("--silence-dbfs", type=float, default=AudioOptions.silence_dbfs,
+                   help="peak at or below this level is rejected as silent")
+    p.add_argument("--exclude", type=Path, help="ids to leave out: one per line, or a CSV with an id column")
+    p.add_argument("--text-form", choices=NORMAL_FORMS, default="NFC", help="Unicode normal form of the text")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _options(a: argparse.Namespace, **extra) -> CurateOptions:
+    audio = AudioOptions(target_sr=a.sample_rate, resampler=a.resampler, out_format=a.format, channels=a.channels,
+                         min_duration_s=a.min_duration, silence_dbfs=a.silence_dbfs)
+    return CurateOptions(audio=audio, workers=a.workers, progress=not a.no_progress, figures=not a.no_figures,
+                         exclude=read_id_list(a.exclude) if a.exclude else frozenset(), text_form=a.text_form,
+                         manifest_name=a.manifest_name, **extra)
+
+
+def _print_report(rep: CurateReport) -> None:
+    print(f"manifest: {rep.manifest} ({rep.n_rows} rows, {rep.n_audios} audios)")
+    print(f"rejects:  {rep.rejects} ({rep.n_rejects})")
+    for reason, n in rep.rejects_by_reason.items():
+        print(f"  {reason}: {n}")
+    print(f"audio: {rep.processed} processed, {rep.reused} reused from an earlier run")
+    print(f"stats: {rep.out_dir / 'stats.md'}")
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .pipeline import curate
+    if not a.raw and not a.published:
+        raise SystemExit("wt5k-curate run: give --raw DIR and/or --published CSV AUDIO_DIR")
+    opts = _options(a, caption_mode=a.caption_mode, require_both=a.require_both,
+                    fractions=parse_fractions(a.fractions))
+    _print_report(curate(a.out, raw=a.raw or (), published=a.published or (), options=opts))
+    return 0
+
+
+def cmd_stats(a: argparse.Namespace) -> int:
+    from .stats import table1, to_markdown, write_report
+    rows = read_manifest(a.manifest)
+    if a.out:
+        report = write_report(rows, a.out, a.manifest, figures=not a.no_figures)
+        print(f"wrote {Path(a.out) / 'stats.json'} and stats.md" + (" and figures/" if not a.no_figures else ""))
+        table = report["table1"]
+    else:
+        table = table1(rows, a.manifest)
+    print(json.dumps(table, indent=2) if a.json else to_markdown(table), end="" if not a.json else "\n")
+    return 0
+
+
+def cmd_import_published(a: argparse.Namespace) -> int:
+    published = read_published_csv(a.csv)
+    rows = published_to_manifest(published, caption_mode=a.caption_mode, audio_dir=a.audio_dir)
+    kept, left = [], []
+    for r in rows:
+        # The same text cleaning as curation, the published text kept as the raw columns.
+        r.title, r.description = clean_text(r.title_raw), clean_text(r.description_raw)
+        r.tags = clean_tags(r.tags)
+        r.caption = make_caption(r.title, r.description, a.caption_mode)
+        if not r.caption or (a.require_both and not (r.title and r.description)):
+            left.append(r.id)
+        else:
+            kept.append(r)
+    uncaptioned = len(published) - len(rows)
+    write_manifest(a.out, kept, optional=("title_raw", "description_raw"))
+    print(f"{a.out}: {len(kept)} rows from {len(published)} published rows "
+          f"({uncaptioned} without title and description, {len(left)} more left out after cleaning"
+          f"{' and by --require-both' if a.require_both else ''})")
+    return 0
+
+
+def cmd_export_published(a: argparse.Namespace) -> int:
+    rows = read_manifest(a.manifest)
+    out = manifest_to_published(rows)
+    write_published_csv(a.out, out)
+    print(f"{a.out}: {len(out)} published rows from {len(rows)} manifest rows")
+    return 0
+
+
+def cmd_audiocaps(a: argparse.Namespace) -> int:
+    from .audiocaps import convert_audiocaps
+    csvs = {}
+    for spec in a.csv:
+        split, sep, path = spec.partition("=")
+        if not sep or split not in ("train", "val", "test"):
+            raise SystemExit(f"--csv wants SPLIT=PATH with SPLIT train, val or test, got {spec!r}")
+        csvs[split] = path
+    _print_report(convert_audiocaps(csvs, a.clips, a.out, _options(a)))
+    return 0
+
+
+def cmd_clotho(a: argparse.Namespace) -> int:
+    from .clotho import convert_clotho
+    for split, _, _ in a.split:
+        if split not in ("train", "val", "test"):
+            raise SystemExit(f"--split wants SPLIT CSV AUDIO_DIR with SPLIT train, val or test, got {split!r}")
+    _print_report(convert_clotho([tuple(s) for s in a.split], a.out, _options(a)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wt5k-curate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="curate crawl outputs and/or published-format folders")
+    r.add_argument("--raw", action="append", type=Path, help="crawl output folder (<spider>/items.jsonl); repeatable")
+    r.add_argument("--published", nargs=2, action="append", metavar=("CSV", "AUDIO_DIR"),
+                   help="a CSV in the published WavText5K format and the folder of its fname files; repeatable")
+    r.add_argument("--caption-mode", choices=CAPTION_MODES, default="title_description")
+    r.add_argument("--require-both", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep only sounds with both a title and a description (the paper's rule; default)")
+    r.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
+    _add_curate_options(r, "wavtext5k.csv")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("stats", help="Table 1 statistics (and figures with --out) of any manifest")
+    s.add_argument("manifest", type=Path)
+    s.add_argument("--out", type=Path, help="write stats.json, stats.md and figures/ here")
+    s.add_argument("--no-figures", action="store_true")
+    s.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    s.set_defaults(func=cmd_stats)
+
+    i = sub.add_parser("import-published", help="published WavText5K CSV -> manifest (audio not fetched)")
+    i.add_argument("csv", type=Path, nargs="?", default=Path(__file__).parent.parent / "manifests/wavtext5k_published.csv")
+    i.add_argument("--out", type=Path, required=True)
+    i.add_argument("--audio-dir", default="audio", help="audio_path prefix for the fname files")
+    i.add_argument("--caption-mode", choices=CAPTION_MODES, default="title_description")
+    i.add_argument("--require-both", action=argparse.BooleanOptionalAction, default=False,
+                   help="leave out rows lacking a title or a description (default: keep every captioned row)")
+    i.set_defaults(func=cmd_import_published)
+
+    e = sub.add_parser("export-published", help="manifest -> published WavText5K CSV format")
+    e.add_argument("manifest", type=Path)
+    e.add_argument("--out", type=Path, required=True)
+    e.set_defaults(func=cmd_export_published)
+
+    ac = sub.add_parser("audiocaps", help="AudioCaps CSVs + clips folder -> manifest")
+    ac.add_argument("--csv", action="append", required=True, metavar="SPLIT=PATH", help="e.g. train=train.csv")
+    ac.add_argument("--clips", type=Path, required=True, help="folder of downloaded clips (may be incomplete)")
+    _add_curate_options(ac, "audiocaps.csv")
+    ac.set_defaults(func=cmd_audiocaps)
+
+    cl = sub.add_parser("clotho", help="Clotho caption CSVs + audio folders -> manifest")
+    cl.add_argument("--split", nargs=3, action="append", required=True, metavar=("SPLIT", "CSV", "AUDIO_DIR"))
+    _add_curate_options(cl, "clotho.csv")
+    cl.set_defaults(func=cmd_clotho)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return a.func(a)
+    except (ManifestError, FileNotFoundError, ValueError) as e:
+        print(f"wt5k-curate {a.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

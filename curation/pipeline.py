@@ -1,0 +1,264 @@
+"""``curate``: inputs -> checked, resampled audio + manifest + rejects + statistics + figures.
+
+Stages, in order; an item leaves at the first stage that rejects it, so every input is either a manifest row
+or a line of rejects.csv:
+  input/crawl  the crawler (or the input folder) has no usable file for it (its status and error)
+  exclude      its id is on the exclusion list (e.g. overlaps an evaluation set)
+  text         no caption: title or description missing (``require_both``, the paper's rule) or both missing
+  audio        the file fails a check in curation.audio (empty, unreadable, truncated, silent, ...)
+  dedupe       its decoded audio equals another item's: rejected with ``duplicate_of=<kept id>``; its converted
+               file stays under audio/ (so a re-run has nothing to redo) but no manifest row points to it
+
+Resumable: each audio result is appended to ``<out>/.state/results.jsonl`` as soon as it is done; a later run
+reuses a result when the input file (size, mtime or else sha256), the audio options and the output file are
+unchanged, so an interrupted run picks up where it stopped and a re-run over the same inputs decodes nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from tqdm import tqdm
+
+from manifests import ManifestRow, make_caption, write_manifest
+
+from .audio import AudioOptions, file_sha256, process_audio
+from .dedupe import find_duplicates
+from .sources import Item, Reject, read_crawl_output, read_published_folder, write_rejects
+from .split import DEFAULT_FRACTIONS, assign_split, check_fractions
+from .text import clean_tags, clean_text
+
+CAPTION_MODES = ("title_description", "description")
+STATE_DIR = ".state"
+RESULTS_FILE = "results.jsonl"
+
+
+@dataclass
+class CurateOptions:
+    caption_mode: str = "title_description"
+    require_both: bool = True                 # the paper kept only sounds with both a title and a description
+    text_form: str = "NFC"                    # Unicode normal form: NFC, or NFKC to fold compatibility characters
+    audio: AudioOptions = field(default_factory=AudioOptions)
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+    exclude: frozenset[str] = frozenset()
+    workers: int = 0                          # 0: all cores
+    progress: bool = True
+    manifest_name: str = "wavtext5k.csv"
+    figures: bool = True
+
+    def __post_init__(self):
+        if self.caption_mode not in CAPTION_MODES:
+            raise ValueError(f"unknown caption mode {self.caption_mode!r} (use one of {CAPTION_MODES})")
+        self.fractions = check_fractions(self.fractions)
+        self.exclude = frozenset(self.exclude)
+
+
+@dataclass
+class CurateReport:
+    out_dir: Path
+    manifest: Path
+    rejects: Path
+    n_inputs: int
+    n_audios: int
+    n_rows: int
+    n_rejects: int
+    processed: int                            # audio files decoded in this run
+    reused: int                               # audio results taken from an earlier run
+    rejects_by_reason: dict[str, int]
+    stats: dict
+
+
+@dataclass
+class _Candidate:
+    item: Item
+    title: str
+    description: str
+    captions: list[tuple[str, str]]           # (raw, clean) caption of each manifest row
+
+
+def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
+           published: Iterable[tuple[str | os.PathLike, str | os.PathLike]] = (),
+           items: Iterable[Item] = (), rejects: Iterable[Reject] = (),
+           options: CurateOptions | None = None) -> CurateReport:
+    """Curate crawl outputs (``raw``: folders holding ``<spider>/items.jsonl``), published-format CSVs with their
+    audio folders (``published``: (csv, audio_dir) pairs) and/or ready-made ``items`` into ``out_dir``."""
+    opts = options or CurateOptions()
+    out_dir = Path(out_dir)
+    all_rejects: list[Reject] = list(rejects)
+    by_id: dict[str, Item] = {}
+    sources = [read_crawl_output(r) for r in raw] + [read_published_folder(c, a) for c, a in published]
+    for its, rej in sources + [(list(items), [])]:
+        all_rejects.extend(rej)
+        for it in its:
+            by_id.pop(it.id, None)  # a later input overrides an earlier one with the same id
+            by_id[it.id] = it
+
+    candidates: list[_Candidate] = []
+    for item in by_id.values():
+        rej = _early_reject(item, opts)
+        if isinstance(rej, Reject):
+            all_rejects.append(rej)
+        else:
+            candidates.append(rej)
+
+    results, processed, reused = _run_audio(candidates, out_dir, opts)
+    rows: list[ManifestRow] = []
+    ok = {c.item.id: results[c.item.id] for c in candidates if results[c.item.id]["status"] == "ok"}
+    for c in candidates:
+        r = results[c.item.id]
+        if r["status"] != "ok":
+            all_rejects.append(Reject(c.item.id, "audio", r["reason"], r["detail"]))
+    dups = find_duplicates({i: r["content_hash"] for i, r in ok.items()})
+    for d, kept in dups.items():
+        all_rejects.append(Reject(d, "dedupe", "duplicate", f"duplicate_of={kept}"))
+
+    manifest = out_dir / opts.manifest_name
+    for c in sorted(candidates, key=lambda c: c.item.id):
+        if c.item.id in ok and c.item.id not in dups:
+            rows.extend(_rows(c, ok[c.item.id], out_dir, manifest.parent, opts))
+    write_manifest(manifest, rows, optional=("title_raw", "description_raw", "orig_sample_rate", "orig_channels"))
+    rejects_path = write_rejects(out_dir / "rejects.csv", all_rejects)
+
+    from .stats import write_report  # matplotlib is only imported once there is something to report
+    stats = write_report(rows, out_dir, manifest, figures=opts.figures)
+    by_reason: dict[str, int] = {}
+    for r in all_rejects:
+        by_reason[f"{r.stage}/{r.reason}"] = by_reason.get(f"{r.stage}/{r.reason}", 0) + 1
+    return CurateReport(out_dir=out_dir, manifest=manifest, rejects=rejects_path,
+                        n_inputs=len(by_id) + sum(1 for r in all_rejects if r.id not in by_id),
+                        n_audios=len({r.id for r in rows}), n_rows=len(rows), n_rejects=len(all_rejects),
+                        processed=processed, reused=reused, rejects_by_reason=dict(sorted(by_reason.items())),
+                        stats=stats)
+
+
+def _early_reject(item: Item, opts: CurateOptions) -> Reject | _Candidate:
+    """The checks that need no audio: crawl status, exclusion list, text."""
+    if item.status != "ok":
+        return Reject(item.id, item.fail_stage, item.status, item.error)
+    if item.id in opts.exclude:
+        return Reject(item.id, "exclude", "excluded", "id is on the exclusion list")
+    title = clean_text(item.title_raw, opts.text_form)
+    description = clean_text(item.description_raw, opts.text_form)
+    if item.captions is not None:
+        captions = [(raw, c) for raw, c in ((raw, clean_text(raw, opts.text_form)) for raw in item.captions) if c]
+        if not captions:
+            return Reject(item.id, "text", "empty_caption", f"{len(item.captions)} caption(s), all empty")
+    else:
+        missing = [name for name, v in (("title", title), ("description", description)) if not v]
+        if len(missing) == 2 or (missing and opts.require_both):
+            return Reject(item.id, "text", "empty_metadata", "no " + " and no ".join(missing))
+        captions = [(item.description_raw, make_caption(title, description, opts.caption_mode))]
+    if not item.audio:
+        return Reject(item.id, "audio", "missing_file", "no audio file for this item")
+    return _Candidate(item, title, description, captions)
+
+
+def _output_rel(item: Item, opts: AudioOptions) -> str:
+    safe = item.source_id.replace("/", "_").replace("\\", "_")
+    return f"audio/{item.source}/{safe}.{opts.extension}"
+
+
+def _work(item_id: str, src: str, out_dir: str, rel: str, opts: AudioOptions) -> dict:
+    """One audio job, in a worker process: the result record that goes to the state file."""
+    st = os.stat(src) if os.path.isfile(src) else None
+    res = process_audio(src, Path(out_dir) / rel, opts)
+    return {"id": item_id, "input": src, "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None,
+            "input_sha256": file_sha256(src) if st else "", "options": opts.key(), "output": rel, **asdict(res)}
+
+
+def _load_state(path: Path) -> dict[str, dict]:
+    state: dict[str, dict] = {}
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut off by an interrupted run
+                    continue
+                if isinstance(rec, dict) and "id" in rec:
+                    state[rec["id"]] = rec
+    return state
+
+
+def _reusable(rec: dict | None, src: str, rel: str, key: str, out_dir: Path) -> dict | None:
+    """The earlier result if still valid (possibly with a refreshed mtime), else None."""
+    if not rec or rec.get("options") != key or rec.get("input") != src or rec.get("output") != rel:
+        return None
+    try:
+        st = os.stat(src)
+    except OSError:
+        return None
+    if st.st_size != rec.get("size"):
+        return None
+    if st.st_mtime_ns != rec.get("mtime_ns"):
+        # Touched but maybe unchanged (copied, restored): the content decides.
+        if file_sha256(src) != rec.get("input_sha256"):
+            return None
+        rec = {**rec, "mtime_ns": st.st_mtime_ns}
+    if rec.get("status") == "ok" and not (out_dir / rel).is_file():
+        return None
+    return rec
+
+
+def _run_audio(cands: list[_Candidate], out_dir: Path, opts: CurateOptions) -> tuple[dict[str, dict], int, int]:
+    state_path = out_dir / STATE_DIR / RESULTS_FILE
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    state = _load_state(state_path)
+    key = opts.audio.key()
+    results: dict[str, dict] = {}
+    jobs = []
+    with open(state_path, "a", encoding="utf-8") as log:
+        def record(rec: dict) -> None:
+            results[rec["id"]] = rec
+            log.write(json.dumps(rec) + "\n")
+            log.flush()  # written as it finishes: an interrupted run keeps everything done so far
+
+        for c in cands:
+            rel = _output_rel(c.item, opts.audio)
+            old = state.get(c.item.id)
+            rec = _reusable(old, c.item.audio, rel, key, out_dir)
+            if rec is None:
+                jobs.append((c.item.id, c.item.audio, str(out_dir), rel, opts.audio))
+            elif rec is not old:
+                record(rec)
+            else:
+                results[rec["id"]] = rec
+        workers = opts.workers or os.cpu_count() or 1
+        bar = tqdm(total=len(jobs), unit="file", desc="curate audio", disable=not opts.progress or not jobs)
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                record(_work(*job))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                futures = [pool.submit(_work, *job) for job in jobs]
+                try:
+                    for fut in as_completed(futures):
+                        record(fut.result())
+                        bar.update()
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+        bar.close()
+    return results, len(jobs), len(cands) - len(jobs)
+
+
+def _rows(c: _Candidate, res: dict, out_dir: Path, manifest_dir: Path, opts: CurateOptions) -> list[ManifestRow]:
+    it = c.item
+    audio_path = os.path.relpath(out_dir / res["output"], manifest_dir).replace(os.sep, "/")
+    split = it.split or assign_split(it.id, opts.fractions)
+    tags = clean_tags(it.tags, opts.text_form)
+    fixed = it.captions is not None
+    return [ManifestRow(
+        id=it.id, source=it.source, audio_path=audio_path, caption=cap,
+        duration_s=round(res["duration_s"], 6), sample_rate=res["sample_rate"], channels=res["channels"],
+        sha256=res["sha256"], title=c.title, description=cap if fixed else c.description, tags=tags,
+        author=it.author, license=it.license, view_link=it.view_link, download_link=it.download_link, split=split,
+        title_raw=it.title_raw, description_raw=raw,
+        orig_sample_rate=res["orig_sample_rate"], orig_channels=res["orig_channels"],
+    ) for raw, cap in c.captions]

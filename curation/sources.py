@@ -1,0 +1,163 @@
+"""Reading curation inputs: crawl outputs (``<raw>/<spider>/items.jsonl`` + files) and a folder of audio with a
+CSV in the published WavText5K format. Both give ``Item``s; inputs that cannot become items give ``Reject``s,
+so that every input is accounted for. Inputs are only read, never modified."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from manifests import ManifestError, parse_tags, read_published_csv
+
+
+@dataclass
+class Item:
+    """One sound to curate. ``captions`` set means fixed captions (AudioCaps, Clotho: one manifest row each);
+    otherwise the caption is built from title and description. ``split`` set means a fixed split."""
+    id: str
+    source: str
+    source_id: str
+    audio: str | None                 # absolute path of the input audio, None when there is none
+    title_raw: str = ""
+    description_raw: str = ""
+    tags: list[str] = field(default_factory=list)
+    author: str = ""
+    license: str = ""
+    view_link: str = ""
+    download_link: str = ""
+    status: str = "ok"                # not "ok": rejected before any audio work, with ``error`` as detail
+    error: str = ""
+    fail_stage: str = "crawl"         # the rejects' stage for a status other than "ok"
+    split: str = ""
+    captions: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Reject:
+    id: str
+    stage: str    # input, crawl, exclude, text, audio, dedupe
+    reason: str
+    detail: str = ""
+
+
+REJECT_COLUMNS = ("id", "stage", "reason", "detail")
+
+
+def write_rejects(path: str | os.PathLike, rejects: list[Reject]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(REJECT_COLUMNS)
+        for r in sorted(rejects, key=lambda r: (r.id, r.stage)):
+            w.writerow([r.id, r.stage, r.reason, r.detail])
+    return path
+
+
+def read_rejects(path: str | os.PathLike) -> list[Reject]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [Reject(**row) for row in csv.DictReader(f)]
+
+
+def _s(v) -> str:
+    return "" if v is None else str(v)
+
+
+def find_items_files(raw: str | os.PathLike) -> list[Path]:
+    """Every items.jsonl under a crawl output folder (``<raw>/<spider>/items.jsonl``, or raw itself)."""
+    raw = Path(raw)
+    if raw.is_file():
+        return [raw]
+    if not raw.is_dir():
+        raise FileNotFoundError(f"no crawl output at {raw}")
+    return sorted(raw.rglob("items.jsonl"))
+
+
+def read_crawl_output(raw: str | os.PathLike) -> tuple[list[Item], list[Reject]]:
+    """Items from every items.jsonl under ``raw``; the last record of an id wins (a resumed crawl may repeat one).
+    Lines that are not JSON objects with an id are rejected with stage "input"."""
+    items: dict[str, Item] = {}
+    rejects: list[Reject] = []
+    for path in find_items_files(raw):
+        base = path.parent
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    rejects.append(Reject(where, "input", "bad_record", f"not JSON: {e.msg}"))
+                    continue
+                if not isinstance(rec, dict) or not _s(rec.get("id")).strip():
+                    rejects.append(Reject(where, "input", "bad_record", "no id"))
+                    continue
+                item = _item_from_record(rec, base)
+                items.pop(item.id, None)  # re-insert so that order follows the last record
+                items[item.id] = item
+    return list(items.values()), rejects
+
+
+def _item_from_record(rec: dict, base: Path) -> Item:
+    rid = _s(rec["id"])
+    source = _s(rec.get("source")) or rid.partition(":")[0]
+    source_id = _s(rec.get("source_id")) or rid.partition(":")[2]
+    fp = rec.get("file_path")
+    tags = rec.get("tags") or []
+    if isinstance(tags, str):  # tolerate a Python-list string as in the published CSV
+        tags = parse_tags(tags)
+    status = _s(rec.get("status")) or "missing_status"
+    error = _s(rec.get("error"))
+    if status == "ok" and not fp:
+        status, error = "no_file", "status ok but no file_path"
+    return Item(
+        id=rid, source=source, source_id=source_id, audio=str((base / fp).resolve()) if fp else None,
+        title_raw=_s(rec.get("title")), description_raw=_s(rec.get("description")), tags=[_s(t) for t in tags],
+        author=_s(rec.get("author")), license=_s(rec.get("license")), view_link=_s(rec.get("view_link")),
+        download_link=_s(rec.get("download_link")), status=status, error=error,
+    )
+
+
+def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathLike) -> tuple[list[Item], list[Reject]]:
+    """Items from a CSV in the published WavText5K format plus the folder holding its ``fname`` files."""
+    audio_dir = Path(audio_dir).resolve()
+    items: dict[str, Item] = {}
+    rejects: list[Reject] = []
+    for n, row in enumerate(read_published_csv(csv_path), 2):
+        try:
+            rid, source, source_id = row.id, row.source, row.source_id
+        except ValueError as e:
+            rejects.append(Reject(f"{csv_path}:{n}", "input", "bad_link", str(e)))
+            continue
+        audio = audio_dir / row.fname if row.fname else None
+        ok = audio is not None and audio.is_file()
+        items[rid] = Item(
+            id=rid, source=source, source_id=source_id, audio=str(audio) if ok else None,
+            title_raw=row.title, description_raw=row.description, tags=parse_tags(row.tags),
+            view_link=row.view_link, download_link=row.download_link,
+            status="ok" if ok else "missing_audio", error="" if ok else f"no file {row.fname!r} in {audio_dir}",
+            fail_stage="input",
+        )
+    return list(items.values()), rejects
+
+
+def read_id_list(path: str | os.PathLike) -> set[str]:
+    """Ids from a text file, one per line (``#`` comments and blank lines ignored), or from a CSV with an ``id``
+    column (e.g. another manifest)."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    first = text.splitlines()[0] if text.strip() else ""
+    if "," in first and "id" in [c.strip() for c in first.split(",")]:
+        with open(path, newline="", encoding="utf-8") as f:
+            return {r["id"].strip() for r in csv.DictReader(f) if (r.get("id") or "").strip()}
+    ids = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            ids.add(line)
+    if not ids and text.strip():
+        raise ManifestError(path, None, "id", "no ids found")
+    return ids

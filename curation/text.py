@@ -1,0 +1,45 @@
+"""Text cleaning for titles, descriptions, captions and tags (the raw values are kept beside the clean ones)."""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+# Zero-width and invisible formatting characters seen in the crawled text (U+200B in BigSoundBank titles).
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
+_TAG = re.compile(r"<[^<>]*>")
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+NORMAL_FORMS = ("NFC", "NFKC")
+
+
+def clean_text(text: str | None, form: str = "NFC") -> str:
+    """Unescape HTML entities, drop HTML tags, Unicode-normalise, remove zero-width characters, collapse
+    whitespace (tabs, CR/LF and the sites' double spaces) and trim. ``None`` gives ""."""
+    if form not in NORMAL_FORMS:
+        raise ValueError(f"unknown Unicode form {form!r} (use one of {NORMAL_FORMS})")
+    if not text:
+        return ""
+    # Unescape first so that escaped markup (&lt;br&gt;) is removed too, then once more for double escapes.
+    text = _TAG.sub(" ", html.unescape(text))
+    text = _TAG.sub(" ", html.unescape(text))
+    text = unicodedata.normalize(form, text).translate(_INVISIBLE)
+    return " ".join(text.split())
+
+
+def clean_tags(tags: list[str] | None, form: str = "NFC") -> list[str]:
+    """Cleaned tags, blanks dropped, first occurrence of each kept in order."""
+    out: list[str] = []
+    for t in tags or []:
+        t = clean_text(str(t), form)
+        if t and t not in out:
+            out.append(t)
+    return out
+
+
+def words(text: str) -> list[str]:
+    """The words of a text (letters/digits, inner apostrophes kept), as used for word counts and Figure 1."""
+    return _WORD.findall(text)
+
+
+def count_words(text: str) -> int:
+    return len(words(text))

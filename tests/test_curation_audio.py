@@ -1,0 +1,148 @@
+"""curation.audio: every rejection reason, and valid files of many rates, widths, channel counts and containers
+resampled to 44.1 kHz with rate, length and content (frequency, level) kept."""
+import numpy as np
+import pytest
+import soundfile as sf
+
+from curation.audio import REASONS, AudioOptions, process_audio
+from curation.synth import make_broken_files, sine, write
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    d = tmp_path_factory.mktemp("broken")
+    return d, make_broken_files(d)
+
+
+def test_every_reason_is_generated(broken):
+    _, expected = broken
+    # every reason a real file can have (missing_file is tested separately)
+    assert set(expected.values()) == set(REASONS) - {"missing_file"}
+
+
+@pytest.mark.parametrize("name", [
+    "empty.wav", "header_only.wav", "truncated.wav", "truncated.flac", "garbage.wav", "garbage.mp3",
+    "garbage.flac", "garbage.ogg", "html_page.mp3", "zeros.wav", "zeros.flac", "nan.wav", "inf.wav", "short.wav"])
+def test_broken_file_is_rejected_with_its_reason(broken, tmp_path, name):
+    d, expected = broken
+    dst = tmp_path / "out.flac"
+    res = process_audio(d / name, dst)
+    assert res.status == "rejected"
+    assert res.reason == expected[name], res.detail
+    assert res.detail  # every rejection says why
+    assert not dst.exists() and not list(tmp_path.iterdir())  # nothing left behind, not even a partial file
+
+
+def test_missing_file(tmp_path):
+    res = process_audio(tmp_path / "nope.wav", tmp_path / "o.flac")
+    assert (res.status, res.reason) == ("rejected", "missing_file")
+
+
+def test_min_duration_and_silence_threshold_are_configurable(tmp_path):
+    src = write(tmp_path / "quiet.wav", sine(SR, 0.3, amp=10 ** (-70 / 20)), SR, "PCM_24")
+    assert process_audio(src, tmp_path / "a.flac").status == "ok"
+    assert process_audio(src, tmp_path / "b.flac", AudioOptions(min_duration_s=0.5)).reason == "too_short"
+    assert process_audio(src, tmp_path / "c.flac", AudioOptions(silence_dbfs=-60)).reason == "silent"
+
+
+def _dominant_freq(x: np.ndarray, sr: int) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return np.argmax(spec) * sr / len(x)
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return 20 * np.log10(np.sqrt(np.mean(np.square(x))))
+
+
+# (rate, subtype, channels, container): 8 to 192 kHz, 8 to 32-bit int and float, 1 to 8 channels
+VALID = [
+    (8000, "PCM_U8", 1, "WAV"), (11025, "PCM_16", 2, "WAV"), (16000, "PCM_24", 3, "WAV"),
+    (22050, "PCM_32", 4, "WAV"), (32000, "FLOAT", 5, "WAV"), (44100, "DOUBLE", 6, "WAV"),
+    (48000, "PCM_16", 8, "WAV"), (96000, "PCM_24", 2, "FLAC"), (192000, "PCM_24", 1, "FLAC"),
+    (88200, "PCM_S8", 7, "FLAC"), (48000, "PCM_16", 2, "AIFF"), (44100, "VORBIS", 2, "OGG"),
+    (48000, "MPEG_LAYER_III", 1, "MP3"), (22050, "MPEG_LAYER_III", 2, "MP3"),
+]
+
+
+@pytest.mark.parametrize("sr,subtype,channels,fmt", VALID)
+def test_valid_file_resampled_to_44k_mono(tmp_path, sr, subtype, channels, fmt):
+    seconds, freq, amp = 1.0, 1000.0, 0.5
+    # all channels carry the same tone so that the mono downmix keeps its level
+    x = np.repeat(sine(sr, seconds, freq, amp), channels, axis=1)
+    src = write(tmp_path / f"in.{fmt.lower()}", x, sr, subtype, fmt)
+    dst = tmp_path / "audio" / "out.flac"
+    res = process_audio(src, dst)
+    assert res.status == "ok", (res.reason, res.detail)
+    y, out_sr = sf.read(dst, dtype="float64")
+    info = sf.info(str(dst))
+    assert (out_sr, info.channels, info.format, info.subtype) == (SR, 1, "FLAC", "PCM_24")
+    assert (res.sample_rate, res.channels, res.orig_sample_rate, res.orig_channels) == (SR, 1, sr, channels)
+    assert res.frames == len(y) and res.duration_s == pytest.approx(len(y) / SR)
+    # MP3 adds encoder delay/padding; everything else keeps its length to within a couple of samples
+    tol = 3000 if fmt == "MP3" else 2
+    assert abs(len(y) - seconds * SR) <= tol
+    mid = y[len(y) // 4: 3 * len(y) // 4]
+    assert _dominant_freq(mid, SR) == pytest.approx(freq, abs=5)
+    level_tol = 1.0 if subtype in ("PCM_U8", "PCM_S8", "MPEG_LAYER_III", "VORBIS") else 0.05
+    assert _rms_db(mid) == pytest.approx(_rms_db(amp * np.sin(np.linspace(0, 200 * np.pi, 10000))), abs=level_tol)
+    assert res.sha256 and len(res.content_hash) == 64
+
+
+def test_keep_channels_keeps_each_channel(tmp_path):
+    x = sine(48000, 1.0, freq=800, amp=0.4, channels=3)  # 800, 1000, 1200 Hz
+    src = write(tmp_path / "in.wav", x, 48000, "PCM_24")
+    res = process_audio(src, tmp_path / "o.wav", AudioOptions(channels="keep", out_format="wav"))
+    y, sr = sf.read(tmp_path / "o.wav")
+    assert res.status == "ok" and sr == SR and y.shape[1] == 3
+    assert sf.info(str(tmp_path / "o.wav")).subtype == "PCM_24"
+    for c, f in enumerate((800, 1000, 1200)):
+        assert _dominant_freq(y[:, c], SR) == pytest.approx(f, abs=3)
+
+
+def test_mono_downmix_averages_channels(tmp_path):
+    left = sine(SR, 0.5, 440, 0.6)
+    x = np.concatenate([left, -left], axis=1)  # opposite phase: the average is silence
+    src = write(tmp_path / "in.wav", x, SR, "PCM_16")
+    assert process_audio(src, tmp_path / "o.flac").reason == "silent"
+
+
+def test_streaming_blocks_equal_one_block(tmp_path):
+    """Small blocks exercise the streaming path (long files): the result equals a single-block conversion."""
+    src = write(tmp_path / "in.flac", sine(48000, 2.0, 700, 0.5, channels=2, noise=0.01), 48000, "PCM_24")
+    a = process_audio(src, tmp_path / "a.flac", AudioOptions(block_frames=1 << 20))
+    b = process_audio(src, tmp_path / "b.flac", AudioOptions(block_frames=4096))
+    ya, _ = sf.read(tmp_path / "a.flac")
+    yb, _ = sf.read(tmp_path / "b.flac")
+    assert a.content_hash == b.content_hash and len(ya) == len(yb)
+    assert np.max(np.abs(ya - yb)) < 1e-4
+
+
+def test_resampy_option(tmp_path):
+    src = write(tmp_path / "in.wav", sine(48000, 0.5, 1000, 0.5), 48000, "PCM_16")
+    res = process_audio(src, tmp_path / "o.flac", AudioOptions(resampler="resampy"))
+    y, sr = sf.read(tmp_path / "o.flac")
+    assert res.status == "ok" and sr == SR and abs(len(y) - SR // 2) <= 1
+    assert _dominant_freq(y, SR) == pytest.approx(1000, abs=5)
+
+
+def test_content_hash_finds_same_audio_in_another_container(tmp_path):
+    x = (sine(SR, 0.5, 500, 0.5) * 32767).astype(np.int16)  # the same PCM in both containers
+    a = process_audio(write(tmp_path / "a.wav", x, SR, "PCM_16"), tmp_path / "a.flac")
+    b = process_audio(write(tmp_path / "b.flac", x, SR, "PCM_16"), tmp_path / "b.flac")
+    c = process_audio(write(tmp_path / "c.wav", x // 2, SR, "PCM_16"), tmp_path / "c.flac")
+    assert a.content_hash == b.content_hash != c.content_hash
+
+
+def test_loud_input_is_clipped_not_wrapped(tmp_path):
+    src = write(tmp_path / "in.wav", sine(48000, 0.5, 3000, 1.0), 48000, "FLOAT")  # resampling overshoots 1.0
+    process_audio(src, tmp_path / "o.flac")
+    y, _ = sf.read(tmp_path / "o.flac")
+    assert y.max() > 0.99 and y.min() < -0.99 and np.max(np.abs(np.diff(y))) < 0.5
+
+
+def test_bad_options_are_refused():
+    for kw in ({"resampler": "sinc"}, {"out_format": "mp3"}, {"channels": "stereo"}):
+        with pytest.raises(ValueError):
+            AudioOptions(**kw)
