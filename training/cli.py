@@ -1,0 +1,76 @@
+"""Command-line entry points: ``wt5k-train`` and ``wt5k-eval``.
+
+    wt5k-train --config configs/tiny.json [--resume] [key=value ...]
+    torchrun --nproc-per-node 4 -m training.cli --config configs/exp_B.json     # several GPUs
+    wt5k-eval --checkpoint runs/tiny/best.pt [--checkpoint runs/other/best.pt] [--manifest PATH[:SPLIT] ...]
+              [--split test|val] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from training.config import ManifestSpec, load_config
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="wt5k-train", description="Train a CLAP model from a run config.")
+    p.add_argument("--config", required=True, help="run config JSON (configs/*.json)")
+    p.add_argument("--resume", action="store_true", help="continue the run from its latest.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides with JSON values, e.g. epochs=2 optim.lr=3e-4 data.num_workers=0")
+    args = p.parse_args(argv)
+    from training.train import NonFiniteLossError, train
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
+    except NonFiniteLossError as e:
+        print(f"wt5k-train: training stopped: {e}", file=sys.stderr)
+        return 3
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"wt5k-train: {e}", file=sys.stderr)
+        return 2
+    print(f"done: {summary['epochs']} epochs, {summary['step']} steps, best score {summary['best_score']}, "
+          f"checkpoints in {summary['run_dir']}")
+    return 0
+
+
+def _manifest_spec(text: str) -> ManifestSpec:
+    path, _, split = text.rpartition(":") if text.rsplit(":", 1)[-1] in ("train", "val", "test") else (text, "", "")
+    return ManifestSpec(manifest=path, split=split or None)
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="wt5k-eval", description="Retrieval metrics (Table 3 layout) of checkpoints.")
+    p.add_argument("--checkpoint", action="append", required=True, help="checkpoint .pt (repeat for more rows)")
+    p.add_argument("--name", action="append", help="row name per checkpoint (default: run/file stem)")
+    p.add_argument("--manifest", action="append", type=_manifest_spec,
+                   help="manifest to evaluate, optionally PATH:SPLIT (repeatable; default: the run's own)")
+    p.add_argument("--split", default="test", choices=("test", "val"),
+                   help="which manifest list of the run config to use when no --manifest is given")
+    p.add_argument("--caption-mode", choices=("title_description", "description", "manifest"))
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "
+                                  "checkpoint)")
+    args = p.parse_args(argv)
+    from training.evaluate import evaluate_checkpoints, format_table, write_json
+
+    try:
+        rows = evaluate_checkpoints(args.checkpoint, args.manifest, args.split, args.caption_mode,
+                                    args.batch_size, args.device, args.name)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"wt5k-eval: {e}", file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    first = Path(args.checkpoint[0])
+    out = write_json(args.json or first.parent / f"eval_{first.stem}.json", rows)
+    print(f"metrics written to {out}")
+    return 0
+
+
+if __name__ == "__main__":  # torchrun -m training.cli ... trains
+    sys.exit(train_main())

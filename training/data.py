@@ -1,0 +1,242 @@
+"""Training data: (audio, caption) pairs from one or more manifests, mixed in chosen proportions.
+
+* Captions: ``caption_mode`` "title_description" -> manifests.make_caption(title, description) as
+  "{title}. {description}"; "description" -> the description alone (title when there is none);
+  "manifest" -> the caption column as is. Rows with neither title nor description (AudioCaps, Clotho
+  manifests) always use their caption column.
+* Audio: read with soundfile, mixed to mono, resampled to 44.1 kHz with soxr when the file differs.
+  Training takes a random crop of ``crop_samples`` (only that part of a long file is read); shorter clips
+  are repeat-padded (the clip tiled, as Microsoft's CLAP "repeatpad"). Evaluation does not use this module's
+  crops: training/evaluate.py embeds whole clips in fixed windows (training/inference.py).
+* Randomness: every sample's crop comes from a generator seeded by (seed, epoch, position in the epoch), not
+  from worker state, so a run is reproducible whatever the number of workers and resumes exactly.
+* Mixing and sharding: MixingBatchSampler draws each epoch's sample list (per manifest, without replacement
+  within a pass over it) and gives rank r the r-th slice of every GLOBAL batch, so N ranks together see
+  exactly the batches one process would.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+from torch.utils.data import Dataset
+
+from manifests import ManifestRow, make_caption, read_manifest, resolve_audio
+from training.config import ManifestSpec
+
+SAMPLE_RATE = 44100
+
+
+def caption_for(row: ManifestRow, mode: str) -> str:
+    """The text paired with a row's audio under a caption mode (see the module docstring)."""
+    if mode == "manifest" or not (row.title.strip() or row.description.strip()):
+        return row.caption
+    return make_caption(row.title, row.description, mode)
+
+
+@dataclass(frozen=True)
+class Pair:
+    audio_path: str
+    audio_id: str
+    caption: str
+
+
+def read_pairs(spec: ManifestSpec, default_mode: str) -> list[Pair]:
+    """The (audio, caption) pairs of one manifest (rows of ``spec.split`` only, when set)."""
+    mode = spec.caption_mode or default_mode
+    rows = read_manifest(spec.manifest)
+    if spec.split:
+        rows = [r for r in rows if r.split == spec.split]
+    if not rows:
+        raise ValueError(f"{spec.manifest}: no rows" + (f" in split {spec.split!r}" if spec.split else ""))
+    pairs = []
+    for r in rows:
+        caption = caption_for(r, mode)
+        if not caption.strip():
+            raise ValueError(f"{spec.manifest}: row of id {r.id!r} has an empty caption under mode {mode!r}")
+        pairs.append(Pair(str(resolve_audio(spec.manifest, r)), r.id, caption))
+    return pairs
+
+
+def caption_key_text(caption: str) -> str:
+    """Captions that differ only in case or whitespace are the same caption for the loss's targets."""
+    return re.sub(r"\s+", " ", caption).strip().casefold()
+
+
+def read_audio(path: str, sample_rate: int = SAMPLE_RATE, length: int | None = None,
+               rng: np.random.Generator | None = None) -> np.ndarray:
+    """Mono float32 audio at ``sample_rate``. With ``length`` and ``rng``, only a random stretch of about
+    ``length`` output samples is read (plus a little margin for the resampler)."""
+    try:
+        info = sf.info(path)
+        start, frames = 0, -1
+        if length is not None and rng is not None and info.frames > 0:
+            need = math.ceil(length * info.samplerate / sample_rate) + 16
+            if info.frames > need:
+                start = int(rng.integers(0, info.frames - need + 1))
+                frames = need
+        x, sr = sf.read(path, start=start, frames=frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise ValueError(f"cannot read audio {path}: {e}") from None
+    x = x.mean(axis=1)
+    if len(x) == 0:
+        raise ValueError(f"audio {path} is empty")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"audio {path} holds NaN or infinite samples")
+    if sr != sample_rate:
+        x = soxr.resample(x, sr, sample_rate, quality="HQ").astype(np.float32)
+    return x
+
+
+def crop_or_pad(x: np.ndarray, length: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Exactly ``length`` samples: a crop (random with ``rng``, else the first ``length``) of a long clip,
+    or a short clip repeated until it fills ``length``."""
+    if len(x) >= length:
+        start = int(rng.integers(0, len(x) - length + 1)) if rng is not None else 0
+        return x[start:start + length]
+    return np.resize(x, length)  # np.resize tiles the clip
+
+
+class _ByteLRU:
+    """A least-recently-used cache of decoded clips bounded in bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.size, self.items = max_bytes, 0, OrderedDict()
+
+    def get(self, key: str) -> np.ndarray | None:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        return None
+
+    def put(self, key: str, x: np.ndarray) -> None:
+        if x.nbytes > self.max_bytes:
+            return
+        self.items[key] = x
+        self.size += x.nbytes
+        while self.size > self.max_bytes:
+            _, old = self.items.popitem(last=False)
+            self.size -= old.nbytes
+
+
+class PairDataset(Dataset):
+    """Training pairs of several manifests. Indexed by (row, seed) tuples from MixingBatchSampler; gives
+    the cropped waveform, caption, audio id and the integer keys the loss uses for its positives."""
+
+    def __init__(self, specs: Sequence[ManifestSpec], caption_mode: str, crop_samples: int, cache_mb: int = 0,
+                 sample_rate: int = SAMPLE_RATE):
+        if crop_samples < 1:
+            raise ValueError(f"crop_samples must be >= 1, got {crop_samples}")
+        self.pairs: list[Pair] = []
+        self.group_sizes: list[int] = []
+        for spec in specs:
+            pairs = read_pairs(spec, caption_mode)
+            self.pairs += pairs
+            self.group_sizes.append(len(pairs))
+        audio_keys: dict[str, int] = {}
+        caption_keys: dict[str, int] = {}
+        self.audio_keys = np.array([audio_keys.setdefault(p.audio_id, len(audio_keys)) for p in self.pairs])
+        self.caption_keys = np.array([caption_keys.setdefault(caption_key_text(p.caption), len(caption_keys))
+                                      for p in self.pairs])
+        self.crop_samples, self.sample_rate = crop_samples, sample_rate
+        self.cache = _ByteLRU(cache_mb << 20) if cache_mb > 0 else None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, item: tuple[int, tuple[int, ...]]) -> dict:
+        index, seed = item
+        pair = self.pairs[index]
+        rng = np.random.default_rng(seed)
+        if self.cache is not None:
+            x = self.cache.get(pair.audio_path)
+            if x is None:
+                x = read_audio(pair.audio_path, self.sample_rate)
+                self.cache.put(pair.audio_path, x)
+        else:
+            x = read_audio(pair.audio_path, self.sample_rate, length=self.crop_samples, rng=rng)
+        return {"waveform": crop_or_pad(x, self.crop_samples, rng), "text": pair.caption,
+                "audio_id": pair.audio_id, "audio_key": int(self.audio_keys[index]),
+                "caption_key": int(self.caption_keys[index])}
+
+
+def collate_pairs(items: list[dict]) -> dict:
+    """waveform [B, T] float32, texts, audio_ids, audio_keys [B] and caption_keys [B] (int64)."""
+    return {
+        "waveform": torch.from_numpy(np.stack([i["waveform"] for i in items])),
+        "texts": [i["text"] for i in items],
+        "audio_ids": [i["audio_id"] for i in items],
+        "audio_keys": torch.tensor([i["audio_key"] for i in items], dtype=torch.long),
+        "caption_keys": torch.tensor([i["caption_key"] for i in items], dtype=torch.long),
+    }
+
+
+def allocate(total: int, weights: Sequence[float]) -> list[int]:
+    """Split ``total`` into integer counts proportional to ``weights`` (largest remainder)."""
+    w = np.asarray(weights, dtype=np.float64)
+    exact = total * w / w.sum()
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: total - counts.sum()]:
+        counts[i] += 1
+    return counts.tolist()
+
+
+class MixingBatchSampler:
+    """Batches of (row index, sample seed) for one rank; a DataLoader ``batch_sampler``.
+
+    Each epoch draws ``samples_per_epoch`` samples (default: every row once): manifest g contributes a share
+    proportional to its weight (or its size when no weights are given), taken from successive random
+    permutations of its rows, so rows repeat only when a manifest's share exceeds its size. The samples are
+    shuffled together and cut into global batches of ``batch_size`` (the last partial one is dropped: every
+    rank must take the same number of steps); rank r takes the r-th of world_size equal slices of each.
+    """
+
+    def __init__(self, group_sizes: Sequence[int], batch_size: int, weights: Sequence[float] | None = None,
+                 samples_per_epoch: int | None = None, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if batch_size % world_size:
+            raise ValueError(f"global batch size {batch_size} is not divisible by world size {world_size}")
+        if weights is not None and len(weights) != len(group_sizes):
+            raise ValueError("one weight per manifest is required")
+        self.group_sizes, self.weights = list(group_sizes), weights
+        self.samples = samples_per_epoch or sum(group_sizes)
+        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.per_rank = batch_size // world_size
+        self.epoch, self.start_batch = 0, 0
+        if self.batches_per_epoch == 0:
+            raise ValueError(f"an epoch of {self.samples} samples holds no full global batch of {batch_size}")
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.samples // self.batch_size
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch's sample list and skip its first ``start_batch`` batches (resuming)."""
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, epoch])
+        counts = (self.group_sizes if self.weights is None and self.samples == sum(self.group_sizes)
+                  else allocate(self.samples, self.weights or self.group_sizes))
+        offset, parts = 0, []
+        for size, count in zip(self.group_sizes, counts):
+            passes = [rng.permutation(size) for _ in range(math.ceil(count / size))]
+            parts.append(offset + np.concatenate(passes)[:count])
+            offset += size
+        return rng.permutation(np.concatenate(parts))
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start_batch
+
+    def __iter__(self) -> Iterator[list[tuple[int, tuple[int, int, int]]]]:
+        idx = self.epoch_indices(self.epoch)
+        for b in range(self.start_batch, self.batches_per_epoch):
+            first = b * self.batch_size + self.rank * self.per_rank
+            yield [(int(idx[p]), (self.seed, self.epoch, p)) for p in range(first, first + self.per_rank)]

@@ -1,0 +1,111 @@
+"""Retrieval evaluation of CLAP models on manifests, printed in the layout of the paper's Table 3.
+
+Embedding is deterministic: every distinct audio of a manifest is embedded once, whole, in fixed windows of
+the model's input length (training/inference.py: a short clip repeat-padded to one window; a long one cut
+into consecutive windows, the last aligned to the clip's end; the clip's embedding is the normalised mean
+of its windows'); every caption row is embedded once. Similarities are dot products and the metrics are
+training/metrics.py's (DCASE 2022 task 6b definitions, pessimistic ties).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from training.config import ManifestSpec
+from training.data import read_pairs
+from training.metrics import retrieval_metrics
+
+TABLE_METRICS = ("R@1", "R@5", "R@10", "mAP@10")
+
+
+def embed_manifest(embedder, spec: ManifestSpec, caption_mode: str
+                   ) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
+    """(audio embeddings, audio ids, caption embeddings, each caption's audio id) of one manifest."""
+    pairs = read_pairs(spec, caption_mode)
+    audio_path: dict[str, str] = {}
+    for p in pairs:
+        audio_path.setdefault(p.audio_id, p.audio_path)
+    audio_ids = list(audio_path)
+    audio = embedder.embed_audio_files([audio_path[a] for a in audio_ids])
+    text = embedder.embed_texts([p.caption for p in pairs])
+    return audio, audio_ids, text, [p.audio_id for p in pairs]
+
+
+@torch.no_grad()
+def evaluate_model(model, specs: Sequence[ManifestSpec], caption_mode: str, window_samples: int,
+                   batch_size: int = 32, device: str | torch.device = "cpu") -> dict[str, dict]:
+    """{manifest label: retrieval_metrics(...)} for each spec. Leaves the model in eval mode."""
+    from training.inference import Embedder
+
+    sr = model.config.audio.frontend.sample_rate
+    embedder = Embedder(model, window_s=window_samples / sr, batch_size=batch_size, device=str(device))
+    results = {}
+    for spec in specs:
+        audio, audio_ids, text, caption_audio_ids = embed_manifest(embedder, spec, caption_mode)
+        sim = torch.from_numpy(audio) @ torch.from_numpy(text).T
+        results[spec.label] = retrieval_metrics(sim, audio_ids, caption_audio_ids)
+    return results
+
+
+def format_table(rows: dict[str, dict[str, dict]]) -> str:
+    """Table 3 layout: one row per model/experiment; per dataset T2A R@1 R@5 R@10 mAP@10 then A2T the
+    same, in percent. ``rows``: {row name: {dataset label: retrieval_metrics(...)}}."""
+    datasets: list[str] = []
+    for per_dataset in rows.values():
+        datasets += [k for k in per_dataset if k not in datasets]
+    name_w = max([len("Model")] + [len(r) for r in rows])
+    cell = 7
+    group_w = 2 * len(TABLE_METRICS) * cell + 3
+    line1 = " " * name_w + "".join(f" | {ds:^{group_w}}" for ds in datasets)
+    line2 = " " * name_w + "".join(f" | {'T2A':^{len(TABLE_METRICS) * cell}} | {'A2T':^{len(TABLE_METRICS) * cell}}"
+                                   for _ in datasets)
+    metric_cells = "".join(f"{m:>{cell}}" for m in TABLE_METRICS)
+    line3 = f"{'Model':<{name_w}}" + "".join(f" | {metric_cells} | {metric_cells}" for _ in datasets)
+    out = [line1, line2, line3, "-" * len(line3)]
+    for name, per_dataset in rows.items():
+        cells = []
+        for ds in datasets:
+            r = per_dataset.get(ds)
+            for direction in ("t2a", "a2t"):
+                vals = ([f"{100 * r[direction][m]:>{cell}.1f}" for m in TABLE_METRICS] if r
+                        else [f"{'-':>{cell}}"] * len(TABLE_METRICS))
+                cells.append("".join(vals))
+        out.append(f"{name:<{name_w}}" + "".join(f" | {cells[2 * i]} | {cells[2 * i + 1]}" for i in range(len(datasets))))
+    return "\n".join(out)
+
+
+def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], specs: Sequence[ManifestSpec] | None = None,
+                         split: str = "test", caption_mode: str | None = None, batch_size: int = 32,
+                         device: str = "cpu", names: Sequence[str] | None = None) -> dict[str, dict[str, dict]]:
+    """Evaluate each checkpoint on ``specs`` (default: its own config's ``split`` manifests, "test" or
+    "val"); returns {row name: {dataset label: metrics}} (row name: run name/checkpoint file stem)."""
+    from training.checkpoint import load_checkpoint, model_from_checkpoint
+
+    if names is not None and len(names) != len(checkpoints):
+        raise ValueError("give one name per checkpoint")
+    rows = {}
+    for i, path in enumerate(checkpoints):
+        config = load_checkpoint(path)["config"]
+        data = config.get("data", {})
+        use = list(specs) if specs else [ManifestSpec(**s) for s in data.get(split, [])]
+        if not use:
+            raise ValueError(f"{path}: no manifests to evaluate (pass --manifest; its config has no {split!r} list)")
+        model = model_from_checkpoint(path, map_location=device)
+        sr = model.config.audio.frontend.sample_rate
+        window = int(round(data["crop_s"] * sr)) if data.get("crop_s") else int(model.config.audio.clip_samples)
+        mode = caption_mode or data.get("caption_mode", "title_description")
+        name = names[i] if names else f"{config.get('name', Path(path).parent.name)}/{Path(path).stem}"
+        rows[name] = evaluate_model(model, use, mode, window, batch_size, device)
+    return rows
+
+
+def write_json(path: str | os.PathLike, rows: dict[str, dict[str, dict]]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=2))
+    return path

@@ -1,0 +1,312 @@
+"""CLAP training: one process or many (torchrun + DistributedDataParallel), CPU or CUDA.
+
+``wt5k-train --config configs/tiny.json`` (or ``torchrun --nproc-per-node N -m training.cli --config ...``).
+Distributed runs read RANK / WORLD_SIZE / LOCAL_RANK from the environment (torchrun sets them) and use nccl
+on CUDA, gloo on CPU. The contrastive loss gathers every rank's features (training/loss.py), so the loss
+and the update equal those of one process with the same global batch. On CUDA with several ranks BatchNorm
+is synchronised (``sync_batchnorm``); on CPU it is not (gloo has no SyncBatchNorm), so BatchNorm statistics
+there come from each rank's part of the batch.
+
+Per run folder ``<out_dir>/<name>/``: ``latest.pt`` (after every epoch, and every ``save_every_steps``
+steps), ``best.pt`` (best mean mAP@10 on the validation manifests; the latest epoch when there are none),
+``metrics.jsonl`` and TensorBoard events. ``--resume`` continues from ``latest.pt`` exactly: the same
+batches, crops, dropout masks and learning rates as the run would have had without interruption.
+A non-finite loss stops the run with NonFiniteLossError before anything is saved from that step on.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.config import RunConfig
+from training.data import MixingBatchSampler, PairDataset, collate_pairs
+from training.loss import contrastive_loss
+from training.metrics import selection_score
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss (or, before a save, a parameter) became NaN or infinite: the run stops, no checkpoint."""
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> DistInfo:
+    """Join the process group described by torchrun's environment variables (if WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        # validation runs on rank 0 while the others wait: a generous timeout
+        dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world,
+                                timeout=timedelta(hours=2))
+    return DistInfo(rank, world, local_rank, device)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: RunConfig, load_pretrained: bool = True):
+    from training.model import CLAP, CLAPConfig
+
+    return CLAP(CLAPConfig.from_dict(cfg.model), load_pretrained=load_pretrained)
+
+
+def crop_samples(cfg: RunConfig, model) -> int:
+    """Training crop / evaluation window in samples: data.crop_s when set, else the model's clip length
+    (Cnn14: its clip_seconds; HTSAT: exactly its frame window)."""
+    sr = model.config.audio.frontend.sample_rate
+    return int(round(cfg.data.crop_s * sr)) if cfg.data.crop_s else int(model.config.audio.clip_samples)
+
+
+def train_step(model: torch.nn.Module, batch: dict, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, device: torch.device, amp: bool,
+               grad_clip_norm: float | None = None) -> float:
+    """One optimisation step on a batch; returns the (global-batch) loss. ``model`` may be DDP-wrapped."""
+    core = model.module if isinstance(model, DistributedDataParallel) else model
+    waveform = batch["waveform"].to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        out = model(waveform, batch["texts"])
+    loss = contrastive_loss(out["audio"], out["text"], out["logit_scale"],
+                            batch["audio_keys"].to(device), batch["caption_keys"].to(device))
+    value = loss.item()
+    if not math.isfinite(value):
+        raise NonFiniteLossError(f"non-finite loss ({value}); stopping without saving a checkpoint")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip_norm:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(core.parameters(), grad_clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    core.clamp_logit_scale_()
+    return value
+
+
+def _check_finite_parameters(model: torch.nn.Module) -> None:
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise NonFiniteLossError(f"non-finite parameters ({bad[:3]}...); refusing to save a broken checkpoint")
+
+
+def evaluate_on(model, specs, caption_mode: str, window_samples: int, batch_size: int,
+                device: torch.device) -> dict[str, dict]:
+    """Retrieval metrics of ``model`` on each manifest spec (training/evaluate.py), then back to train mode."""
+    from training.evaluate import evaluate_model
+
+    was_training = model.training
+    try:
+        return evaluate_model(model, specs, caption_mode, window_samples, batch_size, device)
+    finally:
+        model.train(was_training)
+
+
+class MetricsLog:
+    """metrics.jsonl and TensorBoard of the main rank (other ranks log nothing)."""
+
+    def __init__(self, run_dir: Path, enabled: bool, resume_step: int | None):
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.tb = None
+        if not enabled:
+            return
+        if resume_step is not None and self.path.exists():
+            # records written after the checkpoint we resume from would be repeated: drop them
+            keep = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            self.path.write_text("".join(line + "\n" for line in keep))
+        elif resume_step is None:
+            self.path.unlink(missing_ok=True)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(run_dir / "tensorboard"),
+                                purge_step=None if resume_step is None else resume_step + 1)
+
+    def write(self, record: dict, scalars: dict[str, float] | None = None) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        for k, v in (scalars or {}).items():
+            self.tb.add_scalar(k, v, record["step"])
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _model_config_differences(given: dict, saved: dict, prefix: str = "") -> list[str]:
+    """Keys the config file sets that disagree with the checkpoint's model config."""
+    out = []
+    for k, v in given.items():
+        if isinstance(v, dict) and isinstance(saved.get(k), dict):
+            out += _model_config_differences(v, saved[k], f"{prefix}{k}.")
+        elif k in saved and v is not None and v != saved[k] and not (
+                isinstance(v, (list, tuple)) and list(v) == list(saved[k] or [])):
+            out.append(f"model.{prefix}{k}: config {v!r} vs checkpoint {saved[k]!r}")
+    return out
+
+
+def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> dict:
+    """Train a run to ``cfg.epochs`` epochs (from its latest.pt with ``resume``); returns a summary."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    d = setup_distributed()
+    run_dir = cfg.run_dir
+    latest, best = run_dir / "latest.pt", run_dir / "best.pt"
+    ckpt = None
+    if resume:
+        if not latest.is_file():
+            raise FileNotFoundError(f"--resume: {latest} does not exist")
+        ckpt = load_checkpoint(latest)
+        diffs = _model_config_differences(cfg.model, ckpt["config"]["model"])
+        if diffs:
+            raise ValueError("cannot resume with a different model: " + "; ".join(diffs))
+        cfg.model = ckpt["config"]["model"]
+    elif latest.exists():
+        raise FileExistsError(f"{run_dir} already holds a run: pass --resume, or choose another name/out_dir")
+
+    seed_everything(cfg.seed)
+    model = build_model(cfg, load_pretrained=ckpt is None)
+    cfg.model = model.config.to_dict()  # complete (e.g. the text architecture) so checkpoints rebuild offline
+    crop = crop_samples(cfg, model)
+    sample_rate = model.config.audio.frontend.sample_rate
+    model.to(d.device)
+    if d.world_size > 1 and d.device.type == "cuda" and cfg.sync_batchnorm:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    core = model
+    if d.world_size > 1:
+        model = DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None,
+                                        find_unused_parameters=cfg.find_unused_parameters)
+
+    dataset = PairDataset(cfg.data.train, cfg.data.caption_mode, crop, cfg.data.cache_mb, sample_rate)
+    weights = None if cfg.data.train[0].weight is None else [s.weight for s in cfg.data.train]
+    sampler = MixingBatchSampler(dataset.group_sizes, cfg.batch_size, weights, cfg.data.samples_per_epoch,
+                                 cfg.seed, d.rank, d.world_size)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs,
+                        num_workers=cfg.data.num_workers, pin_memory=d.device.type == "cuda",
+                        generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
+
+    params = [p for p in core.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, cfg.optim.lr_step_epochs, cfg.optim.lr_gamma)
+    amp = cfg.amp and d.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    epoch, batch_in_epoch, step, best_score = 0, 0, 0, None
+    if ckpt is not None:
+        core.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        epoch, batch_in_epoch, step = ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]
+        best_score = ckpt["best_score"]
+        set_rng_state(ckpt["rng"])
+        del ckpt
+
+    saved_config = cfg.to_dict()
+    saved_config["data"]["crop_s"] = crop / sample_rate  # the effective window, for inference tools
+    if d.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
+    logs = MetricsLog(run_dir, d.is_main, step if resume else None)
+
+    def save(path: Path, epoch_done: int, batch_done: int) -> None:
+        if d.is_main:
+            _check_finite_parameters(core)
+            save_checkpoint(path, {
+                "model": core.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch_done,
+                "batch_in_epoch": batch_done, "step": step, "best_score": best_score, "config": saved_config,
+                "rng": rng_state(),
+            })
+
+    def barrier() -> None:
+        if d.world_size > 1:
+            dist.barrier()
+
+    last_loss = None
+    try:
+        while epoch < cfg.epochs:
+            sampler.set_epoch(epoch, batch_in_epoch)
+            model.train()
+            t0, seen, losses = time.perf_counter(), 0, []
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (show_progress and d.is_main),
+                       initial=batch_in_epoch, total=sampler.batches_per_epoch, dynamic_ncols=True)
+            for batch in bar:
+                last_loss = train_step(model, batch, optimizer, scaler, d.device, amp, cfg.optim.grad_clip_norm)
+                losses.append(last_loss)
+                step += 1
+                batch_in_epoch += 1
+                seen += cfg.batch_size
+                bar.set_postfix(loss=f"{last_loss:.4f}")
+                if step % cfg.log_every == 0:
+                    lr, scale = optimizer.param_groups[0]["lr"], float(core.scale().detach())
+                    rate = seen / (time.perf_counter() - t0)
+                    logs.write({"event": "train", "epoch": epoch + 1, "step": step, "loss": last_loss, "lr": lr,
+                                "logit_scale": scale, "samples_per_s": rate},
+                               {"train/loss": last_loss, "train/lr": lr, "train/logit_scale": scale,
+                                "train/samples_per_s": rate})
+                if cfg.save_every_steps and step % cfg.save_every_steps == 0 and batch_in_epoch < sampler.batches_per_epoch:
+                    save(latest, epoch, batch_in_epoch)
+                    barrier()
+            scheduler.step()
+            epoch, batch_in_epoch = epoch + 1, 0
+            record = {"event": "epoch", "epoch": epoch, "step": step, "time_s": time.perf_counter() - t0,
+                      "train_loss": float(np.mean(losses)) if losses else None}
+            logs.write(record, {"epoch/train_loss": record["train_loss"]} if losses else {})
+            if d.is_main:
+                score = None
+                if cfg.data.val:
+                    results = evaluate_on(core, cfg.data.val, cfg.data.caption_mode, crop,
+                                          cfg.data.eval_batch_size, d.device)
+                    score = selection_score(results)
+                    scalars = {f"val/{name}/{direction}_{k}": v for name, r in results.items()
+                               for direction in ("t2a", "a2t") for k, v in r[direction].items()}
+                    logs.write({"event": "val", "epoch": epoch, "step": step, "score": score, "metrics": results},
+                               {"val/score": score, **scalars})
+                improved = score is None or best_score is None or score > best_score
+                if improved:
+                    best_score = score if score is not None else best_score
+                save(latest, epoch, 0)
+                if improved:
+                    shutil.copyfile(latest, best.with_suffix(".tmp"))  # copy then rename: atomic
+                    os.replace(best.with_suffix(".tmp"), best)
+            barrier()
+    finally:
+        logs.close()
+    return {"run_dir": str(run_dir), "epochs": epoch, "step": step, "best_score": best_score,
+            "last_loss": last_loss, "latest": str(latest), "best": str(best)}
