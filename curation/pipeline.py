@@ -190,8 +190,8 @@ def _reusable(rec: dict | None, src: str, rel: str, key: str, out_dir: Path) -> 
         return None
     try:
         st = os.stat(src)
-    except OSError:
-        return None
+    except OSError:  # still missing: the earlier "missing_file" result stands
+        return rec if rec.get("reason") == "missing_file" else None
     if st.st_size != rec.get("size"):
         return None
     if st.st_mtime_ns != rec.get("mtime_ns"):

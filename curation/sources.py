@@ -80,13 +80,14 @@ def read_crawl_output(raw: str | os.PathLike) -> tuple[list[Item], list[Reject]]
     Lines that are not JSON objects with an id are rejected with stage "input"."""
     items: dict[str, Item] = {}
     rejects: list[Reject] = []
+    root = Path(raw) if Path(raw).is_dir() else Path(raw).parent
     for path in find_items_files(raw):
         base = path.parent
         with open(path, encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
-                where = f"{path}:{lineno}"
+                where = f"{path.relative_to(root)}:{lineno}"  # the reject's id: file and line
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as e:

@@ -96,7 +96,8 @@ def write_report(rows: list[ManifestRow], out_dir: str | os.PathLike, manifest_p
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = table1(rows, manifest_path)
-    report = {"manifest": str(manifest_path) if manifest_path else None, "table1": table}
+    manifest = os.path.relpath(manifest_path, out_dir) if manifest_path else None  # portable: relative to out_dir
+    report = {"manifest": manifest, "table1": table}
     if figures:
         from .figures import write_figures
         report["figures"] = [str(p.relative_to(out_dir)) for p in write_figures(rows, out_dir / "figures",
