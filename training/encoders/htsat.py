@@ -243,7 +243,8 @@ class HTSAT(nn.Module):
         if res[0] % 2 ** (n_stages - 1):
             raise ValueError(f"patch grid {res} cannot be halved {n_stages - 1} times")
         self.pos_drop = nn.Dropout(cfg.drop_rate)
-        dpr = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
+        n_blocks = sum(cfg.depths)  # stochastic depth rising linearly from 0 to drop_path_rate
+        dpr = [cfg.drop_path_rate * i / max(n_blocks - 1, 1) for i in range(n_blocks)]
         self.layers = nn.ModuleList()
         for i in range(n_stages):
             r = (res[0] // 2 ** i, res[1] // 2 ** i)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -98,7 +99,7 @@ class TextEncoder(nn.Module):
                                    return_tensors="pt"))
 
     def forward(self, texts: list[str] | dict[str, torch.Tensor]) -> torch.Tensor:
-        batch = self.tokenize(texts) if isinstance(texts, (list, tuple)) else dict(texts)
+        batch = dict(texts) if isinstance(texts, Mapping) else self.tokenize(texts)
         device = next(self.model.parameters()).device
         batch = {k: v.to(device) for k, v in batch.items()}
         out = self.model(**batch)

@@ -1,0 +1,126 @@
+"""Audio encoders: tiny Cnn14/HTSAT forward+backward, HTS-AT's folding and windows, real-size layouts."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.encoders.cnn14 import Cnn14, Cnn14Config
+from training.encoders.htsat import HTSAT, HTSATConfig
+from training.model import AudioConfig, AudioEncoder, count_parameters
+
+from test_model_common import TINY_CNN14, TINY_HTSAT
+
+
+def tiny_cnn14(**kw) -> Cnn14:
+    return Cnn14(Cnn14Config.from_dict({**TINY_CNN14, **kw}), mel_bins=32)
+
+
+def tiny_htsat(**kw) -> HTSAT:
+    return HTSAT(HTSATConfig.from_dict({**TINY_HTSAT, **kw}), mel_bins=32)
+
+
+def test_tiny_cnn14_forward_backward():
+    torch.manual_seed(0)
+    enc = tiny_cnn14()
+    x = torch.randn(3, 100, 32, requires_grad=True)
+    out = enc(x)
+    assert out.shape == (3, 32)
+    out.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in enc.parameters())
+    with pytest.raises(ValueError, match="32 frames"):
+        enc(torch.randn(1, 20, 32))
+    with pytest.raises(ValueError, match="mel_bins >= 32"):
+        Cnn14(Cnn14Config(), mel_bins=16)
+
+
+def test_tiny_htsat_forward_backward_and_shapes():
+    torch.manual_seed(0)
+    enc = tiny_htsat()
+    assert enc.target_frames == 128 and enc.freq_ratio == 2 and enc.embedding_dim == 16
+    x = torch.randn(2, 128, 32, requires_grad=True)
+    out = enc(x)
+    assert out.shape == (2, 16)
+    out.square().sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert all(p.grad is not None for n, p in enc.named_parameters()), "every parameter takes part"
+    # Swin's rules: odd blocks shift (mask per window), a map no larger than the window is one unshifted window
+    b0, b1 = enc.layers[0].blocks[0], enc.layers[1].blocks[1]
+    assert enc.layers[0].blocks[0].attn_mask is None
+    assert b0.window_size == 4 and enc.layers[1].blocks[0].window_size == 4  # 16x16 then 8x8 tokens
+    assert b1.shift_size == 2 and b1.attn_mask.shape == (4, 16, 16)
+
+
+def test_htsat_fold_is_hts_at_reshape_wav2img():
+    enc = tiny_htsat()
+    T, F, r = 128, 32, 2
+    x = torch.arange(T * F, dtype=torch.float32).view(1, 1, T, F)
+    img = enc.fold(x)
+    assert img.shape == (1, 1, 64, 64)
+    # HTS-AT: time cut into r chunks of T/r frames, chunk k occupying mel rows [k*F, (k+1)*F)
+    for k in range(r):
+        for f in (0, 7, 31):
+            for t in (0, 5, 63):
+                assert img[0, 0, k * F + f, t] == x[0, 0, k * (T // r) + t, f]
+
+
+def test_htsat_long_and_short_inputs():
+    torch.manual_seed(0)
+    enc = tiny_htsat().eval()
+    long = torch.randn(1, 300, 32)
+    with torch.no_grad():
+        a, b = enc(long), enc(long)
+        assert torch.equal(a, b), "evaluation windows are deterministic"
+        # three windows (ceil(300/128)) at evenly spaced starts 0, 86, 172 (the last ends at frame 300)
+        bn = enc.bn0(long.unsqueeze(1).transpose(1, 3)).transpose(1, 3)
+        wins = [enc.forward_features(enc.fold(bn[:, :, s:s + 128])) for s in (0, 86, 172)]
+        torch.testing.assert_close(a, torch.stack(wins).mean(0))
+        short = torch.randn(1, 50, 32)
+        tiled = torch.cat([short, short, short], dim=1)[:, :128]
+        torch.testing.assert_close(enc(short), enc(tiled))
+    enc.train()
+    torch.manual_seed(1)
+    first = enc(long)
+    assert first.shape == (1, 16)
+
+
+def test_audio_encoder_combination_concatenates():
+    torch.manual_seed(0)
+    cfg = AudioConfig.from_dict({"encoder": "cnn14+htsat", "frontend": {"mel_bins": 32},
+                                 "cnn14": TINY_CNN14, "htsat": TINY_HTSAT})
+    enc = AudioEncoder(cfg).eval()
+    x = torch.randn(2, 128, 32)
+    with torch.no_grad():
+        both = enc(x)
+        assert both.shape == (2, 32 + 16)
+        torch.testing.assert_close(both[:, :32], enc.cnn14(x))
+        torch.testing.assert_close(both[:, 32:], enc.htsat(x))
+
+
+def test_clip_samples_in_frames():
+    cfg = AudioConfig(encoder="cnn14+htsat")
+    per = cfg.encoder_clip_samples()
+    assert per["cnn14"] == 20 * 44100
+    assert cfg.frontend.num_frames(per["htsat"]) == 1024  # 1023 hops: 7.43 s at 44.1 kHz
+    assert abs(per["htsat"] / 44100 - 7.42) < 0.01
+    assert cfg.clip_samples == 20 * 44100
+    assert AudioConfig(encoder="htsat").clip_samples == per["htsat"]
+    with pytest.raises(ValueError, match="audio.encoder"):
+        AudioConfig(encoder="resnet")
+
+
+def test_real_size_layouts_and_parameter_counts():
+    cnn = Cnn14(Cnn14Config(classes_num=527), mel_bins=64)
+    # PANNs reports 80.8M parameters for Cnn14 (with its AudioSet head)
+    assert count_parameters(cnn) == 80_753_615
+    with torch.device("meta"):  # counting only: skip allocating and initialising
+        assert count_parameters(Cnn14(Cnn14Config(), mel_bins=64)) == 80_753_615 - (2048 * 527 + 527)
+        htsat = HTSAT(HTSATConfig(classes_num=527), mel_bins=64)
+        trunk = HTSAT(HTSATConfig(), mel_bins=64)
+    assert 30e6 < count_parameters(htsat) < 31e6
+    assert 27e6 < count_parameters(trunk) < 28e6  # Swin-tiny
+    assert trunk.target_frames == 1024 and trunk.embedding_dim == 768
+    cnn.eval()
+    with torch.no_grad():
+        out = cnn(torch.randn(2, 139, 64))  # 1 s at 44.1 kHz, hop 320
+    assert out.shape == (2, 2048)
