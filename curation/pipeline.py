@@ -16,6 +16,7 @@ unchanged, so an interrupted run picks up where it stopped and a re-run over the
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -170,6 +171,14 @@ def _work(item_id: str, src: str, out_dir: str, rel: str, opts: AudioOptions) ->
             "input_sha256": file_sha256(src) if st else "", "options": opts.key(), "output": rel, **asdict(res)}
 
 
+def _mp_context():
+    """forkserver: workers fork from a clean server process that has this module preloaded, so they start fast and
+    never inherit the caller's threads or locks (e.g. when torch or a progress thread is running)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
 def _load_state(path: Path) -> dict[str, dict]:
     state: dict[str, dict] = {}
     if path.is_file():
@@ -234,7 +243,7 @@ def _run_audio(cands: list[_Candidate], out_dir: Path, opts: CurateOptions) -> t
                 record(_work(*job))
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_mp_context()) as pool:
                 futures = [pool.submit(_work, *job) for job in jobs]
                 try:
                     for fut in as_completed(futures):

@@ -214,3 +214,17 @@ def test_split_is_deterministic_and_follows_fractions():
     assert {assign_split(i, (0, 0, 1)) for i in ids[:200]} == {"test"}
     with pytest.raises(ValueError):
         parse_fractions("0.5,0.1")
+
+
+def test_cli_run_on_crawl_output_then_stats(raw, tmp_path, capsys):
+    raw_dir, expected, kept = raw
+    out = tmp_path / "cli"
+    assert main(["run", "--raw", str(raw_dir), "--out", str(out), "--exclude", str(tmp_path / "exclude.txt"),
+                 "--workers", "2", "--no-progress", "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    assert "dedupe/duplicate: 1" in printed and "exclude/excluded: 1" in printed
+    assert {r.id for r in read_manifest(out / "wavtext5k.csv")} == kept
+    assert main(["stats", str(out / "wavtext5k.csv"), "--json"]) == 0
+    table = {t["source"]: t for t in json.loads(capsys.readouterr().out)}
+    assert table["total"]["n_audios"] == len(kept)
+    assert main(["stats", str(tmp_path / "nope.csv")]) == 2  # a clear error, not a traceback
