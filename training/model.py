@@ -18,7 +18,7 @@ from torch import nn
 from training.encoders.cnn14 import Cnn14, Cnn14Config
 from training.encoders.htsat import HTSAT, HTSATConfig
 from training.encoders.text import TextConfig, TextEncoder
-from training.frontend import FrontendConfig, LogMel, _known
+from training.frontend import FrontendConfig, LogMel, checked_keys
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class AudioConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AudioConfig":
-        d = _known(cls, d)
+        d = checked_keys(cls, d)
         d["frontend"] = FrontendConfig.from_dict(d.get("frontend", {}))
         d["cnn14"] = Cnn14Config.from_dict(d.get("cnn14", {}))
         d["htsat"] = HTSATConfig.from_dict(d.get("htsat", {}))
@@ -89,7 +89,7 @@ class ProjectionConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProjectionConfig":
-        return cls(**_known(cls, d))
+        return cls(**checked_keys(cls, d))
 
     def to_dict(self) -> dict:
         return {"dim": self.dim, "dropout": self.dropout}
@@ -105,9 +105,9 @@ class CLAPConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CLAPConfig":
-        d = _known(cls, d)
+        d = checked_keys(cls, d)
         d["audio"] = AudioConfig.from_dict(d.get("audio", {}))
-        d["text"] = TextConfig.from_dict(_known(TextConfig, d.get("text", {})))
+        d["text"] = TextConfig.from_dict(d.get("text", {}))
         d["projection"] = ProjectionConfig.from_dict(d.get("projection", {}))
         return cls(**d)
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.frontend import SpecAugment
+from training.frontend import SpecAugment, checked_keys
 
 PUBLISHED_CHANNELS = (64, 128, 256, 512, 1024, 2048)
 
@@ -26,7 +26,7 @@ class Cnn14Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Cnn14Config":
-        d = dict(d)
+        d = checked_keys(cls, d)
         if "channels" in d:
             d["channels"] = tuple(d["channels"])
         return cls(**d)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.frontend import SpecAugment
+from training.frontend import SpecAugment, checked_keys
 
 
 @dataclass
@@ -39,7 +39,7 @@ class HTSATConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HTSATConfig":
-        d = dict(d)
+        d = checked_keys(cls, d)
         for k in ("depths", "num_heads"):
             if k in d:
                 d[k] = tuple(d[k])

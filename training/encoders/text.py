@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from training.frontend import checked_keys
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ class TextConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TextConfig":
-        return cls(**d)
+        return cls(**checked_keys(cls, d))
 
     def to_dict(self) -> dict:
         return asdict(self)
