@@ -1,0 +1,158 @@
+"""Item pipelines: download the audio (Scrapy's FilesPipeline, one candidate URL after another) and
+store every item in items.jsonl with its status. Spiders only parse; everything written happens here."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scrapy import Request
+from scrapy.http.request import NO_CALLBACK
+from scrapy.pipelines.files import FilesPipeline
+
+from .items import SoundItem
+from .state import FILES_DIR, PART_SUFFIX
+from .statuses import DownloadFailed, classify_failure
+
+logger = logging.getLogger(__name__)
+
+
+def sniff_audio_format(head: bytes) -> str | None:
+    """The audio container of a file from its first bytes, or None when it is not a known audio file."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"  # an ID3 tag or an MPEG audio frame sync
+    return None
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def audio_relpath(source: str, source_id: str, fmt: str) -> str:
+    """files/<source>/<source_id>.<fmt>, each part reduced to [A-Za-z0-9_-]: never a remote file name,
+    never a path that leaves the output folder."""
+    parts = [_UNSAFE.sub("_", str(p)).strip("_") or "unknown" for p in (source, source_id, fmt)]
+    return f"{FILES_DIR}/{parts[0]}/{parts[1]}.{parts[2]}"
+
+
+def write_atomically(root: Path, relpath: str, data: bytes) -> Path:
+    """Write data to root/relpath through a temporary file and a rename; refuses paths outside root."""
+    root = root.resolve()
+    target = (root / relpath).resolve()
+    if not target.is_relative_to(root):
+        raise DownloadFailed("unsafe_path", f"refusing to write outside {root}: {relpath!r}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PART_SUFFIX, dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+class AudioDownloadPipeline(FilesPipeline):
+    """Tries the item's audio_urls in order until one gives audio. Each attempt is one FilesPipeline
+    download (redirects followed, retries by the downloader middleware); the body is checked by its
+    bytes, stored under a path built from source and id with the extension of the format received,
+    and its size and sha256 recorded. The item's status says what happened; the item is never dropped."""
+
+    async def process_item(self, item: SoundItem) -> SoundItem:
+        if item.get("status"):  # the spider already recorded why there is nothing to download
+            return item
+        urls = list(dict.fromkeys(item.get("audio_urls") or []))
+        if not urls:
+            item.update(status="no_audio_link", error="no audio link found on the page")
+            return item
+        failures: list[tuple[str, str]] = []
+        for url in urls:
+            item["download_link"] = url
+            item = await super().process_item(item)  # -> get_media_requests ... item_completed
+            if item["status"] == "ok":
+                return item
+            failures.append((item["status"], f"{url}: {item['status']}: {item['error']}"))
+        # All failed: the status of the preferred URL, every attempt in the message.
+        item.update(download_link=urls[0], status=failures[0][0], error=" | ".join(m for _, m in failures))
+        return item
+
+    def get_media_requests(self, item: SoundItem, info) -> list[Request]:
+        return [Request(item["download_link"], callback=NO_CALLBACK)]
+
+    def media_to_download(self, request, info, *, item=None):
+        return None  # what is already done is decided per id (crawler.state), before any page is fetched
+
+    async def media_downloaded(self, response, request, info, *, item=None) -> dict:
+        if response.status != 200:
+            raise DownloadFailed("http_error", f"HTTP {response.status} from {response.url}")
+        body = response.body
+        if not body:
+            raise DownloadFailed("empty", f"empty body with HTTP 200 from {response.url}")
+        fmt = sniff_audio_format(body[:16])
+        if fmt is None:
+            ctype = response.headers.get("Content-Type", b"").decode("latin-1")
+            raise DownloadFailed("not_audio", f"not an audio file ({ctype or 'no Content-Type'}, "
+                                              f"starts {body[:24]!r}) from {response.url}")
+        relpath = audio_relpath(item["source"], item["source_id"], fmt)
+        root = Path(self.store.basedir)
+        target = write_atomically(root, relpath, body)
+        for sibling in target.parent.glob(f"{target.stem}.*"):  # an older file of this id in another format
+            if sibling != target and not sibling.name.endswith(PART_SUFFIX):
+                sibling.unlink(missing_ok=True)
+        self.inc_stats("downloaded")
+        return {"url": response.url, "path": relpath, "checksum": hashlib.sha256(body).hexdigest(),
+                "size": len(body), "format": fmt, "status": "downloaded"}
+
+    def media_failed(self, failure, request, info):
+        status, message = classify_failure(failure.value)
+        raise DownloadFailed(status, message)
+
+    def item_completed(self, results, item: SoundItem, info) -> SoundItem:
+        ok, value = results[0]
+        if ok:
+            item.update(status="ok", error="", file_path=value["path"], file_size=value["size"],
+                        sha256=value["checksum"], audio_format=value["format"])
+        else:
+            status, message = classify_failure(value.value)
+            item.update(status=status, error=message, file_path=None, file_size=None, sha256=None,
+                        audio_format=None)
+        return item
+
+    def file_path(self, request, response=None, info=None, *, item=None) -> str:
+        fmt = sniff_audio_format(response.body[:16]) if response is not None else None
+        return audio_relpath(item["source"], item["source_id"], fmt or "bin")
+
+
+class JsonlStorePipeline:
+    """Appends each finished item to <FILES_STORE>/items.jsonl through the spider's CrawlState."""
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler) -> "JsonlStorePipeline":
+        return cls(crawler)
+
+    def process_item(self, item: SoundItem) -> SoundItem:
+        spider = self.crawler.spider
+        item["crawl_time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        item["spider"] = spider.name
+        if not item.get("status"):
+            item.update(status="error", error="no status set by the pipelines")
+        if item.get("error") is None:
+            item["error"] = ""
+        spider.state.append(item.record())
+        spider.crawler.stats.inc_value(f"wt5k/status/{item['status']}")
+        return item

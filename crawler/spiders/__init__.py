@@ -1,0 +1,1 @@
+"""The spiders: soundbible, bigsoundbank (sites) and manifest (replays a published CSV)."""

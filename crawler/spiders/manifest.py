@@ -1,0 +1,72 @@
+"""Replays a manifest in the published WavText5K CSV format: downloads what it lists, no page is parsed.
+
+Title, description and tags come from the CSV; the audio URLs are the row's download_link first, then
+the other formats of the same sound (the 2022 BigSoundBank WAV links now lead to an HTML page)."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from manifests import PUBLISHED_CSV, parse_tags, read_published_csv, source_id_of, source_of
+
+from ..items import SoundItem
+from .base import SoundSpider
+
+SB_FNAME_POSITION = re.compile(r"_(\d+)\.wav$")  # published SoundBible fname: {title}_{listing position}.wav
+
+
+def candidate_urls(source: str, source_id: str, download_link: str) -> list[str]:
+    """The row's link, then the same sound in other formats, lossless first."""
+    parts = urlsplit(download_link)
+    root = f"{parts.scheme}://{parts.netloc}"
+    if source == "soundbible":
+        others = [f"{root}/grab.php?id={source_id}&type={t}" for t in ("wav", "mp3")]
+    elif source == "bigsoundbank":
+        others = [f"{root}/UPLOAD/flac/{source_id}.flac", f"{root}/UPLOAD/wav/{source_id}.wav",
+                  f"{root}/UPLOAD/bwf-en/{source_id}.wav", f"{root}/UPLOAD/ogg/{source_id}.ogg",
+                  f"{root}/UPLOAD/mp3/{source_id}.mp3"]
+    else:
+        others = []
+    return list(dict.fromkeys([download_link, *others] if download_link else others))
+
+
+class ManifestSpider(SoundSpider):
+    name = "manifest"
+
+    def __init__(self, replay: str | None = None, soundbible_url: str | None = None,
+                 bigsoundbank_url: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.replay = replay or str(PUBLISHED_CSV)
+        # Where each site is served (the real sites by default, the mirror in tests and the demo).
+        self.site_roots = {k: v.rstrip("/") for k, v in (("soundbible", soundbible_url),
+                                                          ("bigsoundbank", bigsoundbank_url)) if v}
+
+    def rebase(self, url: str) -> str:
+        root = self.site_roots.get(source_of(url))
+        if not url or not root:
+            return url
+        new, old = urlsplit(root), urlsplit(url)
+        return urlunsplit((new.scheme, new.netloc, old.path, old.query, old.fragment))
+
+    async def start(self):
+        for line, row in enumerate(read_published_csv(self.replay), start=2):
+            try:
+                source, sid = source_of(row.view_link or row.download_link), source_id_of(row.view_link,
+                                                                                          row.download_link)
+            except ValueError as e:
+                if not self.claim(f"unknown:row{line}"):
+                    continue
+                yield SoundItem.new(id=f"unknown:row{line}", source=None, source_id=None, title=row.title,
+                                    description=row.description, tags=parse_tags(row.tags),
+                                    view_link=row.view_link, download_link=row.download_link, audio_urls=[],
+                                    status="bad_row", error=f"{self.replay} line {line}: {e}")
+                continue
+            sound_id = f"{source}:{sid}"
+            if not self.claim(sound_id):
+                continue
+            m = SB_FNAME_POSITION.search(row.fname) if source == "soundbible" else None
+            yield SoundItem.new(
+                id=sound_id, source=source, source_id=sid, title=row.title, description=row.description,
+                tags=parse_tags(row.tags), view_link=self.rebase(row.view_link),
+                audio_urls=[self.rebase(u) for u in candidate_urls(source, sid, row.download_link)],
+                listing_position=int(m.group(1)) if m else None)

@@ -1,0 +1,86 @@
+"""SoundBible: newest-first listing pages, followed to the end, then every detail page."""
+from __future__ import annotations
+
+import re
+
+import scrapy
+from scrapy.http import Response
+
+from ..items import SoundItem
+from .base import SoundSpider
+
+DETAIL_HREF = re.compile(r"(?:^|/)(\d+)-[^/]*\.html$")
+KNOWN_LICENSES = re.compile(r"Attribution(?: Noncommercial)? \d\.\d|Sampling Plus \d\.\d|Public Domain|"
+                            r"Personal Use Only|Noncommercial \d\.\d")
+
+
+def parse_detail(response: Response, position: int | None = None, listing_title: str | None = None) -> SoundItem:
+    """A SoundItem from a detail page (raw texts as shown; audio_urls: wav, mp3, then the player's mp3)."""
+    m = DETAIL_HREF.search(response.url)
+    sid = m.group(1) if m else None
+    main = response.css("section#course-details .col-lg-8")
+    title = listing_title
+    if title is None:
+        title = main.xpath("(.//h1|.//h2|.//h3)[1]").xpath("string()").get()
+    description = main.xpath("(.//p)[1]").xpath("string()").get()
+    visible = [t for t in (a.xpath("string()").get() for a in response.css("li a[href^='tags-']")) if t.strip()]
+    keywords = response.xpath("//meta[@name='keywords']/@content").get() or ""
+    tags = list(dict.fromkeys(t.strip() for t in visible + keywords.split(",") if t.strip()))
+    texts = [t.strip() for t in response.xpath("//body//text()").getall() if t.strip()]
+    author = next((m.group(1).strip() for t in texts if (m := re.search(r"Recorded by\s+(.+)", t))), None)
+    license_ = response.xpath("//div[contains(@class,'course-info')][h5[contains(., 'Licen')]]/p").xpath(
+        "string()").get()
+    if not (license_ and license_.strip()):
+        license_ = next((m.group(0) for t in texts if (m := KNOWN_LICENSES.search(t))), None)
+    grabs = [response.urljoin(h) for h in response.css("a[href*='grab.php']::attr(href)").getall()]
+    urls = sorted(grabs, key=lambda u: 0 if "type=wav" in u else 1)
+    player = response.css("#ag1::attr(data-source)").get()
+    if player:
+        root = re.match(r"https?://[^/]+", response.url)
+        urls.append(f"{root.group(0)}/{player.lstrip('/')}" if root else response.urljoin(player))
+    return SoundItem.new(
+        id=f"soundbible:{sid}", source="soundbible", source_id=sid, title=title, description=description,
+        tags=tags, author=author, license=license_.strip() if license_ else None, view_link=response.url,
+        audio_urls=list(dict.fromkeys(urls)), listing_position=position)
+
+
+class SoundBibleSpider(SoundSpider):
+    name = "soundbible"
+    source = "soundbible"
+    default_base_url = "https://soundbible.com"
+
+    async def start(self):
+        yield self.listing_request(1, 0)
+
+    def listing_request(self, page: int, offset: int) -> scrapy.Request:
+        return scrapy.Request(f"{self.base_url}/free-sound-effects-{page}.html", callback=self.parse_listing,
+                              errback=self.listing_failed, cb_kwargs={"page": page, "offset": offset})
+
+    def parse_listing(self, response: Response, page: int, offset: int):
+        """Items in listing order; then the next page. The crawl ends at a page without items (or a 404):
+        no page count is assumed."""
+        count = 0
+        for a in response.css("h3 > a"):
+            href = a.attrib.get("href", "")
+            m = DETAIL_HREF.search(href)
+            if not m:
+                continue
+            position = offset + count
+            count += 1
+            if self.claim(f"soundbible:{m.group(1)}"):
+                yield response.follow(href, callback=self.parse_detail, errback=self.page_failed,
+                                      meta={"source_id": m.group(1)},
+                                      cb_kwargs={"position": position, "listing_title": a.xpath("string()").get()})
+        if count:
+            yield self.listing_request(page + 1, offset + count)
+        else:
+            self.logger.info("listing ends at page %d (%d sounds listed)", page, offset)
+
+    def listing_failed(self, failure):
+        if getattr(failure.value, "response", None) is not None and failure.value.response.status == 404:
+            self.logger.info("listing ends at %s (404)", failure.request.url)
+            return None
+        return super().listing_failed(failure)
+
+    def parse_detail(self, response: Response, position: int, listing_title: str):
+        yield parse_detail(response, position, listing_title)

@@ -1,0 +1,131 @@
+"""What a crawl folder already holds: the resume logic shared by spiders and pipelines.
+
+`<folder>/items.jsonl` is an append-only log (one line per finished item, flushed at once), so a crawl
+killed at any moment loses at most the items in flight. On start the log is read (a torn last line is
+dropped), every "ok" file is verified (exists, size and sha256 match) and the log is rewritten with the
+last record per id (temporary file, then rename). A re-run then skips ids whose record is final: ok and
+verified, or failed unless retry_failed. Scrapy's JOBDIR is not used: listing pages must be fetched again
+anyway to find new sounds, and a kill -9 can leave its queue inconsistent; this done-set needs neither.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+ITEMS_FILE = "items.jsonl"
+FILES_DIR = "files"
+PART_SUFFIX = ".part"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_records(path: Path) -> list[dict]:
+    """Records of an items.jsonl; lines that do not parse (a torn last line after a kill) are skipped."""
+    records = []
+    if not path.is_file():
+        return records
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                logger.warning("%s line %d is not JSON (torn write?): ignored", path, n)
+                continue
+            if isinstance(rec, dict) and rec.get("id"):
+                records.append(rec)
+    return records
+
+
+def atomic_write_lines(path: Path, lines: list[str]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CrawlState:
+    def __init__(self, folder: str | os.PathLike, retry_failed: bool = False):
+        self.folder = Path(folder)
+        self.items_path = self.folder / ITEMS_FILE
+        self.retry_failed = retry_failed
+        self.records: dict[str, dict] = {}      # last record per id
+        self.verified: set[str] = set()         # ids whose ok file checks out
+        self.written: set[str] = set()          # ids written during this run
+        self._log = None
+
+    def open(self) -> "CrawlState":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for part in self.folder.rglob(f"*{PART_SUFFIX}"):  # leftovers of an interrupted write
+            part.unlink(missing_ok=True)
+        for rec in read_records(self.items_path):
+            self.records[rec["id"]] = rec
+        for sid, rec in self.records.items():
+            if rec.get("status") == "ok" and self._file_ok(rec):
+                self.verified.add(sid)
+        self.compact()
+        self._log = open(self.items_path, "a", encoding="utf-8")
+        bad = sum(1 for r in self.records.values() if r.get("status") == "ok") - len(self.verified)
+        logger.info("%s: %d records, %d verified files, %d ok records whose file is missing or changed",
+                    self.items_path, len(self.records), len(self.verified), bad)
+        return self
+
+    def _file_ok(self, rec: dict) -> bool:
+        rel = rec.get("file_path")
+        if not rel:
+            return False
+        path = (self.folder / rel).resolve()
+        if not path.is_relative_to(self.folder.resolve()) or not path.is_file():
+            return False
+        return path.stat().st_size == rec.get("file_size") and sha256_file(path) == rec.get("sha256")
+
+    def should_fetch(self, sound_id: str) -> bool:
+        """True when this run must (re)process the sound: new, failed with retry_failed, or an ok record
+        whose file is gone or changed. Also False for ids already finished during this run."""
+        if sound_id in self.written:
+            return False
+        rec = self.records.get(sound_id)
+        if rec is None:
+            return True
+        if rec.get("status") == "ok":
+            return sound_id not in self.verified
+        return self.retry_failed
+
+    def append(self, record: dict) -> None:
+        self._log.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._log.flush()
+        self.records[record["id"]] = record
+        self.written.add(record["id"])
+        if record.get("status") == "ok":
+            self.verified.add(record["id"])
+
+    def compact(self) -> None:
+        """Rewrite items.jsonl with one line per id (the last record), atomically."""
+        if self.items_path.exists() or self.records:
+            atomic_write_lines(self.items_path,
+                               [json.dumps(r, ensure_ascii=False) + "\n" for r in self.records.values()])
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self.compact()

@@ -1,0 +1,47 @@
+"""How a failed request becomes an items.jsonl status and message."""
+from __future__ import annotations
+
+from scrapy.exceptions import (CannotResolveHostError, DownloadCancelledError, DownloadConnectionRefusedError,
+                               DownloadFailedError, DownloadTimeoutError, IgnoreRequest, ResponseDataLossError)
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet import defer
+from twisted.internet import error as twisted_error
+from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
+
+STATUSES = ("ok", "http_error", "not_audio", "empty", "too_large", "timeout", "truncated", "connection_error",
+            "no_audio_link", "robots_forbidden", "bad_row", "ignored", "cancelled", "unsafe_path", "error")
+
+
+class DownloadFailed(Exception):
+    """A download that gave no audio; `status` is the items.jsonl status."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def classify_failure(exc: BaseException) -> tuple[str, str]:
+    """(status, message) for an exception raised while fetching a page or a file."""
+    msg = str(exc) or type(exc).__name__
+    if isinstance(exc, DownloadFailed):
+        return exc.status, exc.message
+    if isinstance(exc, HttpError):
+        return "http_error", f"HTTP {exc.response.status} from {exc.response.url}"
+    if isinstance(exc, IgnoreRequest):
+        return ("robots_forbidden" if "robots" in msg.lower() else "ignored"), msg
+    if isinstance(exc, (DownloadTimeoutError, twisted_error.TimeoutError, twisted_error.TCPTimedOutError,
+                        defer.TimeoutError)):
+        return "timeout", msg
+    if isinstance(exc, (DownloadCancelledError, defer.CancelledError)):
+        return ("too_large" if "max size" in msg.lower() else "cancelled"), msg
+    if isinstance(exc, ResponseDataLossError):
+        return "truncated", msg
+    if isinstance(exc, ResponseFailed):
+        if "DataLoss" in repr(exc.reasons):
+            return "truncated", f"connection closed before the body was complete: {exc.reasons}"
+        return "connection_error", repr(exc.reasons)
+    if isinstance(exc, (DownloadConnectionRefusedError, CannotResolveHostError, DownloadFailedError,
+                        ResponseNeverReceived, twisted_error.ConnectError, twisted_error.ConnectionLost,
+                        twisted_error.DNSLookupError, ConnectionError)):
+        return "connection_error", msg
+    return "error", f"{type(exc).__name__}: {msg}"
