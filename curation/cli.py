@@ -30,7 +30,8 @@ def _add_curate_options(p: argparse.ArgumentParser, manifest_name: str) -> None:
     p.add_argument("--out", required=True, help="output folder (manifest, rejects.csv, stats, figures, audio/)")
     p.add_argument("--manifest-name", default=manifest_name, help="manifest file name inside --out")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0: all cores)")
-    p.add_argument("--format", choices=tuple(FORMATS), default="flac", help="output audio format (PCM_24)")
+    p.add_argument("--format", choices=tuple(FORMATS), default="flac", help="output audio format")
+    p.add_argument("--bit-depth", type=int, choices=(16, 24), help="output bit depth (default: FLAC 16, WAV 24)")
     p.add_argument("--channels", choices=CHANNEL_POLICIES, default="mono", help="mono downmix or keep channels")
     p.add_argument("--resampler", choices=RESAMPLERS, default="soxr")
     p.add_argument("--sample-rate", type=int, default=44100)
@@ -44,7 +45,8 @@ def _add_curate_options(p: argparse.ArgumentParser, manifest_name: str) -> None:
 
 
 def _options(a: argparse.Namespace, **extra) -> CurateOptions:
-    audio = AudioOptions(target_sr=a.sample_rate, resampler=a.resampler, out_format=a.format, channels=a.channels,
+    audio = AudioOptions(target_sr=a.sample_rate, resampler=a.resampler, out_format=a.format, bit_depth=a.bit_depth,
+                         channels=a.channels,
                          min_duration_s=a.min_duration, silence_dbfs=a.silence_dbfs)
     return CurateOptions(audio=audio, workers=a.workers, progress=not a.no_progress, figures=not a.no_figures,
                          exclude=read_id_list(a.exclude) if a.exclude else frozenset(), text_form=a.text_form,

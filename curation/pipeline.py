@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,8 +173,10 @@ def _work(item_id: str, src: str, out_dir: str, rel: str, opts: AudioOptions) ->
 
 
 def _mp_context():
-    """forkserver: workers fork from a clean server process that has this module preloaded, so they start fast and
-    never inherit the caller's threads or locks (e.g. when torch or a progress thread is running)."""
+    """fork (workers start at once) when this process runs no other thread; otherwise forkserver, so that workers
+    never inherit locks held by the caller's threads (a forkserver costs about a second to start)."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
     return ctx

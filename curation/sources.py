@@ -81,7 +81,10 @@ def read_crawl_output(raw: str | os.PathLike) -> tuple[list[Item], list[Reject]]
     items: dict[str, Item] = {}
     rejects: list[Reject] = []
     root = Path(raw) if Path(raw).is_dir() else Path(raw).parent
-    for path in find_items_files(raw):
+    files = find_items_files(raw)
+    if not files:
+        raise FileNotFoundError(f"no items.jsonl under {raw} (expected <raw>/<spider>/items.jsonl)")
+    for path in files:
         base = path.parent
         with open(path, encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):

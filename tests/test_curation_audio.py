@@ -77,7 +77,7 @@ def test_valid_file_resampled_to_44k_mono(tmp_path, sr, subtype, channels, fmt):
     assert res.status == "ok", (res.reason, res.detail)
     y, out_sr = sf.read(dst, dtype="float64")
     info = sf.info(str(dst))
-    assert (out_sr, info.channels, info.format, info.subtype) == (SR, 1, "FLAC", "PCM_24")
+    assert (out_sr, info.channels, info.format, info.subtype) == (SR, 1, "FLAC", "PCM_16")
     assert (res.sample_rate, res.channels, res.orig_sample_rate, res.orig_channels) == (SR, 1, sr, channels)
     assert res.frames == len(y) and res.duration_s == pytest.approx(len(y) / SR)
     # MP3 adds encoder delay/padding; everything else keeps its length to within a couple of samples
@@ -117,6 +117,14 @@ def test_streaming_blocks_equal_one_block(tmp_path):
     yb, _ = sf.read(tmp_path / "b.flac")
     assert a.content_hash == b.content_hash and len(ya) == len(yb)
     assert np.max(np.abs(ya - yb)) < 1e-4
+
+
+def test_24_bit_flac_option(tmp_path):
+    src = write(tmp_path / "in.wav", sine(48000, 0.5, 1000, 0.5), 48000, "PCM_24")
+    assert process_audio(src, tmp_path / "o.flac", AudioOptions(bit_depth=24)).status == "ok"
+    assert sf.info(str(tmp_path / "o.flac")).subtype == "PCM_24"
+    with pytest.raises(ValueError):
+        AudioOptions(bit_depth=12)
 
 
 def test_resampy_option(tmp_path):

@@ -55,3 +55,6 @@ def test_crawl_reader_takes_last_record_and_tolerates_odd_fields(tmp_path):
     assert [(r.id, r.reason) for r in rejects] == [("bigsoundbank/items.jsonl:4", "bad_record")]
     with pytest.raises(FileNotFoundError):
         read_crawl_output(tmp_path / "nothing")
+    (tmp_path / "empty_raw").mkdir()
+    with pytest.raises(FileNotFoundError, match="no items.jsonl"):
+        read_crawl_output(tmp_path / "empty_raw")
