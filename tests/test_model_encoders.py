@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from training.encoders.cnn14 import Cnn14, Cnn14Config
 from training.encoders.htsat import HTSAT, HTSATConfig
@@ -124,3 +125,22 @@ def test_real_size_layouts_and_parameter_counts():
     with torch.no_grad():
         out = cnn(torch.randn(2, 139, 64))  # 1 s at 44.1 kHz, hop 320
     assert out.shape == (2, 2048)
+
+
+def test_window_attention_matches_swin_formula_with_shift_mask():
+    """softmax(q k^T * scale + relative bias + shift mask) v, as HTS-AT/Swin write it, for a batch of 2."""
+    torch.manual_seed(0)
+    enc = tiny_htsat()
+    blk = enc.layers[1].blocks[1]  # shifted block: 8x8 tokens, 4x4 windows -> 4 windows per example
+    attn = blk.attn.eval()
+    nn.init.normal_(attn.relative_position_bias_table, std=1.0)
+    B, nW, N, C, h = 2, 4, 16, 16, 2
+    x = torch.randn(B * nW, N, C)
+    mask = blk.attn_mask
+    q, k, v = attn.qkv(x).reshape(B * nW, N, 3, h, C // h).permute(2, 0, 3, 1, 4)
+    logits = (q * (C // h) ** -0.5) @ k.transpose(-2, -1)
+    bias = attn.relative_position_bias_table[attn.relative_position_index.view(-1)].view(N, N, -1).permute(2, 0, 1)
+    logits = (logits + bias).view(B, nW, h, N, N) + mask.unsqueeze(1).unsqueeze(0)
+    ref = (logits.view(-1, h, N, N).softmax(-1) @ v).transpose(1, 2).reshape(B * nW, N, C)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x, mask), attn.proj(ref))
