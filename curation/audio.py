@@ -174,29 +174,33 @@ def _convert(src: Path, dst: Path, tmp: Path, opts: AudioOptions, res: AudioResu
                     out.write(y)
                     n_out += len(y)
 
-            try:
-                for block in f.blocks(blocksize=opts.block_frames, dtype="float32", always_2d=True):
-                    m = float(np.max(np.abs(block)))  # NaN propagates through max; inf stays inf
-                    if not np.isfinite(m):
-                        bad = ~np.isfinite(block)
-                        kind = "NaN" if np.isnan(block).any() else "infinite"
-                        raise _Reject("non_finite", f"{kind} sample at frame {n_in + int(np.argmax(bad.any(axis=1)))}")
-                    content.update(block)
-                    n_in += len(block)
-                    if out_ch == 1:  # a matrix product downmixes several times faster than mean(axis=1)
-                        x = block @ mix if ch > 1 else block[:, 0]
-                    else:
-                        x = block
-                    # silence is judged on what will be written: a phase-inverted stereo pair downmixes to nothing
-                    peak = max(peak, m if x is block else float(np.max(np.abs(x))))
-                    if stream is not None:
-                        write(stream.resample_chunk(x))
-                    elif sr != opts.target_sr:
-                        whole.append(np.array(x))
-                    else:
-                        write(np.array(x))
-            except RuntimeError as e:  # decode error after a valid header: the stream is cut off or damaged
-                raise _Reject("truncated", f"decode error after {n_in} of {declared} frames: {str(e).strip()}") from None
+            blocks = f.blocks(blocksize=opts.block_frames, dtype="float32", always_2d=True)
+            while True:
+                try:
+                    block = next(blocks)
+                except StopIteration:
+                    break
+                except RuntimeError as e:  # decode error after a valid header: the stream is cut off or damaged
+                    raise _Reject("truncated", f"decode error after {n_in} of {declared} frames: {str(e).strip()}") from None
+                m = float(np.max(np.abs(block)))  # NaN propagates through max; inf stays inf
+                if not np.isfinite(m):
+                    bad = ~np.isfinite(block)
+                    kind = "NaN" if np.isnan(block).any() else "infinite"
+                    raise _Reject("non_finite", f"{kind} sample at frame {n_in + int(np.argmax(bad.any(axis=1)))}")
+                content.update(block)
+                n_in += len(block)
+                if out_ch == 1:  # a matrix product downmixes several times faster than mean(axis=1)
+                    x = block @ mix if ch > 1 else block[:, 0]
+                else:
+                    x = block
+                # silence is judged on what will be written: a phase-inverted stereo pair downmixes to nothing
+                peak = max(peak, m if x is block else float(np.max(np.abs(x))))
+                if stream is not None:
+                    write(stream.resample_chunk(x))
+                elif sr != opts.target_sr:
+                    whole.append(np.array(x))
+                else:
+                    write(np.array(x))
             if n_in == 0:
                 raise _Reject("header_only", f"{f.format} header, no decodable frames")
             short = _declared_longer(f)

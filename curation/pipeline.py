@@ -5,7 +5,8 @@ or a line of rejects.csv:
   input/crawl  the crawler (or the input folder) has no usable file for it (its status and error)
   exclude      its id is on the exclusion list (e.g. overlaps an evaluation set)
   text         no caption: title or description missing (``require_both``, the paper's rule) or both missing
-  audio        the file fails a check in curation.audio (empty, unreadable, truncated, silent, ...)
+  audio        the file fails a check in curation.audio (empty, unreadable, truncated, silent, ...), or "error"
+               for an unexpected exception (retried on the next run)
   dedupe       its decoded audio equals another item's: rejected with ``duplicate_of=<kept id>``; its converted
                file stays under audio/ (so a re-run has nothing to redo) but no manifest row points to it
 
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from manifests import ManifestRow, make_caption, write_manifest
 
-from .audio import AudioOptions, file_sha256, process_audio
+from .audio import AudioOptions, AudioResult, file_sha256, process_audio
 from .dedupe import find_duplicates
 from .sources import Item, Reject, read_crawl_output, read_published_folder, write_rejects
 from .split import DEFAULT_FRACTIONS, assign_split, check_fractions
@@ -37,6 +38,7 @@ from .text import clean_tags, clean_text
 CAPTION_MODES = ("title_description", "description")
 STATE_DIR = ".state"
 RESULTS_FILE = "results.jsonl"
+ERROR_REASON = "error"  # an unexpected exception while processing: rejected this run, tried again on the next
 
 
 @dataclass
@@ -167,7 +169,10 @@ def _output_rel(item: Item, opts: AudioOptions) -> str:
 def _work(item_id: str, src: str, out_dir: str, rel: str, opts: AudioOptions) -> dict:
     """One audio job, in a worker process: the result record that goes to the state file."""
     st = os.stat(src) if os.path.isfile(src) else None
-    res = process_audio(src, Path(out_dir) / rel, opts)
+    try:
+        res = process_audio(src, Path(out_dir) / rel, opts)
+    except Exception as e:  # an unforeseen failure (disk full, a library bug) costs this item, not the whole run
+        res = AudioResult(status="rejected", reason=ERROR_REASON, detail=f"{type(e).__name__}: {e}")
     return {"id": item_id, "input": src, "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None,
             "input_sha256": file_sha256(src) if st else "", "options": opts.key(), "output": rel, **asdict(res)}
 
@@ -198,7 +203,7 @@ def _load_state(path: Path) -> dict[str, dict]:
 
 def _reusable(rec: dict | None, src: str, rel: str, key: str, out_dir: Path) -> dict | None:
     """The earlier result if still valid (possibly with a refreshed mtime), else None."""
-    if not rec or rec.get("options") != key or rec.get("input") != src or rec.get("output") != rel:
+    if not rec or rec.get("reason") == ERROR_REASON or rec.get("options") != key or rec.get("input") != src or rec.get("output") != rel:
         return None
     try:
         st = os.stat(src)

@@ -228,3 +228,22 @@ def test_cli_run_on_crawl_output_then_stats(raw, tmp_path, capsys):
     table = {t["source"]: t for t in json.loads(capsys.readouterr().out)}
     assert table["total"]["n_audios"] == len(kept)
     assert main(["stats", str(tmp_path / "nope.csv")]) == 2  # a clear error, not a traceback
+
+
+def test_unexpected_error_costs_one_item_and_is_retried(raw, tmp_path, monkeypatch):
+    raw_dir, _, kept = raw
+    real = pipeline.process_audio
+
+    def failing(src, dst, opts):
+        if src.endswith("2.mp3"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst, opts)
+
+    monkeypatch.setattr(pipeline, "process_audio", failing)
+    first = curate(tmp_path / "o", raw=[raw_dir], options=_opts(tmp_path, workers=1))
+    rej = {r.id: r for r in read_rejects(first.rejects)}
+    assert (rej["soundbible:2"].stage, rej["soundbible:2"].reason) == ("audio", "error")
+    assert "No space left" in rej["soundbible:2"].detail
+    monkeypatch.setattr(pipeline, "process_audio", real)
+    second = curate(tmp_path / "o", raw=[raw_dir], options=_opts(tmp_path, workers=1))
+    assert second.processed == 1 and {r.id for r in read_manifest(second.manifest)} == kept
