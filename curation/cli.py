@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-from manifests import (ManifestError, manifest_to_published, published_to_manifest, read_manifest,
+from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, published_to_manifest, read_manifest,
                        read_published_csv, write_manifest, write_published_csv, make_caption)
 
 from .audio import CHANNEL_POLICIES, FORMATS, RESAMPLERS, AudioOptions
-from .pipeline import CAPTION_MODES, CurateOptions, CurateReport
+from .pipeline import CAPTION_MODES, CurateOptions, CurateReport, curate
 from .sources import read_id_list
 from .split import parse_fractions
 from .text import NORMAL_FORMS, clean_tags, clean_text
@@ -63,7 +62,6 @@ def _print_report(rep: CurateReport) -> None:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from .pipeline import curate
     if not a.raw and not a.published:
         raise SystemExit("wt5k-curate run: give --raw DIR and/or --published CSV AUDIO_DIR")
     opts = _options(a, caption_mode=a.caption_mode, require_both=a.require_both,
@@ -158,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_stats)
 
     i = sub.add_parser("import-published", help="published WavText5K CSV -> manifest (audio not fetched)")
-    i.add_argument("csv", type=Path, nargs="?", default=Path(__file__).parent.parent / "manifests/wavtext5k_published.csv")
+    i.add_argument("csv", type=Path, nargs="?", default=PUBLISHED_CSV,
+                   help="published-format CSV (default: the WavText5K one shipped in manifests/)")
     i.add_argument("--out", type=Path, required=True)
     i.add_argument("--audio-dir", default="audio", help="audio_path prefix for the fname files")
     i.add_argument("--caption-mode", choices=CAPTION_MODES, default="title_description")

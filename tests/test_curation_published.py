@@ -1,5 +1,4 @@
 """The published WavText5K CSV through the CLI: import, export (round trip), and Table 1 statistics."""
-import csv
 import json
 
 import pytest
