@@ -21,7 +21,7 @@ from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, publ
 from .audio import CHANNEL_POLICIES, FORMATS, RESAMPLERS, AudioOptions
 from .pipeline import CAPTION_MODES, CurateOptions, CurateReport, curate
 from .sources import read_id_list
-from .split import parse_fractions
+from .split import assign_split, parse_fractions
 from .text import NORMAL_FORMS, clean_tags, clean_text
 
 
@@ -85,6 +85,7 @@ def cmd_stats(a: argparse.Namespace) -> int:
 
 def cmd_import_published(a: argparse.Namespace) -> int:
     published = read_published_csv(a.csv)
+    fractions = parse_fractions(a.fractions)
     rows = published_to_manifest(published, caption_mode=a.caption_mode, audio_dir=a.audio_dir)
     kept, left = [], []
     for r in rows:
@@ -92,6 +93,7 @@ def cmd_import_published(a: argparse.Namespace) -> int:
         r.title, r.description = clean_text(r.title_raw), clean_text(r.description_raw)
         r.tags = clean_tags(r.tags)
         r.caption = make_caption(r.title, r.description, a.caption_mode)
+        r.split = assign_split(r.id, fractions)  # the split curation would give the same id
         if not r.caption or (a.require_both and not (r.title and r.description)):
             left.append(r.id)
         else:
@@ -161,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", type=Path, required=True)
     i.add_argument("--audio-dir", default="audio", help="audio_path prefix for the fname files")
     i.add_argument("--caption-mode", choices=CAPTION_MODES, default="title_description")
+    i.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
     i.add_argument("--require-both", action=argparse.BooleanOptionalAction, default=False,
                    help="leave out rows lacking a title or a description (default: keep every captioned row)")
     i.set_defaults(func=cmd_import_published)

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from curation.cli import main
+from curation.split import assign_split
 from manifests import PUBLISHED_CSV, parse_tags, read_manifest, read_published_csv
 
 
@@ -22,6 +23,7 @@ def test_import_keeps_every_captionable_row_with_clean_text(imported):
         assert (r.title_raw, r.description_raw) == (p.title, p.description)  # provenance kept exactly
         assert "  " not in r.caption and "\u200b" not in r.caption and "\r" not in r.caption and "<" not in r.caption
         assert r.tags == parse_tags(p.tags)
+        assert r.split == assign_split(r.id)  # the split curation gives the same id
 
 
 def test_round_trip_export_gives_back_the_published_rows(imported):
