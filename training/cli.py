@@ -33,7 +33,8 @@ def train_main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"wt5k-train: {e}", file=sys.stderr)
         return 2
-    print(f"done: {summary['epochs']} epochs, {summary['step']} steps, best score {summary['best_score']}, "
+    best = "n/a (no validation manifests)" if summary["best_score"] is None else f"{summary['best_score']:.4f}"
+    print(f"done: {summary['epochs']} epochs, {summary['step']} steps, best validation score {best}, "
           f"checkpoints in {summary['run_dir']}")
     return 0
 

@@ -227,13 +227,14 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
     amp = cfg.amp and d.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     epoch, batch_in_epoch, step, best_score = 0, 0, 0, None
+    epoch_losses: list[float] = []  # this epoch's losses so far (kept in mid-epoch checkpoints)
     if ckpt is not None:
         core.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         epoch, batch_in_epoch, step = ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]
-        best_score = ckpt["best_score"]
+        best_score, epoch_losses = ckpt["best_score"], list(ckpt["epoch_losses"])
         set_rng_state(ckpt["rng"])
         del ckpt
 
@@ -251,7 +252,7 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
                 "model": core.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch_done,
                 "batch_in_epoch": batch_done, "step": step, "best_score": best_score, "config": saved_config,
-                "rng": rng_state(),
+                "epoch_losses": list(epoch_losses) if batch_done else [], "rng": rng_state(),
             })
 
     def barrier() -> None:
@@ -263,12 +264,12 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
         while epoch < cfg.epochs:
             sampler.set_epoch(epoch, batch_in_epoch)
             model.train()
-            t0, seen, losses = time.perf_counter(), 0, []
+            t0, seen = time.perf_counter(), 0
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (show_progress and d.is_main),
                        initial=batch_in_epoch, total=sampler.batches_per_epoch, dynamic_ncols=True)
             for batch in bar:
                 last_loss = train_step(model, batch, optimizer, scaler, d.device, amp, cfg.optim.grad_clip_norm)
-                losses.append(last_loss)
+                epoch_losses.append(last_loss)
                 step += 1
                 batch_in_epoch += 1
                 seen += cfg.batch_size
@@ -286,8 +287,9 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
             scheduler.step()
             epoch, batch_in_epoch = epoch + 1, 0
             record = {"event": "epoch", "epoch": epoch, "step": step, "time_s": time.perf_counter() - t0,
-                      "train_loss": float(np.mean(losses)) if losses else None}
-            logs.write(record, {"epoch/train_loss": record["train_loss"]} if losses else {})
+                      "train_loss": float(np.mean(epoch_losses))}
+            logs.write(record, {"epoch/train_loss": record["train_loss"]})
+            epoch_losses = []
             if d.is_main:
                 score = None
                 if cfg.data.val:
