@@ -63,23 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-polite", action="store_true",
                    help="no delay, no AutoThrottle, 16 connections per site: for the local mirror only")
     p.add_argument("--user-agent", help="override the default User-Agent (keep it honest)")
-    p.add_argument("--limit", type=int, help="stop each spider after about N items")
+    p.add_argument("--limit", type=int, help="process at most N new sounds per spider in this run")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any Scrapy setting")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
 
     overrides = {"LOG_LEVEL": a.log_level, **_parse_set(a.set)}
-    if a.limit:
-        overrides["CLOSESPIDER_ITEMCOUNT"] = a.limit
     settings = build_settings(a.out, polite=not a.no_polite, retry_failed=a.retry_failed,
                               user_agent=a.user_agent, overrides=overrides)
     process = CrawlerProcess(settings)
     for name in dict.fromkeys(a.spiders):
         if name == "manifest":
             process.crawl(name, replay=a.replay, soundbible_url=a.soundbible_url,
-                          bigsoundbank_url=a.bigsoundbank_url)
+                          bigsoundbank_url=a.bigsoundbank_url, limit=a.limit)
         else:
-            process.crawl(name, base_url=getattr(a, f"{name}_url"))
+            process.crawl(name, base_url=getattr(a, f"{name}_url"), limit=a.limit)
     process.start()
     for name in dict.fromkeys(a.spiders):
         folder = Path(a.out) / name

@@ -15,11 +15,13 @@ class SoundSpider(scrapy.Spider):
     source = ""              # "soundbible" / "bigsoundbank"; the manifest spider has several
     default_base_url = ""
 
-    def __init__(self, base_url: str | None = None, **kwargs):
+    def __init__(self, base_url: str | None = None, limit: int | str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.limit = int(limit) if limit else None  # process at most this many sounds in this run
         self.state: CrawlState | None = None
         self.claimed: set[str] = set()
+        self.to_process = 0
 
     @classmethod
     def update_settings(cls, settings) -> None:
@@ -42,10 +44,14 @@ class SoundSpider(scrapy.Spider):
         """True the first time this run meets an id that still needs work; counts what it skips."""
         if sound_id in self.claimed:
             return False
-        self.claimed.add(sound_id)
         if not self.state.should_fetch(sound_id):
+            self.claimed.add(sound_id)
             self.crawler.stats.inc_value("wt5k/skipped_done")
             return False
+        if self.limit is not None and self.to_process >= self.limit:
+            return False
+        self.claimed.add(sound_id)
+        self.to_process += 1
         return True
 
     def page_failed(self, failure):

@@ -1,0 +1,57 @@
+"""Shared pieces of the crawler tests: a published-format CSV of the real edge cases, a crawl run in a
+subprocess (the Twisted reactor cannot restart in-process), and readers of the output."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from manifests import PublishedRow, write_published_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE_CASES = Path(__file__).with_name("fixtures") / "site_edge_cases.json"
+
+
+def edge_cases() -> dict[str, list[dict]]:
+    return json.loads(EDGE_CASES.read_text(encoding="utf-8"))
+
+
+def write_edge_case_csv(path: Path) -> Path:
+    """The 29 real edge-case records as a published WavText5K CSV (what the mirror is built from)."""
+    data = edge_cases()
+    rows = [PublishedRow(**{k: r[k] for k in ("view_link", "download_link", "title", "description", "fname", "tags")})
+            for site in ("soundbible", "bigsoundbank") for r in data[site]]
+    return write_published_csv(path, rows)
+
+
+def crawl_command(out: Path, spiders: list[str], mirror, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "crawler.cli", "--out", str(out), "--no-polite",
+            "--soundbible-url", mirror.soundbible_url, "--bigsoundbank-url", mirror.bigsoundbank_url,
+            "--log-level", "WARNING", *extra, *spiders]
+
+
+def run_crawl(out: Path, spiders: list[str], mirror, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    proc = subprocess.run(crawl_command(out, spiders, mirror, *extra), cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def items_by_id(out: Path, spider: str) -> dict[str, dict]:
+    """Records of <out>/<spider>/items.jsonl by id; fails on a duplicate id."""
+    records = read_lines(out / spider / "items.jsonl")
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids)), f"duplicate ids in {spider}/items.jsonl"
+    return {r["id"]: r for r in records}
+
+
+def audio_hits(mirror) -> dict[str, int]:
+    """How many times each audio URL path was requested from the mirror."""
+    return {p: len(t) for p, t in mirror.hits.items()
+            if p.startswith(("/grab.php", "/mp3/", "/wav/", "/UPLOAD/"))}
