@@ -244,6 +244,8 @@ def _run_audio(cands: list[_Candidate], out_dir: Path, opts: CurateOptions) -> t
                 record(rec)
             else:
                 results[rec["id"]] = rec
+        # Largest files first: the long ones start early instead of finishing alone at the end.
+        jobs.sort(key=lambda j: os.path.getsize(j[1]) if os.path.isfile(j[1]) else 0, reverse=True)
         workers = opts.workers or os.cpu_count() or 1
         bar = tqdm(total=len(jobs), unit="file", desc="curate audio", disable=not opts.progress or not jobs)
         if workers <= 1 or len(jobs) <= 1:
