@@ -89,7 +89,10 @@ class AudioDownloadPipeline(FilesPipeline):
         return item
 
     def get_media_requests(self, item: SoundItem, info) -> list[Request]:
-        return [Request(item["download_link"], callback=NO_CALLBACK)]
+        meta = {}
+        if cap := self.crawler.settings.getint("WT5K_AUDIO_MAXSIZE"):
+            meta["download_maxsize"] = cap
+        return [Request(item["download_link"], callback=NO_CALLBACK, meta=meta)]
 
     def media_to_download(self, request, info, *, item=None):
         return None  # what is already done is decided per id (crawler.state), before any page is fetched

@@ -37,6 +37,7 @@ DOWNLOAD_TIMEOUT = 180
 # 24-bit stereo WAV is about 780 MB; the largest known file (a 45-min rainstorm) about 460 MB.
 DOWNLOAD_MAXSIZE = 1024 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 256 * 1024 * 1024
+WT5K_AUDIO_MAXSIZE = 0        # a separate cap for audio files only (0: DOWNLOAD_MAXSIZE applies)
 
 ITEM_PIPELINES = {
     "crawler.pipelines.AudioDownloadPipeline": 300,

@@ -20,10 +20,11 @@ class Faults:
     truncated: set[str] = field(default_factory=set)       # Content-Length promises more than is sent
     empty: set[str] = field(default_factory=set)           # 200 with an empty body
     robots_disallow: list[str] = field(default_factory=list)  # extra Disallow lines (both sites)
+    hostile_names: bool = False          # Content-Disposition file names that climb out of any folder
 
     @classmethod
     def from_specs(cls, specs: list[str]) -> "Faults":
-        """Parse command-line specs: `html_for_bots`, `wav_gone`, `dead_links=ID,ID`, `404=ID`,
+        """Parse command-line specs: `html_for_bots`, `wav_gone`, `hostile_names`, `dead_links=ID,ID`, `404=ID`,
         `500=ID`, `429=ID[:HITS]`, `slow=ID`, `truncated=ID`, `empty=ID`, `robots=/PATH`."""
         f = cls()
         aliases = {"404": "not_found", "500": "server_error", "429": "rate_limited", "robots": "robots_disallow"}
@@ -31,7 +32,7 @@ class Faults:
             name, _, value = spec.partition("=")
             name = aliases.get(name, name)
             values = [v for v in value.split(",") if v]
-            if name in ("html_for_bots", "wav_gone"):
+            if name in ("html_for_bots", "wav_gone", "hostile_names"):
                 setattr(f, name, True)
             elif name == "rate_limited":
                 for v in values:

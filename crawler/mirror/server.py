@@ -12,6 +12,7 @@ import argparse
 import ipaddress
 import math
 import re
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -129,6 +130,8 @@ class _Handler(BaseHTTPRequestHandler):
         if sound.id in f.slow:
             time.sleep(f.slow_s)
         data = self.state.audio.encode(sound, fmt)
+        if filename and f.hostile_names:
+            filename = f"../../../../../tmp/{filename}"
         headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else {}
         if sound.id in f.truncated:
             self.send_response(200)
@@ -219,6 +222,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # clients hang up: normal
+            super().handle_error(request, client_address)
+
 
 @dataclass
 class Mirror:
@@ -275,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="faults (repeat --fault): html_for_bots | wav_gone | dead_links=ID,.. | "
                                        "404=ID,.. | 500=ID,.. | 429=ID[:HITS],.. | slow=ID,.. | truncated=ID,.. | "
-                                       "empty=ID,.. | robots=/PATH,..   (ID: soundbible:2219, bigsoundbank:0100)")
+                                       "empty=ID,.. | robots=/PATH,.. | hostile_names   (ID: soundbible:2219, bigsoundbank:0100)")
     p.add_argument("--csv", default=str(PUBLISHED_CSV), help="published-format CSV (default: the WavText5K one)")
     p.add_argument("--audio-dir", help="serve files named like the CSV's fname from this folder")
     p.add_argument("--limit", type=int, help="first N sounds of each site only")
