@@ -147,8 +147,11 @@ def make_caption(title: str, description: str, mode: str = "title_description") 
         return description or title
     if mode != "title_description":
         raise ValueError(f"unknown caption mode {mode!r} (use 'title_description' or 'description')")
-    if title and description:
+    # 203 BigSoundBank rows repeat the title as description: "Foo. Foo" would only double the words.
+    if title and description and title.rstrip(".").casefold() != description.rstrip(".").casefold():
         return f"{title.rstrip('.')}. {description}"
+    if description:
+        return description
     return title or description
 
 

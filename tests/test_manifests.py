@@ -137,6 +137,7 @@ def test_captions_follow_the_paper() -> None:
     assert make_caption("Forest.", "Birds singing.") == "Forest. Birds singing."
     assert make_caption("Forest", "Birds singing.", "description") == "Birds singing."
     assert make_caption("Forest", "") == "Forest"
+    assert make_caption("Wind", "wind.") == "wind."  # a description repeating the title is not doubled
     with pytest.raises(ValueError, match="caption mode"):
         make_caption("a", "b", "title")
 
