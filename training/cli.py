@@ -24,6 +24,8 @@ def train_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from training.train import NonFiniteLossError, train
 
+    import torch.distributed as dist
+
     try:
         cfg = load_config(args.config, args.overrides)
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
@@ -33,6 +35,9 @@ def train_main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"wt5k-train: {e}", file=sys.stderr)
         return 2
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     best = "n/a (no validation manifests)" if summary["best_score"] is None else f"{summary['best_score']:.4f}"
     print(f"done: {summary['epochs']} epochs, {summary['step']} steps, best validation score {best}, "
           f"checkpoints in {summary['run_dir']}")

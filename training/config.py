@@ -9,7 +9,7 @@ Layout (every key optional except ``name``, ``model`` and ``data.train``)::
               "samples_per_epoch": null, "num_workers": 4, "cache_mb": 0, "eval_batch_size": 32},
      "optim": {"lr": 1e-4, "weight_decay": 0.0, "lr_step_epochs": 20, "lr_gamma": 0.1, "grad_clip_norm": null},
      "epochs": 45, "batch_size": 128, "seed": 0, "out_dir": "runs", "amp": true, "log_every": 10,
-     "save_every_steps": 0, "sync_batchnorm": true}
+     "val_every": 1, "save_every_steps": 0, "sync_batchnorm": true}
 
 Manifest paths are relative to the current directory (run from the repository root). ``batch_size`` is the
 GLOBAL batch: with N ranks each takes batch_size / N pairs. Overrides are ``dotted.key=value`` with a JSON
@@ -83,6 +83,7 @@ class RunConfig:
     out_dir: str = "runs"
     amp: bool = True  # mixed precision, on CUDA only
     log_every: int = 10  # steps between train-loss log records
+    val_every: int = 1  # validate every N epochs (and always after the last one)
     save_every_steps: int = 0  # also write latest.pt every N steps (0: at the end of each epoch only)
     sync_batchnorm: bool = True  # SyncBatchNorm across ranks (CUDA multi-GPU only; gloo/CPU lacks it)
     find_unused_parameters: bool = False
@@ -101,7 +102,7 @@ class RunConfig:
         weights = [s.weight for s in self.data.train]
         if any(w is None for w in weights) and any(w is not None for w in weights):
             raise ValueError("give a weight to every training manifest or to none")
-        for key in ("epochs", "batch_size"):
+        for key in ("epochs", "batch_size", "val_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.data.crop_s is not None and not self.data.crop_s > 0:

@@ -8,7 +8,8 @@ is synchronised (``sync_batchnorm``); on CPU it is not (gloo has no SyncBatchNor
 there come from each rank's part of the batch.
 
 Per run folder ``<out_dir>/<name>/``: ``latest.pt`` (after every epoch, and every ``save_every_steps``
-steps), ``best.pt`` (best mean mAP@10 on the validation manifests; the latest epoch when there are none),
+steps), ``best.pt`` (best mean mAP@10 on the validation manifests, validated every ``val_every`` epochs and after
+the last; the latest epoch when there are no validation manifests),
 ``metrics.jsonl`` and TensorBoard events. ``--resume`` continues from ``latest.pt`` exactly: the same
 batches, crops, dropout masks and learning rates as the run would have had without interruption.
 A non-finite loss stops the run with NonFiniteLossError before anything is saved from that step on.
@@ -292,7 +293,8 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
             epoch_losses = []
             if d.is_main:
                 score = None
-                if cfg.data.val:
+                validate = bool(cfg.data.val) and (epoch % cfg.val_every == 0 or epoch == cfg.epochs)
+                if validate:
                     results = evaluate_on(core, cfg.data.val, cfg.data.caption_mode, crop,
                                           cfg.data.eval_batch_size, d.device)
                     score = selection_score(results)
@@ -300,7 +302,8 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
                                for direction in ("t2a", "a2t") for k, v in r[direction].items()}
                     logs.write({"event": "val", "epoch": epoch, "step": step, "score": score, "metrics": results},
                                {"val/score": score, **scalars})
-                improved = score is None or best_score is None or score > best_score
+                # without validation manifests best.pt follows latest.pt; epochs not validated never become best
+                improved = (not cfg.data.val) or (validate and (best_score is None or score > best_score))
                 if improved:
                     best_score = score if score is not None else best_score
                 save(latest, epoch, 0)

