@@ -39,6 +39,7 @@ class MirrorState:
     faults: Faults
     per_page: int = 9
     hits: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    requests_by_site: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -51,9 +52,11 @@ class MirrorState:
         self.sb_by_basename = {s.basename: s for s in self.sb}
         self.bsb_by_id = {s.source_id: s for s in self.bsb}
 
-    def hit(self, path: str) -> int:
+    def hit(self, path: str, site: str | None = None) -> int:
         """Record a request for `path`; return how many times it was asked for, this one included."""
         with self.lock:
+            if site:
+                self.requests_by_site[site] += 1
             self.hits[path].append(time.monotonic())
             return len(self.hits[path])
 
@@ -101,7 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         path, query = unquote(url.path), parse_qs(url.query)
-        self.state.hit(self.path)
+        self.state.hit(self.path, self.site)
         try:
             if path == "/robots.txt":
                 return self.send(200, self.state.robots(), "text/plain; charset=utf-8")
