@@ -23,8 +23,8 @@ import torch.nn.functional as F
 class _GatherWithGrad(torch.autograd.Function):
     """all_gather whose backward sums the gradients every rank computed for this rank's slice.
 
-    Written out (rather than torch.distributed.nn.functional.all_gather) because its gloo backward needs
-    all_to_all, which gloo lacks on some builds; all_reduce works on every backend.
+    Written out because torch.distributed.nn.functional.all_gather is deprecated as of torch 2.13 (its
+    suggested replacement is a private module); all_gather + all_reduce work on every backend.
     """
 
     @staticmethod
