@@ -135,3 +135,17 @@ def test_eval_is_deterministic_and_prints_table_3(tmp_path, manifest, capsys):
     assert rows["A"] == rows["B"]  # the same checkpoint evaluated twice gives the same numbers
     a_line = next(line for line in out.splitlines() if line.startswith("A "))
     assert f"{100 * rows['A']['Generated']['t2a']['R@1']:.1f}" in a_line
+
+
+def test_validation_schedule_and_best_checkpoint(tmp_path, manifest):
+    cfg = RunConfig.from_dict(run_config(tmp_path, [{"manifest": str(manifest)}],
+                                         [{"manifest": str(manifest), "name": "gen"}], epochs=3, batch_size=4,
+                                         val_every=2))
+    summary = train(cfg, show_progress=False)
+    records = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    val = {r["epoch"]: r["score"] for r in records if r["event"] == "val"}
+    assert sorted(val) == [2, 3]  # every 2nd epoch and after the last
+    best = load_checkpoint(tmp_path / "t" / "best.pt")
+    assert best["best_score"] == summary["best_score"] == max(val.values())
+    assert val[best["epoch"]] == max(val.values())
+    assert set(best["config"]["data"]) >= {"crop_s"} and best["config"]["data"]["crop_s"] == pytest.approx(40640 / 44100)
