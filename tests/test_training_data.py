@@ -35,6 +35,9 @@ def test_read_pairs_split_filter_and_errors(tmp_path):
     assert read_pairs(ManifestSpec(str(m)), "description")[0].caption == "The rain sound number 0"
     with pytest.raises(ValueError, match="no rows in split 'test'"):
         read_pairs(ManifestSpec(str(m), split="test"), "title_description")
+    (tmp_path / "audio" / "clip1.wav").unlink()
+    with pytest.raises(ValueError, match=r"1 audio file\(s\) not found.*clip1.wav"):
+        read_pairs(ManifestSpec(str(m)), "title_description")
 
 
 def test_read_audio_mono_resampled_and_partial(tmp_path):

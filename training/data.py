@@ -63,6 +63,9 @@ def read_pairs(spec: ManifestSpec, default_mode: str) -> list[Pair]:
         if not caption.strip():
             raise ValueError(f"{spec.manifest}: row of id {r.id!r} has an empty caption under mode {mode!r}")
         pairs.append(Pair(str(resolve_audio(spec.manifest, r)), r.id, caption))
+    missing = sorted({p.audio_path for p in pairs if not Path(p.audio_path).is_file()})
+    if missing:  # fail at start-up, not hours into a run
+        raise ValueError(f"{spec.manifest}: {len(missing)} audio file(s) not found, e.g. {missing[:3]}")
     return pairs
 
 

@@ -67,6 +67,7 @@ def setup_distributed() -> DistInfo:
     device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
     if cuda:
         torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
     if world > 1 and not dist.is_initialized():
         # validation runs on rank 0 while the others wait: a generous timeout
         dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world,
