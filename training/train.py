@@ -16,9 +16,7 @@ A non-finite loss stops the run with NonFiniteLossError before anything is saved
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import math
 import os
 import shutil
@@ -40,7 +38,6 @@ from training.data import MixingBatchSampler, PairDataset, collate_pairs
 from training.loss import contrastive_loss
 from training.metrics import selection_score
 
-log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
