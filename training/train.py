@@ -39,7 +39,6 @@ from training.loss import contrastive_loss
 from training.metrics import selection_score
 
 
-
 class NonFiniteLossError(RuntimeError):
     """The loss (or, before a save, a parameter) became NaN or infinite: the run stops, no checkpoint."""
 
