@@ -64,6 +64,18 @@ def write_atomically(root: Path, relpath: str, data: bytes) -> Path:
     return target
 
 
+class _RecordedFailures(logging.Filter):
+    """Drops Scrapy's traceback log of a media download that failed in a way we record as a status:
+    JsonlStorePipeline logs one line per failed sound instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        value = record.msg.value if hasattr(record.msg, "value") else None  # a Failure logged as the message
+        return not isinstance(value, DownloadFailed)
+
+
+logging.getLogger("scrapy.pipelines.media").addFilter(_RecordedFailures())
+
+
 class AudioDownloadPipeline(FilesPipeline):
     """Tries the item's audio_urls in order until one gives audio. Each attempt is one FilesPipeline
     download (redirects followed, retries by the downloader middleware); the body is checked by its
@@ -157,5 +169,7 @@ class JsonlStorePipeline:
         if item.get("error") is None:
             item["error"] = ""
         spider.state.append(item.record())
+        if item["status"] != "ok":
+            logger.warning("%s: %s: %s", item["id"], item["status"], item["error"])
         spider.crawler.stats.inc_value(f"wt5k/status/{item['status']}")
         return item
