@@ -149,3 +149,17 @@ def test_validation_schedule_and_best_checkpoint(tmp_path, manifest):
     assert best["best_score"] == summary["best_score"] == max(val.values())
     assert val[best["epoch"]] == max(val.values())
     assert set(best["config"]["data"]) >= {"crop_s"} and best["config"]["data"]["crop_s"] == pytest.approx(40640 / 44100)
+
+
+def test_table_3_layout_with_several_datasets():
+    from training.evaluate import format_table
+
+    m = {"t2a": {"R@1": 0.1234, "R@5": 0.5, "R@10": 0.75, "mAP@10": 0.25},
+         "a2t": {"R@1": 0.2, "R@5": 0.4, "R@10": 0.6, "mAP@10": 0.3}}
+    table = format_table({"A: Cnn14": {"AudioCaps": m, "Clotho": m}, "B: Cnn14 +WavText5K": {"Clotho": m}})
+    lines = table.splitlines()
+    assert lines[0].index("AudioCaps") < lines[0].index("Clotho")
+    assert lines[1].count("T2A") == 2 and lines[1].count("A2T") == 2
+    assert lines[4].split("|")[1].split() == ["12.3", "50.0", "75.0", "25.0"]
+    assert lines[5].split("|")[1].split() == ["-"] * 4  # B has no AudioCaps result
+    assert lines[5].split("|")[4].split() == ["20.0", "40.0", "60.0", "30.0"]

@@ -244,8 +244,8 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
     logs = MetricsLog(run_dir, d.is_main, step if resume else None)
 
     def save(path: Path, epoch_done: int, batch_done: int) -> None:
+        _check_finite_parameters(core)
         if d.is_main:
-            _check_finite_parameters(core)
             save_checkpoint(path, {
                 "model": core.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch_done,
@@ -288,6 +288,7 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
                       "train_loss": float(np.mean(epoch_losses))}
             logs.write(record, {"epoch/train_loss": record["train_loss"]})
             epoch_losses = []
+            _check_finite_parameters(core)  # on every rank (identical parameters): all stop together
             if d.is_main:
                 score = None
                 validate = bool(cfg.data.val) and (epoch % cfg.val_every == 0 or epoch == cfg.epochs)
