@@ -12,6 +12,7 @@ import argparse
 import ipaddress
 import math
 import re
+import signal
 import sys
 import threading
 import time
@@ -306,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SoundBible   ({n_sb} sounds): {mirror.soundbible_url}", flush=True)
     print(f"BigSoundBank ({n_bsb} sounds): {mirror.bigsoundbank_url}", flush=True)
     print("Ctrl-C to stop.", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        threading.Event().wait()
+        stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
