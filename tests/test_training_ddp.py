@@ -74,8 +74,15 @@ def _worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def test_two_ranks_equal_one_process(tmp_path):
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_two_ranks_equal_one_process(tmp_path, one_thread):
     out = str(tmp_path / "rank")
     mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
     ref_losses, ref_state = _steps(_model(), _batch())
