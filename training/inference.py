@@ -1,6 +1,7 @@
 """Embed audio and text with a trained CLAP checkpoint: files or arrays at any sample rate, in batches.
 
-Audio is read with soundfile, mixed down to mono and resampled to the model's rate with soxr. A clip is cut into
+Audio is read with soundfile, mixed down to mono and resampled to the model's rate with soxr (files through
+training.data.read_audio, the training code's reader). A clip is cut into
 fixed windows of the model's input length (a short clip is repeat-padded to one window, a long one split into
 consecutive windows, the last aligned to the end); the clip's embedding is the normalised mean of its windows'
 embeddings. There is no randomness anywhere: the same audio always gives the same embedding.
@@ -11,24 +12,12 @@ import os
 from typing import Sequence
 
 import numpy as np
-import soundfile as sf
 import soxr
 import torch
 
 from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.data import read_audio
 from training.index import normalize
-
-DEFAULT_WINDOW_S = 10.0
-
-
-def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples of an audio file at ``sample_rate`` (soxr high quality resampling)."""
-    try:
-        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise ValueError(f"cannot read audio {path}: {e}") from None
-    return to_model_rate(x.mean(axis=1), sr, sample_rate)
-
 
 def to_model_rate(x: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
     """A mono waveform resampled from ``sr`` to ``sample_rate``; rejects empty or non-finite audio."""
@@ -55,26 +44,23 @@ def windows(x: np.ndarray, length: int) -> np.ndarray:
     return np.stack([x[s:s + length] for s in starts])
 
 
-def _window_seconds(config: dict) -> float:
-    """The model's input length from a run config (the evaluation crop), else a default."""
-    for section in ("data", "eval", "model", None):
-        d = config.get(section, {}) if section else config
-        for key in ("eval_crop_s", "crop_s", "clip_s", "window_s", "audio_seconds", "clip_seconds"):
-            if isinstance(d, dict) and isinstance(d.get(key), (int, float)) and d[key] > 0:
-                return float(d[key])
-    return DEFAULT_WINDOW_S
+def _window_seconds(config: dict, model: torch.nn.Module) -> float:
+    """The evaluation window of a run: its data.crop_s, else the model's own clip length."""
+    crop = (config.get("data") or {}).get("crop_s")
+    return float(crop) if crop else float(model.config.audio.clip_seconds)
 
 
 class Embedder:
     """A CLAP model wrapped for inference: ``embed_audio_files``, ``embed_audio``, ``embed_texts`` -> float32 numpy
     arrays of L2-normalised rows."""
 
-    def __init__(self, model: torch.nn.Module, sample_rate: int = 44100, window_s: float = DEFAULT_WINDOW_S,
-                 batch_size: int = 16, device: str = "cpu"):
+    def __init__(self, model: torch.nn.Module, window_s: float | None = None, batch_size: int = 16,
+                 device: str = "cpu"):
+        window_s = window_s or model.config.audio.clip_seconds
         if window_s <= 0 or batch_size < 1:
             raise ValueError(f"need window_s > 0 and batch_size >= 1, got {window_s}, {batch_size}")
         self.model = model.to(device).eval()
-        self.sample_rate = int(sample_rate)
+        self.sample_rate = int(model.config.audio.frontend.sample_rate)
         self.window = int(round(window_s * self.sample_rate))
         self.batch_size = batch_size
         self.device = device
@@ -84,16 +70,13 @@ class Embedder:
                         device: str = "cpu") -> "Embedder":
         config = load_checkpoint(path).get("config") or {}
         model = model_from_checkpoint(path)
-        sr = _model_sample_rate(model)
-        return cls(model, sr, window_s or _window_seconds(config), batch_size, device)
+        return cls(model, window_s or _window_seconds(config, model), batch_size, device)
 
     @property
     def logit_scale(self) -> float:
-        """exp(learned log-scale), clamped as in training, for zero-shot softmax temperatures."""
-        s = getattr(self.model, "logit_scale", None)
-        if s is None:
-            return 1.0
-        return float(min(torch.as_tensor(s).detach().exp().item(), 100.0))
+        """The model's learned similarity scale (clamped as in training), the zero-shot softmax temperature."""
+        with torch.no_grad():
+            return float(self.model.scale())
 
     @torch.no_grad()
     def embed_audio(self, waveforms: Sequence[np.ndarray], sample_rate: int | Sequence[int]) -> np.ndarray:
@@ -108,7 +91,7 @@ class Embedder:
         out = []
         group = max(self.batch_size, 1)
         for i in range(0, len(paths), group):
-            out.append(self._embed_mono([load_audio(p, self.sample_rate) for p in paths[i:i + group]]))
+            out.append(self._embed_mono([read_audio(str(p), self.sample_rate) for p in paths[i:i + group]]))
         return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
     @torch.no_grad()
@@ -132,13 +115,3 @@ class Embedder:
         out = [self.model.encode_text(texts[i:i + self.batch_size]).float().cpu().numpy()
                for i in range(0, len(texts), self.batch_size)]
         return normalize(np.concatenate(out)) if out else np.zeros((0, 0), dtype=np.float32)
-
-
-def _model_sample_rate(model: torch.nn.Module) -> int:
-    for obj in (getattr(model, "config", None), getattr(getattr(model, "config", None), "frontend", None),
-                getattr(model, "frontend", None), getattr(getattr(model, "frontend", None), "config", None)):
-        sr = getattr(obj, "sample_rate", None)
-        if isinstance(sr, int) and sr > 0:
-            return sr
-    return 44100
-
