@@ -27,8 +27,7 @@ def build_settings(out: str, polite: bool = True, retry_failed: bool = False, us
     settings.setmodule(default_settings, priority="project")
     settings.set("WT5K_OUT", out, priority="cmdline")
     settings.set("WT5K_RETRY_FAILED", retry_failed, priority="cmdline")
-    if not polite:
-        settings.update(default_settings.NO_POLITE_OVERRIDES, priority="cmdline")
+    settings.set("WT5K_POLITE", polite, priority="cmdline")  # the spiders apply NO_POLITE_OVERRIDES
     if user_agent:
         settings.set("USER_AGENT", user_agent, priority="cmdline")
     settings.update(overrides or {}, priority="cmdline")

@@ -1,7 +1,7 @@
 """Scrapy settings of the WavText5K crawler: polite by default.
 
-`wt5k-crawl --no-polite` (or `WT5K_POLITE = False`) applies NO_POLITE_OVERRIDES: for the local mirror,
-tests and benchmarks only, never for the real sites.
+`wt5k-crawl --no-polite` (or `-s WT5K_POLITE=False`) makes the spiders apply NO_POLITE_OVERRIDES: for the
+local mirror, tests and benchmarks only, never for the real sites.
 """
 BOT_NAME = "wavtext5k"
 SPIDER_MODULES = ["crawler.spiders"]

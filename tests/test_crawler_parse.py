@@ -186,3 +186,21 @@ def test_state_survives_a_torn_line_and_verifies_files(tmp_path):
     records = [json.loads(x) for x in (folder / "items.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == ["soundbible:3", "soundbible:1", "soundbible:2"]
     assert records[0]["error"] == "again"  # the last record of an id wins
+
+
+def test_polite_defaults_and_the_no_polite_switch():
+    from crawler.cli import build_settings
+
+    polite = build_settings("out")
+    soundbible.SoundBibleSpider.update_settings(polite)
+    assert polite.getbool("ROBOTSTXT_OBEY") and polite.getbool("AUTOTHROTTLE_ENABLED")
+    assert polite.getint("CONCURRENT_REQUESTS_PER_DOMAIN") == 1 and polite.getfloat("DOWNLOAD_DELAY") >= 1
+    assert "WavText5K" in polite["USER_AGENT"] and "+http" in polite["USER_AGENT"]
+    assert polite.getint("DOWNLOAD_MAXSIZE") >= 800 * 1024 * 1024  # a 45-minute 48 kHz/24-bit stereo WAV
+    assert 429 in polite.getlist("RETRY_HTTP_CODES") or "429" in polite.getlist("RETRY_HTTP_CODES")
+    assert polite["FILES_STORE"] == "out/soundbible"
+    fast = build_settings("out", polite=False, overrides={"DOWNLOAD_DELAY": "0.5"})
+    soundbible.SoundBibleSpider.update_settings(fast)
+    assert not fast.getbool("AUTOTHROTTLE_ENABLED") and fast.getint("CONCURRENT_REQUESTS_PER_DOMAIN") > 1
+    assert fast.getbool("ROBOTSTXT_OBEY")  # robots.txt is obeyed even then
+    assert fast.getfloat("DOWNLOAD_DELAY") == 0.5  # an explicit --set still wins

@@ -7,6 +7,7 @@ import scrapy
 from scrapy import signals
 
 from ..items import SoundItem
+from ..settings import NO_POLITE_OVERRIDES
 from ..state import CrawlState
 from ..statuses import classify_failure
 
@@ -28,6 +29,8 @@ class SoundSpider(scrapy.Spider):
         super().update_settings(settings)
         # Files and items.jsonl of a spider live in <WT5K_OUT>/<spider>/.
         settings.set("FILES_STORE", str(Path(settings.get("WT5K_OUT", "data/raw")) / cls.name), priority="spider")
+        if not settings.getbool("WT5K_POLITE", True):  # the mirror, tests, benchmarks; command-line -s still wins
+            settings.update(NO_POLITE_OVERRIDES, priority="spider")
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
