@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.config import RunConfig
-from training.data import MixingBatchSampler, PairDataset, collate_pairs
+from training.data import MixingBatchSampler, PairDataset, collate_pairs, read_pairs
 from training.loss import contrastive_loss
 from training.metrics import selection_score
 
@@ -85,11 +85,11 @@ def build_model(cfg: RunConfig, load_pretrained: bool = True):
     return CLAP(CLAPConfig.from_dict(cfg.model), load_pretrained=load_pretrained)
 
 
-def crop_samples(cfg: RunConfig, model) -> int:
+def crop_samples(cfg: RunConfig, model_config) -> int:
     """Training crop / evaluation window in samples: data.crop_s when set, else the model's clip length
-    (Cnn14: its clip_seconds; HTSAT: exactly its frame window)."""
-    sr = model.config.audio.frontend.sample_rate
-    return int(round(cfg.data.crop_s * sr)) if cfg.data.crop_s else int(model.config.audio.clip_samples)
+    (Cnn14: its clip_seconds; HTSAT: exactly its frame window). ``model_config``: a CLAPConfig."""
+    sr = model_config.audio.frontend.sample_rate
+    return int(round(cfg.data.crop_s * sr)) if cfg.data.crop_s else int(model_config.audio.clip_samples)
 
 
 def train_step(model: torch.nn.Module, batch: dict, optimizer: torch.optim.Optimizer,
@@ -198,11 +198,19 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
     elif latest.exists():
         raise FileExistsError(f"{run_dir} already holds a run: pass --resume, or choose another name/out_dir")
 
+    from training.model import CLAPConfig
+
+    # Data first: a bad manifest or a missing file fails before a large model is loaded, and a bad
+    # validation manifest before the first epoch rather than after it.
+    model_config = CLAPConfig.from_dict(cfg.model)
+    crop, sample_rate = crop_samples(cfg, model_config), model_config.audio.frontend.sample_rate
+    dataset = PairDataset(cfg.data.train, cfg.data.caption_mode, crop, cfg.data.cache_mb, sample_rate)
+    for spec in cfg.data.val:
+        read_pairs(spec, cfg.data.caption_mode)
+
     seed_everything(cfg.seed)
     model = build_model(cfg, load_pretrained=ckpt is None)
     cfg.model = model.config.to_dict()  # complete (e.g. the text architecture) so checkpoints rebuild offline
-    crop = crop_samples(cfg, model)
-    sample_rate = model.config.audio.frontend.sample_rate
     model.to(d.device)
     if d.world_size > 1 and d.device.type == "cuda" and cfg.sync_batchnorm:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -211,7 +219,6 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
         model = DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None,
                                         find_unused_parameters=cfg.find_unused_parameters)
 
-    dataset = PairDataset(cfg.data.train, cfg.data.caption_mode, crop, cfg.data.cache_mb, sample_rate)
     weights = None if cfg.data.train[0].weight is None else [s.weight for s in cfg.data.train]
     sampler = MixingBatchSampler(dataset.group_sizes, cfg.batch_size, weights, cfg.data.samples_per_epoch,
                                  cfg.seed, d.rank, d.world_size)
