@@ -23,13 +23,18 @@ def main(out_dir: str | Path, limit: int | None = None, max_duration: float = 0.
     shutil.rmtree(out, ignore_errors=True)  # a fresh crawl: a resumed one would skip everything
     spiders = ["soundbible", "bigsoundbank"]
     with start_mirror(PUBLISHED_CSV, limit=limit, max_duration=max_duration) as mirror:
-        cmd = [sys.executable, "-m", "crawler.cli", "--out", str(out), "--no-polite", "--log-level", "WARNING",
-               "--soundbible-url", mirror.soundbible_url, "--bigsoundbank-url", mirror.bigsoundbank_url, *spiders]
+        # One crawler process per site: the sites are independent, and one Scrapy process uses one core.
+        procs = []
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        for spider in spiders:
+            cmd = [sys.executable, "-m", "crawler.cli", "--out", str(out), "--no-polite", "--log-level", "WARNING",
+                   "--soundbible-url", mirror.soundbible_url, "--bigsoundbank-url", mirror.bigsoundbank_url, spider]
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        results = [p.communicate() for p in procs]
         wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(proc.stderr[-3000:])
+        for p, (_, err) in zip(procs, results):
+            if p.returncode != 0:
+                raise RuntimeError(err[-3000:])
         served = dict(mirror.state.requests_by_site)
         n_sounds = {"soundbible": len(mirror.state.sb), "bigsoundbank": len(mirror.state.bsb)}
     statuses = {s: summarize(out / s) for s in spiders}
