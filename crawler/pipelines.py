@@ -137,7 +137,13 @@ class AudioDownloadPipeline(FilesPipeline):
     def item_completed(self, results, item: SoundItem, info) -> SoundItem:
         ok, value = results[0]
         if ok:
-            item.update(status="ok", error="", file_path=value["path"], file_size=value["size"],
+            path = audio_relpath(item["source"], item["source_id"], value["format"])
+            if path != value["path"]:
+                # Scrapy reuses a finished download for a URL seen before in this run: the same file
+                # serves another sound, which gets its own copy under its own id.
+                root = Path(self.store.basedir)
+                write_atomically(root, path, (root / value["path"]).read_bytes())
+            item.update(status="ok", error="", file_path=path, file_size=value["size"],
                         sha256=value["checksum"], audio_format=value["format"])
         else:
             status, message = classify_failure(value.value)

@@ -204,3 +204,15 @@ def test_polite_defaults_and_the_no_polite_switch():
     assert not fast.getbool("AUTOTHROTTLE_ENABLED") and fast.getint("CONCURRENT_REQUESTS_PER_DOMAIN") > 1
     assert fast.getbool("ROBOTSTXT_OBEY")  # robots.txt is obeyed even then
     assert fast.getfloat("DOWNLOAD_DELAY") == 0.5  # an explicit --set still wins
+
+
+def test_a_file_shared_by_two_sounds_is_stored_under_each_id(tmp_path):
+    from crawler.pipelines import AudioDownloadPipeline
+    from crawler.items import SoundItem
+
+    pipe = AudioDownloadPipeline.__new__(AudioDownloadPipeline)  # only item_completed and the store are used
+    pipe.store = type("Store", (), {"basedir": str(tmp_path)})()
+    write_atomically(tmp_path, "files/soundbible/1.mp3", b"ID3data")
+    cached = {"path": "files/soundbible/1.mp3", "size": 7, "checksum": "c", "format": "mp3"}
+    item = pipe.item_completed([(True, cached)], SoundItem.new(source="soundbible", source_id="2"), None)
+    assert item["file_path"] == "files/soundbible/2.mp3" and (tmp_path / item["file_path"]).read_bytes() == b"ID3data"
