@@ -144,3 +144,12 @@ def test_window_attention_matches_swin_formula_with_shift_mask():
     ref = (logits.view(-1, h, N, N).softmax(-1) @ v).transpose(1, 2).reshape(B * nW, N, C)
     with torch.no_grad():
         torch.testing.assert_close(attn(x, mask), attn.proj(ref))
+
+
+def test_cnn14_dropout_rates_are_configurable():
+    torch.manual_seed(0)
+    x = torch.randn(4, 64, 32)
+    noisy = tiny_cnn14().train()
+    assert not torch.equal(noisy(x), noisy(x))  # PANNs' default dropout
+    quiet = tiny_cnn14(conv_dropout=0.0, embedding_dropout=0.0).train()
+    assert torch.equal(quiet(x), quiet(x))

@@ -23,6 +23,9 @@ class Cnn14Config:
     classes_num: int = 0  # 527 builds fc_audioset (AudioSet tagging head); unused by CLAP
     spec_augment: bool = False  # PANNs trains with it; off by default so tiny runs can overfit
     clip_seconds: float = 20.0  # the paper's Cnn14 training crop; the model itself takes any length
+    # PANNs' dropout rates; lower them for tiny models, which are too noisy to fit at these rates
+    conv_dropout: float = 0.2
+    embedding_dropout: float = 0.5
 
     @classmethod
     def from_dict(cls, d: dict) -> "Cnn14Config":
@@ -98,12 +101,12 @@ class Cnn14(nn.Module):
             x = self.spec_augmenter(x.squeeze(1)).unsqueeze(1)
         for i in range(1, 7):
             x = getattr(self, f"conv_block{i}")(x, pool_size=(2, 2) if i < 6 else (1, 1))
-            x = F.dropout(x, p=0.2, training=self.training)
+            x = F.dropout(x, p=self.cfg.conv_dropout, training=self.training)
         x = x.mean(dim=3)
         x = x.amax(dim=2) + x.mean(dim=2)
-        x = F.dropout(x, p=0.5, training=self.training)
+        x = F.dropout(x, p=self.cfg.embedding_dropout, training=self.training)
         x = F.relu_(self.fc1(x))
-        return F.dropout(x, p=0.5, training=self.training)  # PANNs' "embedding" output, as CLAP uses it
+        return F.dropout(x, p=self.cfg.embedding_dropout, training=self.training)  # PANNs' "embedding" output, as CLAP uses it
 
     def classify(self, embedding: torch.Tensor) -> torch.Tensor:
         """AudioSet clip-wise probabilities from fc_audioset (needs classes_num > 0)."""
