@@ -7,7 +7,6 @@ import subprocess
 import time
 from urllib.parse import quote
 
-import pytest
 
 from crawler.mirror import Faults, start_mirror
 from crawler.state import read_records
