@@ -71,17 +71,24 @@ def main(argv: list[str] | None = None) -> int:
     settings = build_settings(a.out, polite=not a.no_polite, retry_failed=a.retry_failed,
                               user_agent=a.user_agent, overrides=overrides)
     process = CrawlerProcess(settings)
+    crawlers = {}
     for name in dict.fromkeys(a.spiders):
+        crawlers[name] = crawler = process.create_crawler(name)
         if name == "manifest":
-            process.crawl(name, replay=a.replay, soundbible_url=a.soundbible_url,
+            process.crawl(crawler, replay=a.replay, soundbible_url=a.soundbible_url,
                           bigsoundbank_url=a.bigsoundbank_url, limit=a.limit)
         else:
-            process.crawl(name, base_url=getattr(a, f"{name}_url"), limit=a.limit)
+            process.crawl(crawler, base_url=getattr(a, f"{name}_url"), limit=a.limit)
     process.start()
-    for name in dict.fromkeys(a.spiders):
+    complete = True
+    for name, crawler in crawlers.items():
         folder = Path(a.out) / name
-        print(f"{name}: {folder / ITEMS_FILE}: {summarize(folder)}", flush=True)
-    return 0
+        reason = crawler.stats.get_value("finish_reason") if crawler.stats else None
+        complete &= reason == "finished"
+        print(f"{name}: {reason}: {folder / ITEMS_FILE}: {summarize(folder)}", flush=True)
+    if not complete:
+        print("not every spider finished: run the same command again to resume", file=sys.stderr)
+    return 0 if complete else 1
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ def ok_ids(out) -> set[str]:
     return {r["id"] for s in SPIDERS for r in read_records(out / s / "items.jsonl") if r["status"] == "ok"}
 
 
-def interrupted_run(out, mirror, sig: int, after_items: int) -> None:
-    """Start a crawl and send `sig` once `after_items` more sounds are recorded."""
+def interrupted_run(out, mirror, sig: int, after_items: int) -> int:
+    """Start a crawl, send `sig` once `after_items` more sounds are recorded; return its exit code."""
     start = len(ok_ids(out))
     proc = subprocess.Popen(crawl_command(out, SPIDERS, mirror, "--set", "DOWNLOAD_DELAY=0.08",
                                           "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=2"),
@@ -42,7 +42,7 @@ def interrupted_run(out, mirror, sig: int, after_items: int) -> None:
             assert time.monotonic() < deadline, "the crawl made no progress"
             time.sleep(0.05)
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        return proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -53,12 +53,12 @@ def test_killed_crawl_resumes_without_loss_duplicates_or_downloading_twice(tmp_p
     out = tmp_path / "out"
     with start_mirror(PUBLISHED_CSV, limit=60, max_duration=0.3) as mirror:
         all_ids = {s.id for s in mirror.state.sounds}
-        interrupted_run(out, mirror, signal.SIGKILL, after_items=12)
+        assert interrupted_run(out, mirror, signal.SIGKILL, after_items=12) == -signal.SIGKILL
         done_1 = ok_ids(out)
         hits_1 = {i: audio_hits_of(mirror, i) for i in done_1}
         assert 12 <= len(done_1) < len(all_ids)
 
-        interrupted_run(out, mirror, signal.SIGTERM, after_items=4)
+        assert interrupted_run(out, mirror, signal.SIGTERM, after_items=4) == 1  # "shutdown", not "finished"
         done_2 = ok_ids(out)
         assert done_1 < done_2 < all_ids
         hits_2 = {i: audio_hits_of(mirror, i) for i in done_2}
