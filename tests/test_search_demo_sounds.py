@@ -60,6 +60,8 @@ def test_generate_writes_published_csv_audio_and_captions(tmp_path):
         assert 1.0 < info.duration < 4.0 and info.samplerate in (22050, 44100, 48000)
         assert parse_tags(r.tags) and r.title and r.description.strip()
     assert [m.id for m in published_to_manifest(rows)] == ids  # every row is captioned
+    sb_titles = [c.title for c in make_clips(200) if c.source == "soundbible"]
+    assert len(set(sb_titles)) == len(sb_titles)  # repeated titles are numbered, as on the real site
     captions = json.loads((tmp_path / "captions.json").read_text())
     assert set(captions) == set(ids) and all(len(c["captions"]) >= 3 for c in captions.values())
     # deterministic

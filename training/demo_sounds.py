@@ -187,6 +187,7 @@ def make_clips(n: int, seed: int = 0, captions_per_clip: int = 5) -> list[DemoCl
         raise ValueError(f"need at least one clip, got {n}")
     rng = np.random.default_rng(seed)
     clips = []
+    title_count: dict[tuple[str, str], int] = {}
     for i in range(n):
         events = [_random_event(rng) for _ in range(1 if rng.random() < 0.3 else 2)]
         if i % 2 == 0:
@@ -200,9 +201,13 @@ def make_clips(n: int, seed: int = 0, captions_per_clip: int = 5) -> list[DemoCl
                 captions.append(c)
             if len(captions) == captions_per_clip:
                 break
+        # Repeated titles get a number, as on the real sites ("Rain and Storm 2"): a site's static file names
+        # may derive from the title alone.
+        title = title_of(events)
+        k = title_count[(source, title)] = title_count.get((source, title), 0) + 1
         clips.append(DemoClip(id=f"{source}:{source_id}", source=source, source_id=source_id, events=events,
                               sample_rate=int(rng.choice(SAMPLE_RATES)), channels=int(rng.choice([1, 1, 2])),
-                              title=title_of(events), captions=captions))
+                              title=title if k == 1 else f"{title} {k}", captions=captions))
     return clips
 
 
