@@ -33,8 +33,8 @@ SPLIT_FRACTIONS = "0.75,0.1,0.15"
 TEXT_QUERIES = ("a loud high-pitched tone followed by a burst of noise", "a quiet rising sweep",
                 "fast clicking", "slow low beeps, then a falling sweep")
 ZERO_SHOT_LABELS = ("a steady tone", "a rising sweep", "a falling sweep", "clicks", "a noise burst", "beeps")
-# --quick: the same pipeline on fewer sounds and 32 training steps (the test suite runs it)
-QUICK = {"n_sounds": 120, "overrides": ["epochs=4", "data.samples_per_epoch=256", "val_every=4"]}
+# --quick: the same pipeline on fewer sounds and 64 training steps (the test suite runs it)
+QUICK = {"n_sounds": 160, "overrides": ["epochs=8", "data.samples_per_epoch=256", "val_every=8"]}
 
 
 def chance_levels(n_audios: int, n_captions: int, ks=(1, 5, 10)) -> dict:
