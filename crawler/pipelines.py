@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FilesPipeline
+
+from manifests.atomic import atomic_path
 
 from .items import SoundItem
 from .state import FILES_DIR, PART_SUFFIX
@@ -52,15 +52,8 @@ def write_atomically(root: Path, relpath: str, data: bytes) -> Path:
     target = (root / relpath).resolve()
     if not target.is_relative_to(root):
         raise DownloadFailed("unsafe_path", f"refusing to write outside {root}: {relpath!r}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PART_SUFFIX, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target, suffix=PART_SUFFIX) as tmp:
+        tmp.write_bytes(data)
     return target
 
 

@@ -13,13 +13,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
+
+from manifests.atomic import TMP_SUFFIX, atomic_path
 
 logger = logging.getLogger(__name__)
 ITEMS_FILE = "items.jsonl"
 FILES_DIR = "files"
-PART_SUFFIX = ".part"
+PART_SUFFIX = TMP_SUFFIX
 
 
 def sha256_file(path: Path) -> str:
@@ -51,16 +52,8 @@ def read_records(path: Path) -> list[dict]:
 
 
 def atomic_write_lines(path: Path, lines: list[str]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=PART_SUFFIX, fsync=True) as tmp:
+        tmp.write_text("".join(lines), encoding="utf-8")
 
 
 class CrawlState:

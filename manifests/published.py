@@ -10,11 +10,11 @@ import csv
 import html
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .atomic import atomic_path
 from .schema import ManifestError, ManifestRow
 
 PUBLISHED_COLUMNS = ("view_link", "download_link", "title", "description", "fname", "tags")
@@ -125,14 +125,11 @@ def read_published_csv(path: str | os.PathLike = PUBLISHED_CSV) -> list[Publishe
 
 def write_published_csv(path: str | os.PathLike, rows: Iterable[PublishedRow]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=PUBLISHED_COLUMNS)
         w.writeheader()
         for r in rows:
             w.writerow({c: getattr(r, c) for c in PUBLISHED_COLUMNS})
-    os.replace(tmp, path)
     return path
 
 

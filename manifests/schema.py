@@ -9,10 +9,11 @@ import csv
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from .atomic import atomic_path
 
 SPLITS = ("train", "val", "test", "")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -178,18 +179,11 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[ManifestRow], optiona
             if getattr(r, c) not in ("", None):
                 opt.add(c)
     header = list(COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in opt]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
-            w.writeheader()
-            for r in rows:
-                w.writerow(r.to_csv_dict())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r.to_csv_dict())
     return path
 
 

@@ -10,26 +10,20 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from manifests.atomic import atomic_path
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then a rename, so a
     crash never leaves a truncated checkpoint behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from manifests.atomic import atomic_path
 from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.config import RunConfig
 from training.data import MixingBatchSampler, PairDataset, collate_pairs, read_pairs
@@ -313,8 +314,8 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
                     best_score = score if score is not None else best_score
                 save(latest, epoch, 0)
                 if improved:
-                    shutil.copyfile(latest, best.with_suffix(".tmp"))  # copy then rename: atomic
-                    os.replace(best.with_suffix(".tmp"), best)
+                    with atomic_path(best) as tmp:
+                        shutil.copyfile(latest, tmp)
             barrier()
     finally:
         logs.close()
