@@ -157,3 +157,17 @@ def test_source_ids_from_every_url_era(view: str, download: str, expected: str) 
 def test_unknown_url_is_an_error() -> None:
     with pytest.raises(ValueError, match="cannot find a sound id"):
         source_id_of("https://example.org/x", "")
+
+
+def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    from manifests.atomic import atomic_path
+    target = tmp_path / "sub" / "m.csv"
+    with atomic_path(target) as tmp:
+        tmp.write_text("old")
+    assert target.read_text() == "old"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert [p.name for p in target.parent.iterdir()] == ["m.csv"]  # no temporary file left behind
