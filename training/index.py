@@ -192,10 +192,10 @@ def label_prompts(labels: Sequence[str], template: str = DEFAULT_TEMPLATE) -> li
     """The texts embedded for zero-shot labels: the template with '{}' replaced by each label."""
     if "{}" not in template:
         raise ValueError(f"the prompt template must contain '{{}}' where the label goes, got {template!r}")
-    labels = [l.strip() for l in labels]
-    if not labels or any(not l for l in labels):
+    labels = [label.strip() for label in labels]
+    if not labels or not all(labels):
         raise ValueError("zero-shot classification needs a list of non-empty labels")
-    return [template.replace("{}", l) for l in labels]
+    return [template.replace("{}", label) for label in labels]
 
 
 # --- what to index ----------------------------------------------------------------------------------------

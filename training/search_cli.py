@@ -109,10 +109,10 @@ def _cmd_similar(a) -> int:
 
 
 def _cmd_classify(a) -> int:
-    labels = [l for l in (a.labels.split(",") if a.labels else [])]
+    labels = a.labels.split(",") if a.labels else []
     if a.labels_file:
         labels += Path(a.labels_file).read_text(encoding="utf-8").splitlines()
-    labels = [l.strip() for l in labels if l.strip()]
+    labels = [label.strip() for label in labels if label.strip()]
     try:
         prompts = label_prompts(labels, a.template)
     except ValueError as e:
