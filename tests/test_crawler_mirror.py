@@ -95,3 +95,17 @@ def test_fault_specs_and_robots(edge_csv):
 def test_loopback_only(edge_csv):
     with pytest.raises(ValueError, match="loopback"):
         start_mirror(edge_csv, host="0.0.0.0")
+
+
+def test_same_titled_sounds_get_their_own_static_files(tmp_path):
+    from crawler.mirror.catalog import load_catalog
+    from manifests import PublishedRow, write_published_csv
+    rows = [PublishedRow(view_link=f"https://soundbible.com/{i}-Loud-Noise-Burst.html",
+                         download_link=f"https://soundbible.com/grab.php?id={i}&type=wav",
+                         title="Loud Noise Burst", description="A burst.", fname=f"b_{i}.wav", tags="")
+            for i in range(100, 130)]
+    catalog = load_catalog(write_published_csv(tmp_path / "m.csv", rows))
+    assert len({s.basename for s in catalog}) == len(rows)
+    with start_mirror(tmp_path / "m.csv", max_duration=0.2) as m:
+        bodies = {urllib.request.urlopen(f"{m.soundbible_url}/grab.php?id={i}&type=wav").read() for i in (100, 103)}
+    assert len(bodies) == 2

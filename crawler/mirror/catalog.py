@@ -68,6 +68,7 @@ def load_catalog(csv_path: str | os.PathLike = PUBLISHED_CSV, limit: int | None 
     sounds: list[Sound] = []
     counts = {"soundbible": 0, "bigsoundbank": 0}
     seen: set[str] = set()
+    basenames: set[str] = set()
     for row in read_published_csv(Path(csv_path)):
         source, sid = row.source, row.source_id
         if source not in counts or row.id in seen:
@@ -81,11 +82,15 @@ def load_catalog(csv_path: str | os.PathLike = PUBLISHED_CSV, limit: int | None 
         if source == "soundbible":
             author = SB_AUTHORS[h % len(SB_AUTHORS)]
             href = row.view_link.rsplit("/", 1)[-1]
+            basename = _sb_basename(row.title.strip() or "sound", author, h)
+            if basename in basenames:  # one static file per sound: same-titled sounds must not share one
+                basename = f"{basename}-{sid}"
+            basenames.add(basename)
             sounds.append(Sound(
                 id=row.id, source=source, source_id=sid, title=row.title, description=row.description,
                 tags=parse_tags(row.tags), fname=row.fname, slug=href, author=author,
                 license=SB_LICENSES[(h >> 8) % len(SB_LICENSES)], sample_rate=rate, bit_depth=bits,
-                channels=ch, basename=_sb_basename(row.title.strip() or "sound", author, h)))
+                channels=ch, basename=basename))
         else:
             m = re.search(r"(?:detail|sound)-\d+-(.+)\.html$", row.view_link) or re.search(
                 r"/([^/]+)-s\d+\.html$", row.view_link)
