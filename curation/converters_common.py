@@ -1,28 +1,17 @@
 """What the AudioCaps and Clotho converters share: reading their caption CSVs and finding their audio files."""
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
-from manifests import ManifestError
+from manifests.schema import iter_csv
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 
 
 def read_csv(path: str | os.PathLike, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) pairs of a dataset's own CSV; an error names the file and the missing column."""
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(path, None, None, "no such CSV file")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or []]
-        reader.fieldnames = header
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ManifestError(path, 1, missing[0], f"missing column(s): {', '.join(missing)}")
-        return [(reader.line_num, {k: (v or "") for k, v in row.items() if k is not None}) for row in reader]
+    return [(line, {k: v or "" for k, v in row.items()}) for line, row in iter_csv(path, required, what="CSV")]
 
 
 def index_audio(folder: str | os.PathLike) -> dict[str, Path]:

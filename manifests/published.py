@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .atomic import atomic_path
-from .schema import ManifestError, ManifestRow
+from .schema import ManifestError, ManifestRow, iter_csv
 
 PUBLISHED_COLUMNS = ("view_link", "download_link", "title", "description", "fname", "tags")
 # The copy of the official CSV that ships with the project (see manifests/README.md for origin and licence).
@@ -105,21 +105,12 @@ def format_tags(tags: Iterable[str]) -> str:
 
 
 def read_published_csv(path: str | os.PathLike = PUBLISHED_CSV) -> list[PublishedRow]:
-    path = Path(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in PUBLISHED_COLUMNS if c not in header]
-        if missing:
-            raise ManifestError(path, 1, missing[0], f"not the published WavText5K format, missing {missing}")
-        rows = []
-        for raw in reader:
-            if None in raw:
-                raise ManifestError(path, reader.line_num, None, "more fields than the header has")
-            row = PublishedRow(**{c: raw[c] or "" for c in PUBLISHED_COLUMNS})
-            if not (row.view_link or row.download_link):
-                raise ManifestError(path, reader.line_num, "view_link", "row has neither view_link nor download_link")
-            rows.append(row)
+    rows = []
+    for line, raw in iter_csv(path, PUBLISHED_COLUMNS, what="published WavText5K CSV"):
+        row = PublishedRow(**{c: raw[c] or "" for c in PUBLISHED_COLUMNS})
+        if not (row.view_link or row.download_link):
+            raise ManifestError(path, line, "view_link", "row has neither view_link nor download_link")
+        rows.append(row)
     return rows
 
 

@@ -143,24 +143,33 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[ManifestRow]:
         yield row
 
 
-def _iter_numbered(path: str | os.PathLike) -> Iterator[tuple[int, ManifestRow]]:
+def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable[str] | None = None,
+             what: str = "manifest") -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row dict) of a CSV whose header has every ``required`` column (and, when ``allowed`` is
+    given, no other); structural problems raise ManifestError naming the row and column."""
     path = Path(path)
     if not path.is_file():
-        raise ManifestError(path, None, None, "no such manifest file")
-    with open(path, newline="", encoding="utf-8") as f:
+        raise ManifestError(path, None, None, f"no such {what} file")
+    required = list(required)
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheet exports start with a BOM
         reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in COLUMNS if c not in header]
+        header = reader.fieldnames = [h.strip() for h in reader.fieldnames or []]
+        missing = [c for c in required if c not in header]
         if missing:
-            raise ManifestError(path, 1, missing[0], f"missing column(s): {', '.join(missing)}")
-        unknown = [c for c in header if c not in COLUMNS and c not in OPTIONAL_COLUMNS]
-        if unknown:
-            raise ManifestError(path, 1, unknown[0], f"unknown column(s): {', '.join(unknown)}")
+            raise ManifestError(path, 1, missing[0], f"not a {what}: missing column(s): {', '.join(missing)}")
+        if allowed is not None:
+            unknown = [c for c in header if c not in required and c not in set(allowed)]
+            if unknown:
+                raise ManifestError(path, 1, unknown[0], f"unknown column(s): {', '.join(unknown)}")
         for raw in reader:
-            line = reader.line_num
             if None in raw:
-                raise ManifestError(path, line, None, "more fields than the header has")
-            yield line, _parse_row(raw, path, line)
+                raise ManifestError(path, reader.line_num, None, "more fields than the header has")
+            yield reader.line_num, raw
+
+
+def _iter_numbered(path: str | os.PathLike) -> Iterator[tuple[int, ManifestRow]]:
+    for line, raw in iter_csv(path, COLUMNS, OPTIONAL_COLUMNS):
+        yield line, _parse_row(raw, path, line)
 
 
 def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
