@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from manifests.atomic import atomic_path
 
 from .items import SoundItem
 from .state import FILES_DIR, PART_SUFFIX
+from .streaming import HEAD_SIZE, STREAM_TO, STREAMED, StreamedBody
 from .statuses import DownloadFailed, classify_failure
 
 logger = logging.getLogger(__name__)
@@ -46,14 +49,28 @@ def audio_relpath(source: str, source_id: str, fmt: str) -> str:
     return f"{FILES_DIR}/{parts[0]}/{parts[1]}.{parts[2]}"
 
 
-def write_atomically(root: Path, relpath: str, data: bytes) -> Path:
-    """Write data to root/relpath through a temporary file and a rename; refuses paths outside root."""
+def safe_target(root: Path, relpath: str) -> Path:
+    """root/relpath, refusing any path outside root."""
     root = root.resolve()
     target = (root / relpath).resolve()
     if not target.is_relative_to(root):
         raise DownloadFailed("unsafe_path", f"refusing to write outside {root}: {relpath!r}")
+    return target
+
+
+def write_atomically(root: Path, relpath: str, data: bytes) -> Path:
+    """Write data to root/relpath through a temporary file and a rename; refuses paths outside root."""
+    target = safe_target(root, relpath)
     with atomic_path(target, suffix=PART_SUFFIX) as tmp:
         tmp.write_bytes(data)
+    return target
+
+
+def copy_atomically(root: Path, source: Path, relpath: str) -> Path:
+    """Copy a file to root/relpath in chunks, through a temporary file and a rename."""
+    target = safe_target(root, relpath)
+    with atomic_path(target, suffix=PART_SUFFIX) as tmp:
+        shutil.copyfile(source, tmp)
     return target
 
 
@@ -71,9 +88,10 @@ logging.getLogger("scrapy.pipelines.media").addFilter(_RecordedFailures())
 
 class AudioDownloadPipeline(FilesPipeline):
     """Tries the item's audio_urls in order until one gives audio. Each attempt is one FilesPipeline
-    download (redirects followed, retries by the downloader middleware); the body is checked by its
-    bytes, stored under a path built from source and id with the extension of the format received,
-    and its size and sha256 recorded. The item's status says what happened; the item is never dropped."""
+    download (redirects followed, retries by the downloader middleware) whose body the download handler
+    streams to a temporary file (crawler.streaming); the body is checked by its first bytes, the file
+    renamed to a path built from source and id with the extension of the format received, and the size
+    and sha256 computed while streaming are recorded. The item's status says what happened; the item is never dropped."""
 
     async def process_item(self, item: SoundItem) -> SoundItem:
         if item.get("status"):  # the spider already recorded why there is nothing to download
@@ -94,34 +112,54 @@ class AudioDownloadPipeline(FilesPipeline):
         return item
 
     def get_media_requests(self, item: SoundItem, info) -> list[Request]:
-        meta = {}
+        # The body goes to a temporary file in the spider's folder (renamed into files/ once checked),
+        # uncompressed: Scrapy's decompression middleware only sees an empty body.
+        meta = {STREAM_TO: self.store.basedir}
         if cap := self.crawler.settings.getint("WT5K_AUDIO_MAXSIZE"):
             meta["download_maxsize"] = cap
-        return [Request(item["download_link"], callback=NO_CALLBACK, meta=meta)]
+        return [Request(item["download_link"], callback=NO_CALLBACK, meta=meta,
+                        headers={"Accept-Encoding": "identity"})]
 
     def media_to_download(self, request, info, *, item=None):
         return None  # what is already done is decided per id (crawler.state), before any page is fetched
 
     async def media_downloaded(self, response, request, info, *, item=None) -> dict:
+        streamed: StreamedBody | None = response.meta.get(STREAMED)
+        try:
+            return self._store(response, streamed, item)
+        finally:
+            if streamed is not None:  # renamed when it was audio; a page or an error leaves nothing behind
+                streamed.path.unlink(missing_ok=True)
+
+    def _store(self, response, streamed: StreamedBody | None, item: SoundItem) -> dict:
         if response.status != 200:
             raise DownloadFailed("http_error", f"HTTP {response.status} from {response.url}")
-        body = response.body
-        if not body:
+        # A streamed body is on disk; an empty one (or any body when streaming is switched off) is in memory.
+        head = streamed.head if streamed else response.body[:HEAD_SIZE]
+        size = streamed.size if streamed else len(response.body)
+        if not size:
             raise DownloadFailed("empty", f"empty body with HTTP 200 from {response.url}")
-        fmt = sniff_audio_format(body[:16])
+        fmt = sniff_audio_format(head)
         if fmt is None:
             ctype = response.headers.get("Content-Type", b"").decode("latin-1")
             raise DownloadFailed("not_audio", f"not an audio file ({ctype or 'no Content-Type'}, "
-                                              f"starts {body[:24]!r}) from {response.url}")
+                                              f"starts {head[:24]!r}) from {response.url}")
         relpath = audio_relpath(item["source"], item["source_id"], fmt)
         root = Path(self.store.basedir)
-        target = write_atomically(root, relpath, body)
+        if streamed:
+            target = safe_target(root, relpath)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(streamed.path, target)
+            checksum = streamed.sha256
+        else:
+            target = write_atomically(root, relpath, response.body)
+            checksum = hashlib.sha256(response.body).hexdigest()
         for sibling in target.parent.glob(f"{target.stem}.*"):  # an older file of this id in another format
             if sibling != target and not sibling.name.endswith(PART_SUFFIX):
                 sibling.unlink(missing_ok=True)
         self.inc_stats("downloaded")
-        return {"url": response.url, "path": relpath, "checksum": hashlib.sha256(body).hexdigest(),
-                "size": len(body), "format": fmt, "status": "downloaded"}
+        return {"url": response.url, "path": relpath, "checksum": checksum, "size": size, "format": fmt,
+                "status": "downloaded"}
 
     def media_failed(self, failure, request, info):
         status, message = classify_failure(failure.value)
@@ -135,7 +173,7 @@ class AudioDownloadPipeline(FilesPipeline):
                 # Scrapy reuses a finished download for a URL seen before in this run: the same file
                 # serves another sound, which gets its own copy under its own id.
                 root = Path(self.store.basedir)
-                write_atomically(root, path, (root / value["path"]).read_bytes())
+                copy_atomically(root, root / value["path"], path)
             item.update(status="ok", error="", file_path=path, file_size=value["size"],
                         sha256=value["checksum"], audio_format=value["format"])
         else:
@@ -145,7 +183,11 @@ class AudioDownloadPipeline(FilesPipeline):
         return item
 
     def file_path(self, request, response=None, info=None, *, item=None) -> str:
-        fmt = sniff_audio_format(response.body[:16]) if response is not None else None
+        if response is None:
+            fmt = None
+        else:
+            streamed = response.meta.get(STREAMED)
+            fmt = sniff_audio_format(streamed.head if streamed else response.body[:HEAD_SIZE])
         return audio_relpath(item["source"], item["source_id"], fmt or "bin")
 
 

@@ -115,6 +115,12 @@ def test_hostile_file_names_are_ignored(crawl):
     assert all(p.is_relative_to(out) or p.name == "edge.csv" for p in written)
 
 
+def test_failed_downloads_leave_no_temporary_file(crawl):
+    """Timeouts, truncated and empty bodies, pages instead of audio: every streamed body was removed."""
+    assert not list(crawl["out"].rglob("*.part"))
+    assert {r["status"] for r in crawl["sb"].values()} >= {"timeout", "truncated", "empty", "not_audio", "ok"}
+
+
 @pytest.fixture(scope="module")
 def bots_mirror(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bots")

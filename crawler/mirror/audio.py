@@ -40,6 +40,20 @@ class AudioProvider:
         path = self.audio_dir / sound.fname
         return path if path.is_file() else None
 
+    def file_as_is(self, sound: Sound, fmt: str) -> Path | None:
+        """The provided file itself when `encode` would give the same kind of file (same container; for
+        WAV/FLAC the declared bit depth, for lossy formats a rate they allow): it is then served from disk
+        as it is, so a large file is neither decoded nor held in memory."""
+        path = self.provided_file(sound)
+        if path is None:
+            return None
+        info = sf.info(str(path))
+        container, subtypes = FORMATS[fmt]
+        if info.format != container:
+            return None
+        same = info.subtype == subtypes[sound.bit_depth] if subtypes else info.samplerate <= LOSSY_MAX_RATE
+        return path if same else None
+
     def describe(self, sound: Sound) -> None:
         """Fill the sound's declared technical data (rate, bits, channels, duration) from its audio."""
         path = self.provided_file(sound)

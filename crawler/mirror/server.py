@@ -12,6 +12,7 @@ import argparse
 import ipaddress
 import math
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -93,6 +94,27 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    def send_audio(self, body: Path | bytes, ctype: str, headers: dict[str, str], sized: bool = True) -> None:
+        """200 with audio: bytes, or a file copied from disk in chunks. Unsized: no Content-Length, the body
+        ends when the connection closes (HTTP/1.0 style)."""
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        if sized:
+            self.send_header("Content-Length", str(body.stat().st_size if isinstance(body, Path) else len(body)))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if isinstance(body, Path):
+            with open(body, "rb") as f:
+                shutil.copyfileobj(f, self.wfile, 1 << 20)
+        else:
+            self.wfile.write(body)
+
     def redirect(self, location: str, status: int = 302) -> None:
         self.send(status, pages.html_message("Moved", location), headers={"Location": location})
 
@@ -133,10 +155,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send(200, b"", CONTENT_TYPES[fmt])
         if sound.id in f.slow:
             time.sleep(f.slow_s)
-        data = self.state.audio.encode(sound, fmt)
         if filename and f.hostile_names:
             filename = f"../../../../../tmp/{filename}"
         headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else {}
+        sized = sound.id not in f.unsized
+        if sound.id not in f.truncated and (path := self.state.audio.file_as_is(sound, fmt)) is not None:
+            return self.send_audio(path, CONTENT_TYPES[fmt], headers, sized)
+        data = self.state.audio.encode(sound, fmt)
         if sound.id in f.truncated:
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPES[fmt])
@@ -146,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        self.send(200, data, CONTENT_TYPES[fmt], headers)
+        self.send_audio(data, CONTENT_TYPES[fmt], headers, sized)
 
     # -- SoundBible
     def route_soundbible(self, path: str, query: dict[str, list[str]]) -> None:
@@ -286,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="faults (repeat --fault): html_for_bots | wav_gone | dead_links=ID,.. | "
                                        "404=ID,.. | 500=ID,.. | 429=ID[:HITS],.. | slow=ID,.. | truncated=ID,.. | "
-                                       "empty=ID,.. | robots=/PATH,.. | hostile_names   (ID: soundbible:2219, bigsoundbank:0100)")
+                                       "empty=ID,.. | unsized=ID,.. | robots=/PATH,.. | hostile_names   (ID: soundbible:2219, bigsoundbank:0100)")
     p.add_argument("--csv", default=str(PUBLISHED_CSV), help="published-format CSV (default: the WavText5K one)")
     p.add_argument("--audio-dir", help="serve files named like the CSV's fname from this folder")
     p.add_argument("--limit", type=int, help="first N sounds of each site only")
