@@ -110,6 +110,15 @@ def test_size_cap_while_streaming_is_too_large_and_leaves_no_file(big):
     assert not (tmp / "capped" / "soundbible" / "files").exists()
 
 
+def test_a_body_that_stalls_midway_times_out_and_leaves_no_file(big):
+    tmp = big["tmp"]
+    with start_mirror(big["csv"], faults=Faults(stalled={BIG_ID}, slow_s=2.0)) as mirror:
+        measured_crawl(tmp / "stalled", mirror, "--set", "DOWNLOAD_TIMEOUT=1", "--set", "RETRY_TIMES=0")
+    r = items_by_id(tmp / "stalled", "soundbible")[BIG_ID]
+    assert r["status"] == "timeout" and r["error"].count("took longer than 1") == 3, r
+    assert not list((tmp / "stalled").rglob(f"*{PART_SUFFIX}"))
+
+
 def test_a_body_without_content_length_is_streamed_whole(big):
     tmp = big["tmp"]
     with start_mirror(big["csv"], faults=Faults(unsized={BIG_ID})) as mirror:

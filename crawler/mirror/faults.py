@@ -20,13 +20,15 @@ class Faults:
     truncated: set[str] = field(default_factory=set)       # Content-Length promises more than is sent
     empty: set[str] = field(default_factory=set)           # 200 with an empty body
     unsized: set[str] = field(default_factory=set)         # no Content-Length: the body ends at the close
+    stalled: set[str] = field(default_factory=set)         # half the body, then a pause of slow_s
     robots_disallow: list[str] = field(default_factory=list)  # extra Disallow lines (both sites)
     hostile_names: bool = False          # Content-Disposition file names that climb out of any folder
 
     @classmethod
     def from_specs(cls, specs: list[str]) -> "Faults":
         """Parse command-line specs: `html_for_bots`, `wav_gone`, `hostile_names`, `dead_links=ID,ID`, `404=ID`,
-        `500=ID`, `429=ID[:HITS]`, `slow=ID`, `truncated=ID`, `empty=ID`, `unsized=ID`, `robots=/PATH`."""
+        `500=ID`, `429=ID[:HITS]`, `slow=ID`, `truncated=ID`, `empty=ID`, `unsized=ID`, `stalled=ID`,
+        `robots=/PATH`."""
         f = cls()
         aliases = {"404": "not_found", "500": "server_error", "429": "rate_limited", "robots": "robots_disallow"}
         for spec in specs:
@@ -41,7 +43,8 @@ class Faults:
                     f.rate_limited[sid] = int(hits)
             elif name == "robots_disallow":
                 f.robots_disallow.extend(values)
-            elif name in ("dead_links", "not_found", "server_error", "slow", "truncated", "empty", "unsized"):
+            elif name in ("dead_links", "not_found", "server_error", "slow", "truncated", "empty", "unsized",
+                          "stalled"):
                 getattr(f, name).update(values)
             else:
                 raise ValueError(f"unknown fault {spec!r}; see `wt5k-mirror --help`")

@@ -158,18 +158,22 @@ class _Handler(BaseHTTPRequestHandler):
         if filename and f.hostile_names:
             filename = f"../../../../../tmp/{filename}"
         headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else {}
-        sized = sound.id not in f.unsized
-        if sound.id not in f.truncated and (path := self.state.audio.file_as_is(sound, fmt)) is not None:
+        sized, cut = sound.id not in f.unsized, sound.id in f.truncated or sound.id in f.stalled
+        if not cut and (path := self.state.audio.file_as_is(sound, fmt)) is not None:
             return self.send_audio(path, CONTENT_TYPES[fmt], headers, sized)
         data = self.state.audio.encode(sound, fmt)
-        if sound.id in f.truncated:
+        if cut:  # half the body, then: the connection closes (truncated) or a pause (stalled)
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPES[fmt])
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
-            self.close_connection = True
+            if sound.id in f.truncated:
+                self.close_connection = True
+                return
+            time.sleep(f.slow_s)
+            self.wfile.write(data[len(data) // 2:])
             return
         self.send_audio(data, CONTENT_TYPES[fmt], headers, sized)
 
@@ -311,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="faults (repeat --fault): html_for_bots | wav_gone | dead_links=ID,.. | "
                                        "404=ID,.. | 500=ID,.. | 429=ID[:HITS],.. | slow=ID,.. | truncated=ID,.. | "
-                                       "empty=ID,.. | unsized=ID,.. | robots=/PATH,.. | hostile_names   (ID: soundbible:2219, bigsoundbank:0100)")
+                                       "empty=ID,.. | unsized=ID,.. | stalled=ID,.. | robots=/PATH,.. | hostile_names   (ID: soundbible:2219, bigsoundbank:0100)")
     p.add_argument("--csv", default=str(PUBLISHED_CSV), help="published-format CSV (default: the WavText5K one)")
     p.add_argument("--audio-dir", help="serve files named like the CSV's fname from this folder")
     p.add_argument("--limit", type=int, help="first N sounds of each site only")
