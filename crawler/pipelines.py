@@ -91,7 +91,8 @@ class AudioDownloadPipeline(FilesPipeline):
     download (redirects followed, retries by the downloader middleware) whose body the download handler
     streams to a temporary file (crawler.streaming); the body is checked by its first bytes, the file
     renamed to a path built from source and id with the extension of the format received, and the size
-    and sha256 computed while streaming are recorded. The item's status says what happened; the item is never dropped."""
+    and sha256 computed while streaming are recorded. The item's status says what happened; the item is
+    never dropped."""
 
     async def process_item(self, item: SoundItem) -> SoundItem:
         if item.get("status"):  # the spider already recorded why there is nothing to download
