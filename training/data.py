@@ -89,11 +89,21 @@ def read_audio(path: str, sample_rate: int = SAMPLE_RATE, length: int | None = N
         x, sr = sf.read(path, start=start, frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:
         raise ValueError(f"cannot read audio {path}: {e}") from None
-    x = x.mean(axis=1)
-    if len(x) == 0:
-        raise ValueError(f"audio {path} is empty")
+    try:
+        return to_model_rate(x, sr, sample_rate)
+    except ValueError as e:
+        raise ValueError(f"audio {path}: {e}") from None
+
+
+def to_model_rate(x: np.ndarray, sr: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A mono float32 waveform resampled from ``sr`` to ``sample_rate``; rejects empty or non-finite audio."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 2:  # (samples, channels), as soundfile gives it
+        x = x.mean(axis=1)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"expected a non-empty mono or (samples, channels) waveform, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"audio {path} holds NaN or infinite samples")
+        raise ValueError("audio holds NaN or infinite samples")
     if sr != sample_rate:
         x = soxr.resample(x, sr, sample_rate, quality="HQ").astype(np.float32)
     return x

@@ -12,26 +12,11 @@ import os
 from typing import Sequence
 
 import numpy as np
-import soxr
 import torch
 
 from training.checkpoint import load_checkpoint, model_from_checkpoint
-from training.data import read_audio
+from training.data import read_audio, to_model_rate
 from training.index import normalize
-
-def to_model_rate(x: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
-    """A mono waveform resampled from ``sr`` to ``sample_rate``; rejects empty or non-finite audio."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2:  # (samples, channels), as soundfile gives it
-        x = x.mean(axis=1)
-    if x.ndim != 1 or len(x) == 0:
-        raise ValueError(f"expected a non-empty mono or (samples, channels) waveform, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("audio holds NaN or infinite samples")
-    if sr != sample_rate:
-        x = soxr.resample(x, sr, sample_rate, quality="HQ").astype(np.float32)
-    return x
-
 
 def windows(x: np.ndarray, length: int) -> np.ndarray:
     """[n_windows, length]: repeat-padded single window for short audio; consecutive windows, the last one
