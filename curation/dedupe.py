@@ -1,4 +1,5 @@
-"""Exact duplicates: items whose decoded audio is identical (same samples, rate and channels). The smallest id
+"""Exact duplicates: items whose converted audio is identical (the same samples written at the same rate,
+channels and bit depth, whatever container or rate the inputs had). The smallest id
 of each group is kept; the others point to it."""
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from curation.audio import REASONS, AudioOptions, process_audio
+from curation.audio import REASONS, AudioOptions, process_audio, quantise
 from curation.synth import make_broken_files, sine, write
 
 SR = 44100
@@ -115,8 +115,7 @@ def test_streaming_blocks_equal_one_block(tmp_path):
     b = process_audio(src, tmp_path / "b.flac", AudioOptions(block_frames=4096))
     ya, _ = sf.read(tmp_path / "a.flac")
     yb, _ = sf.read(tmp_path / "b.flac")
-    assert a.content_hash == b.content_hash and len(ya) == len(yb)
-    assert np.max(np.abs(ya - yb)) < 1e-4
+    assert a.content_hash == b.content_hash and np.array_equal(ya, yb)  # soxr's output does not depend on chunking
 
 
 def test_24_bit_flac_option(tmp_path):
@@ -140,7 +139,23 @@ def test_content_hash_finds_same_audio_in_another_container(tmp_path):
     a = process_audio(write(tmp_path / "a.wav", x, SR, "PCM_16"), tmp_path / "a.flac")
     b = process_audio(write(tmp_path / "b.flac", x, SR, "PCM_16"), tmp_path / "b.flac")
     c = process_audio(write(tmp_path / "c.wav", x // 2, SR, "PCM_16"), tmp_path / "c.flac")
-    assert a.content_hash == b.content_hash != c.content_hash
+    d = process_audio(write(tmp_path / "d.flac", x.astype(np.float32) / 32768, SR, "PCM_24"), tmp_path / "d.flac")
+    e = process_audio(tmp_path / "a.wav", tmp_path / "e.flac", AudioOptions(bit_depth=24))
+    assert a.content_hash == b.content_hash == d.content_hash != c.content_hash  # same values in 24 bits: same sound
+    assert e.content_hash != a.content_hash  # but a 24-bit output is another file
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24"])
+def test_quantise_rounds_clips_and_reads_back_exactly(tmp_path, subtype):
+    bits = 16 if subtype == "PCM_16" else 24
+    step = 2.0 ** -(bits - 1)
+    y = np.array([0.0, 0.4 * step, 0.6 * step, -0.6 * step, 0.25, -1.0, -1.5, 1.0, 7.0, 1 - step], np.float32)
+    q = quantise(y, subtype)
+    back = q.astype(np.float64) / 2.0 ** (31 if bits == 24 else 15)
+    want = [0.0, 0.0, step, -step, 0.25, -1.0, -1.0, 1 - step, 1 - step, 1 - step]
+    assert back.tolist() == pytest.approx(want, abs=0)
+    sf.write(tmp_path / "q.flac", q, SR, subtype=subtype)
+    assert sf.read(tmp_path / "q.flac", dtype="float64")[0].tolist() == pytest.approx(want, abs=0)
 
 
 def test_loud_input_is_clipped_not_wrapped(tmp_path):
@@ -154,3 +169,18 @@ def test_bad_options_are_refused():
     for kw in ({"resampler": "sinc"}, {"out_format": "mp3"}, {"channels": "stereo"}):
         with pytest.raises(ValueError):
             AudioOptions(**kw)
+
+
+@pytest.mark.parametrize("channels", ["mono", "keep"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, "both_infs"])
+def test_non_finite_sample_in_one_channel_is_found(tmp_path, channels, bad):
+    """The check runs after the downmix: a NaN or inf in one channel must still show (+inf and -inf in two
+    channels of one frame average to NaN)."""
+    x = sine(48000, 0.5, 440, 0.3, channels=3).astype(np.float32)
+    if bad == "both_infs":
+        x[7000, 0], x[7000, 2] = np.inf, -np.inf
+    else:
+        x[7000, 1] = bad
+    res = process_audio(write(tmp_path / "in.wav", x, 48000, "FLOAT"), tmp_path / "o.flac", AudioOptions(channels=channels))
+    assert (res.reason, "frame 7000" in res.detail) == ("non_finite", True)
+    assert not (tmp_path / "o.flac").exists()

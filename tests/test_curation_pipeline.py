@@ -138,8 +138,9 @@ def test_rerun_does_no_work_and_changes_are_redone(raw, tmp_path):
     assert (out / "wavtext5k.csv").read_bytes() == manifest
 
     f = raw_dir / "bigsoundbank/files/0007.wav"
-    f.write_bytes(f.read_bytes())  # touched, same content: still no work
-    assert curate(out, raw=[raw_dir], options=_opts(tmp_path, workers=1)).processed == 0
+    f.write_bytes(f.read_bytes())  # touched, same content: converted again (inputs are not hashed), same manifest
+    assert curate(out, raw=[raw_dir], options=_opts(tmp_path, workers=1)).processed == 1
+    assert (out / "wavtext5k.csv").read_bytes() == manifest
     write(f, sine(96000, 0.7, 300, 0.3), 96000, "PCM_16")  # changed content: redone, and no longer a duplicate
     third = curate(out, raw=[raw_dir], options=_opts(tmp_path, workers=1))
     assert third.processed == 1
