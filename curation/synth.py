@@ -46,6 +46,10 @@ def make_broken_files(folder: str | os.PathLike) -> dict[str, str]:
     (d / "_full.flac").unlink()
     (d / "truncated.flac").write_bytes(flac[: len(flac) // 2])
     expected["truncated.flac"] = "truncated"
+    mp3 = write(d / "_full.mp3", sine(44100, 3.0, noise=0.05), 44100, "MPEG_LAYER_III", "MP3").read_bytes()
+    (d / "_full.mp3").unlink()
+    (d / "truncated.mp3").write_bytes(mp3[: len(mp3) // 2])  # libsndfile writes a Xing tag with the frame count
+    expected["truncated.mp3"] = "truncated"
     garbage = np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes()
     for ext in ("wav", "mp3", "flac", "ogg"):
         (d / f"garbage.{ext}").write_bytes(garbage)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from curation.audio import REASONS, AudioOptions, process_audio, quantise
+from curation.audio import REASONS, AudioOptions, mp3_declares_length, mp3_samples, process_audio, quantise
 from curation.synth import make_broken_files, sine, write
 
 SR = 44100
@@ -23,7 +23,7 @@ def test_every_reason_is_generated(broken):
 
 
 @pytest.mark.parametrize("name", [
-    "empty.wav", "header_only.wav", "truncated.wav", "truncated.flac", "garbage.wav", "garbage.mp3",
+    "empty.wav", "header_only.wav", "truncated.wav", "truncated.flac", "truncated.mp3", "garbage.wav", "garbage.mp3",
     "garbage.flac", "garbage.ogg", "html_page.mp3", "zeros.wav", "zeros.flac", "nan.wav", "inf.wav", "short.wav"])
 def test_broken_file_is_rejected_with_its_reason(broken, tmp_path, name):
     d, expected = broken
@@ -184,3 +184,48 @@ def test_non_finite_sample_in_one_channel_is_found(tmp_path, channels, bad):
     res = process_audio(write(tmp_path / "in.wav", x, 48000, "FLOAT"), tmp_path / "o.flac", AudioOptions(channels=channels))
     assert (res.reason, "frame 7000" in res.detail) == ("non_finite", True)
     assert not (tmp_path / "o.flac").exists()
+
+
+@pytest.mark.parametrize("sr,channels", [(22050, 1), (44100, 2), (48000, 1)])  # the tag's three offsets
+def test_mp3_is_held_to_its_xing_frame_count(tmp_path, sr, channels):
+    x = sine(sr, 3.0, 500, 0.3, channels=channels, noise=0.01)
+    full = write(tmp_path / "full.mp3", x, sr, "MPEG_LAYER_III", "MP3")
+    data = full.read_bytes()
+    assert mp3_declares_length(full)
+    assert process_audio(full, tmp_path / "o.flac").status == "ok"
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: int(len(data) * 0.8)])
+    res = process_audio(cut, tmp_path / "c.flac")
+    assert res.reason == "truncated", res.detail  # from the frame count, or from a decode error in the cut frame
+    # an ID3v2 tag in front does not hide the Xing frame
+    tagged = tmp_path / "tagged.mp3"
+    tagged.write_bytes(b"ID3\x04\x00\x00" + bytes([0, 0, 1, 0]) + b"\x00" * 128 + data[: int(len(data) * 0.8)])
+    assert mp3_declares_length(tagged) and process_audio(tagged, tmp_path / "t.flac").reason == "truncated"
+
+
+def _without_xing_frame(data: bytes) -> bytes:
+    """The stream minus its first frame (libsndfile's Xing frame: zeros after its tag, so the next sync is real)."""
+    return data[data.index(data[:2], 4):]
+
+
+def test_mp3_frames_are_counted_from_their_headers(tmp_path):
+    for sr, ch in ((44100, 1), (48000, 2), (22050, 2)):
+        data = write(tmp_path / "f.mp3", sine(sr, 2.0, 500, 0.3, channels=ch), sr, "MPEG_LAYER_III", "MP3").read_bytes()
+        per_frame = 1152 if sr > 32000 else 576
+        tagged = tmp_path / "t.mp3"  # ID3v2 in front, ID3v1 at the end: neither is counted
+        tagged.write_bytes(b"ID3\x03\x00\x00" + bytes([0, 0, 0, 20]) + b"\x00" * 20 + data + b"TAG" + b"\x00" * 125)
+        # the Xing frame plus the audio frames, which hold the encoder's delay and padding around the 2 s
+        assert 2 * sr + per_frame <= mp3_samples(tagged) <= 2 * sr + 4 * per_frame
+
+
+def test_mp3_without_a_frame_count_is_not_cut_short(tmp_path):
+    """Without a Xing/Info frame libsndfile estimates the length from the first frame's bitrate and stops reading
+    there. When the frames hold more, the file is rejected rather than silently cut; a cut file cannot be told
+    from a short one, so it is not judged by its length."""
+    data = write(tmp_path / "full.mp3", sine(44100, 3.0, 500, 0.3), 44100, "MPEG_LAYER_III", "MP3").read_bytes()
+    plain = tmp_path / "plain.mp3"
+    plain.write_bytes(_without_xing_frame(data))
+    assert not mp3_declares_length(plain)
+    assert sf.info(str(plain)).frames < SR  # libsndfile's estimate: far short of 3 s
+    res = process_audio(plain, tmp_path / "o.flac")
+    assert res.reason == "unreadable" and "Xing/Info" in res.detail, res.detail
