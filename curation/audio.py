@@ -199,13 +199,21 @@ _MP3_KBPS = {3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 32
 _MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
 
-def _mp3_audio_start(fh) -> int:
-    """Offset of the first byte after an ID3v2 tag (0 when there is none)."""
-    head = fh.read(10)
-    if len(head) == 10 and head[:3] == b"ID3":  # syncsafe size, optional footer
+def _mp3_audio_start(head: bytes) -> int:
+    """Offset of the first byte after an ID3v2 tag, from the file's first 10 bytes (0 when there is none)."""
+    if len(head) >= 10 and head[:3] == b"ID3":  # syncsafe size, optional footer
         size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
         return 10 + size + (10 if head[5] & 0x10 else 0)
     return 0
+
+
+def _mp3_sync(data: bytes, pos: int = 0) -> int:
+    """Offset of the first MPEG frame sync (11 set bits) at or after ``pos``, -1 when there is none: decoders
+    skip junk before the first frame, and so does this."""
+    for i in range(pos, len(data) - 1):
+        if data[i] == 0xFF and data[i + 1] & 0xE0 == 0xE0:
+            return i
+    return -1
 
 
 def mp3_declares_length(path: str | os.PathLike) -> bool:
@@ -213,15 +221,15 @@ def mp3_declares_length(path: str | os.PathLike) -> bool:
     libsndfile then reports that exact count, so the file can be held to it; without one, the count is an
     estimate from the file's size and first frame."""
     with open(path, "rb") as fh:
-        fh.seek(_mp3_audio_start(fh))
+        fh.seek(_mp3_audio_start(fh.read(10)))
         window = fh.read(4096)
-    for i in range(len(window) - 1):  # the first frame sync
-        if window[i] == 0xFF and window[i + 1] & 0xE0 == 0xE0:
-            frame = window[i:i + 48]
-            for off in _XING_OFFSETS:
-                if frame[off:off + 4] in (b"Xing", b"Info") and len(frame) >= off + 8:
-                    return bool(frame[off + 7] & 0x01)  # flags, big-endian: bit 0 = frame count present
-            return False
+    i = _mp3_sync(window)
+    if i < 0:
+        return False
+    frame = window[i:i + 48]
+    for off in _XING_OFFSETS:
+        if frame[off:off + 4] in (b"Xing", b"Info") and len(frame) >= off + 8:
+            return bool(frame[off + 7] & 0x01)  # flags, big-endian: bit 0 = frame count present
     return False
 
 
@@ -229,11 +237,9 @@ def mp3_samples(path: str | os.PathLike) -> int:
     """Samples per channel in an MP3's Layer III frames, counted by walking their headers (no decoding); the
     walk stops at the first byte that is not a frame header (an ID3v1 or APE tag at the end)."""
     data = Path(path).read_bytes()  # MP3s are small: about 1 MB a minute
-    pos = _mp3_audio_start(open(path, "rb"))
-    while pos + 1 < len(data) and not (data[pos] == 0xFF and data[pos + 1] & 0xE0 == 0xE0):
-        pos += 1  # junk before the first frame, as decoders tolerate
+    pos = _mp3_sync(data, _mp3_audio_start(data[:10]))
     samples = 0
-    while pos + 4 <= len(data):
+    while 0 <= pos and pos + 4 <= len(data):
         b1, b2 = data[pos + 1], data[pos + 2]
         version, layer, kbps_i, rate_i = (b1 >> 3) & 3, (b1 >> 1) & 3, b2 >> 4, (b2 >> 2) & 3
         if data[pos] != 0xFF or b1 & 0xE0 != 0xE0 or version == 1 or layer != 1 or kbps_i in (0, 15) or rate_i == 3:

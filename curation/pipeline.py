@@ -12,7 +12,8 @@ or a line of rejects.csv:
 
 Resumable: each audio result is appended to ``<out>/.state/results.jsonl`` as soon as it is done; a later run
 reuses a result when the input file (path, size and mtime: the quick check of make and rsync), the audio
-options and the output file are unchanged, so an interrupted run picks up where it stopped and a re-run over the same inputs decodes nothing.
+options and the output file are unchanged, so an interrupted run picks up where it stopped and a re-run over
+the same inputs decodes nothing.
 """
 from __future__ import annotations
 
@@ -184,9 +185,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 def _init_worker() -> None:
     """Keep freed block buffers in the worker's heap. By default glibc hands a few MB back to the kernel after
-    every block and faults them in again for the next one: about ten times the page faults, and 4 % of a
-    worker's time. Workers are our own processes, so their allocator can be tuned; elsewhere (not glibc) this
-    does nothing."""
+    every block and faults them in again for the next one: about ten times the page faults, and about 10 %
+    of a worker's CPU time (measured with 2 workers). Workers are our own processes, so their allocator can
+    be tuned; elsewhere (not glibc) this does nothing."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(_M_MMAP_THRESHOLD, 16 << 20)  # also stops glibc from adjusting the thresholds itself
