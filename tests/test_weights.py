@@ -1,0 +1,291 @@
+"""wt5k-weights against a loopback HTTP server (never a real download): resume with Range after a transfer is
+cut midway, atomic placement, size and sha256 recorded and re-checked, published checksums enforced, and a
+Hugging Face model folder fetched by huggingface_hub's own snapshot_download from a minimal local hub."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from training import weights
+from training.weights import ChangedFileError, WeightsError, fetch, status
+from training.weights_cli import main
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class Server:
+    """Files by URL path, with Range/If-Range, HEAD (optionally Hugging Face's X-Linked-Etag), a fault that
+    closes the connection after ``cut_after`` bytes on the next ``cuts`` GETs, and the hub API that
+    ``snapshot_download`` calls for a model folder."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.linked_sha: set[str] = set()   # paths whose HEAD carries X-Linked-Etag (their sha256)
+        self.repos: dict[str, dict[str, bytes]] = {}
+        self.requests: list[tuple[str, str, dict]] = []
+        self.cuts = 0
+        self.cut_after = 0
+        self.ignore_range = False
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                server.requests.append(("HEAD", self.path, dict(self.headers)))
+                self._serve(head=True)
+
+            def do_GET(self):
+                server.requests.append(("GET", self.path, dict(self.headers)))
+                self._serve(head=False)
+
+            def _send(self, code, body=b"", headers=None, head=False):
+                self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+            def _serve(self, head):
+                path = self.path.split("?")[0]
+                m = re.fullmatch(r"/api/models/(.+)/revision/main", path)
+                if m and m.group(1) in server.repos:
+                    return self._send(200, json.dumps({"id": m.group(1), "sha": COMMIT, "siblings": [
+                        {"rfilename": f} for f in server.repos[m.group(1)]]}).encode(),
+                        {"Content-Type": "application/json"}, head)
+                m = re.fullmatch(r"/api/models/(.+)/tree/" + COMMIT + r"(/.*)?", path)
+                if m and m.group(1) in server.repos:
+                    tree = [{"type": "file", "path": f, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                            for f, b in server.repos[m.group(1)].items()]
+                    return self._send(200, json.dumps(tree).encode(), {"Content-Type": "application/json"}, head)
+                m = re.fullmatch(r"/(.+)/resolve/(?:main|" + COMMIT + r")/(.+)", path)
+                if m and m.group(1) in server.repos and m.group(2) in server.repos[m.group(1)]:
+                    body = server.repos[m.group(1)][m.group(2)]
+                    return self._send(200, body, {"X-Repo-Commit": COMMIT, "ETag": f'"{hashlib.sha1(body).hexdigest()}"'},
+                                      head)
+                if path not in server.files:
+                    return self._send(404, b"not found", head=head)
+                body = server.files[path]
+                etag = f'"{hashlib.md5(body).hexdigest()}"'
+                headers = {"ETag": etag, "Accept-Ranges": "bytes"}
+                if path in server.linked_sha:
+                    headers["X-Linked-Etag"] = f'"{hashlib.sha256(body).hexdigest()}"'
+                    headers["X-Linked-Size"] = str(len(body))
+                if head:
+                    return self._send(200, body, headers, head=True)
+                start, code = 0, 200
+                rng = self.headers.get("Range")
+                if rng and not server.ignore_range and self.headers.get("If-Range", etag) == etag:
+                    start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
+                    if start >= len(body):
+                        return self._send(416, b"", {"Content-Range": f"bytes */{len(body)}"})
+                    code = 206
+                    headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+                rest = body[start:]
+                self.send_response(code)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(rest)))
+                self.end_headers()
+                if server.cuts > 0:  # announce everything, send part of it, hang up
+                    server.cuts -= 1
+                    self.wfile.write(rest[:server.cut_after])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(rest)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def gets(self, path: str) -> list[dict]:
+        return [h for m, p, h in self.requests if m == "GET" and p.split("?")[0] == path]
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    s.thread.start()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+@pytest.fixture
+def env(server, tmp_path, monkeypatch):
+    """Both hosts point at the loopback server; the cache is a temporary folder."""
+    monkeypatch.setenv("WT5K_ZENODO_ENDPOINT", server.url)
+    monkeypatch.setenv("WT5K_HF_ENDPOINT", server.url)
+    monkeypatch.setenv("WT5K_WEIGHTS_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    return tmp_path / "cache"
+
+
+def payload(n: int, seed: int = 0) -> bytes:
+    return hashlib.sha256(str(seed).encode()).digest() * (n // 32) + b"x" * (n % 32)
+
+
+def test_cut_transfer_resumes_with_range_and_lands_atomically(server, env, capsys):
+    body = payload(300_000)
+    src = weights.SOURCES["msclap-2022"]
+    server.files[src.path] = body
+    server.cuts, server.cut_after = 1, 100_000
+    assert main(["fetch", "msclap-2022", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    target = env / "CLAP_weights_2022.pth"
+    assert target.read_bytes() == body
+    assert f"-> {target}" in out and "measured at first download" in out
+    gets = server.gets(src.path)
+    assert len(gets) == 2 and "Range" not in gets[0]
+    assert gets[1]["Range"] == "bytes=100000-" and gets[1]["If-Range"] == f'"{hashlib.md5(body).hexdigest()}"'
+    assert not list(env.glob("*.part*")), "the partial file and its note are gone once the file is in place"
+    entry = json.loads((env / "weights.json").read_text())["msclap-2022"]
+    assert entry["size"] == len(body) and entry["sha256"] == hashlib.sha256(body).hexdigest()
+    assert entry["url"] == server.url + src.path
+
+
+def test_interrupted_fetch_keeps_part_and_a_later_fetch_continues_it(server, env):
+    body = payload(250_000, seed=1)
+    src = weights.SOURCES["laion-clap-630k-audioset"]
+    server.files[src.path] = body
+    server.cuts, server.cut_after = 1, 60_000
+    with pytest.raises(WeightsError, match="60000 bytes kept"):
+        fetch("laion-clap-630k-audioset", retries=0, progress=False, log=lambda s: None)
+    target = env / "630k-audioset-best.pt"
+    assert not target.exists(), "nothing appears under the real name before the file is complete"
+    assert (env / "630k-audioset-best.pt.part").read_bytes() == body[:60_000]
+    r = fetch("laion-clap-630k-audioset", retries=0, progress=False, log=lambda s: None)
+    assert r.status == "downloaded" and target.read_bytes() == body
+    assert server.gets(src.path)[-1]["Range"] == "bytes=60000-"
+
+
+def test_server_ignoring_range_or_changed_upstream_restarts_from_zero(server, env):
+    src = weights.SOURCES["msclap-2023"]
+    old, new = payload(120_000, seed=2), payload(130_000, seed=3)
+    server.files[src.path] = old
+    server.cuts, server.cut_after = 1, 50_000
+    with pytest.raises(WeightsError):
+        fetch("msclap-2023", retries=0, progress=False, log=lambda s: None)
+    server.files[src.path] = new  # the published file changed: If-Range no longer matches, the server sends all
+    logs = []
+    fetch("msclap-2023", retries=0, progress=False, log=logs.append)
+    assert (env / "CLAP_weights_2023.pth").read_bytes() == new
+    assert any("restarting from byte 0" in line for line in logs)
+
+
+def test_reuse_checks_the_record_and_reports_a_changed_file(server, env, capsys):
+    src = weights.SOURCES["msclap-2022"]
+    server.files[src.path] = payload(40_000, seed=4)
+    fetch("msclap-2022", progress=False, log=lambda s: None)
+    n = len(server.requests)
+    r = fetch("msclap-2022", progress=False, log=lambda s: None)
+    assert r.status == "present" and len(server.requests) == n, "a checked cached file is not downloaded again"
+    target = env / "CLAP_weights_2022.pth"
+    data = bytearray(target.read_bytes())
+    data[1000] ^= 0xFF  # same size, other content: only the sha256 tells
+    target.write_bytes(bytes(data))
+    with pytest.raises(ChangedFileError, match="sha256"):
+        fetch("msclap-2022", progress=False, log=lambda s: None)
+    assert main(["fetch", "msclap-2022", "--quiet"]) == 1
+    assert "changed since it was recorded" in capsys.readouterr().err
+    rows = {r["name"]: r for r in status(verify=True)}
+    assert rows["msclap-2022"]["state"] == "changed"
+    assert main(["list"]) == 0  # the size-only listing cannot see a same-size change ...
+    assert main(["list", "--verify"]) == 1  # ... the verifying one does
+    r = fetch("msclap-2022", force=True, progress=False, log=lambda s: None)
+    assert r.status == "downloaded" and target.read_bytes() == server.files[src.path]
+
+
+def test_published_checksums_are_enforced(server, env, monkeypatch):
+    src = weights.SOURCES["cnn14"]
+    good = payload(50_000, seed=5)
+    monkeypatch.setitem(weights.SOURCES, "cnn14", weights.WeightSource(**{
+        **src.__dict__, "published": {"md5": hashlib.md5(good).hexdigest()}}))
+    server.files[src.path] = good[:-1] + b"?"  # a corrupted mirror
+    with pytest.raises(WeightsError, match="md5 .* does not match"):
+        fetch("cnn14", progress=False, log=lambda s: None)
+    assert not (env / src.filename).exists()
+    assert (env / (src.filename + ".rejected")).read_bytes() == server.files[src.path]
+    server.files[src.path] = good
+    r = fetch("cnn14", progress=False, log=lambda s: None)
+    assert r.entry["sha256_source"].startswith("measured at first download; checked against the published md5")
+    # a Hugging Face-style server announces the sha256 on HEAD (X-Linked-Etag): a mismatch is refused
+    hf = weights.SOURCES["laion-clap-630k"]
+    server.files[hf.path] = payload(30_000, seed=6)
+    server.linked_sha.add(hf.path)
+    real = server.files[hf.path]
+    server.cuts, server.cut_after = 1, 10_000
+    fetch("laion-clap-630k", progress=False, log=lambda s: None)
+    entry = weights.read_registry(env)["laion-clap-630k"]
+    assert entry["sha256"] == hashlib.sha256(real).hexdigest() and entry["sha256_source"].startswith("published")
+
+
+def test_manual_source_is_explained_then_registered_when_placed(server, env, capsys):
+    assert main(["fetch", "htsat-audioset"]) == 1
+    err = capsys.readouterr().err
+    assert "drive.google.com" in err and "HTSAT_AudioSet_Saved_1.ckpt" in err
+    env.mkdir(parents=True, exist_ok=True)
+    (env / "HTSAT_AudioSet_Saved_1.ckpt").write_bytes(b"placed by hand")
+    assert main(["fetch", "htsat-audioset"]) == 0
+    out = capsys.readouterr().out
+    assert "registered" in out and '"audio.htsat_checkpoint"' in out
+    rows = {r["name"]: r for r in status()}
+    assert rows["htsat-audioset"]["state"] == "present" and rows["cnn14"]["state"] == "absent"
+    server.files["/mirror/htsat.ckpt"] = payload(20_000, seed=7)  # --url: a direct link, e.g. a mirror
+    assert main(["fetch", "htsat-audioset", "--force", "--quiet", "--url", server.url + "/mirror/htsat.ckpt"]) == 0
+    assert (env / "HTSAT_AudioSet_Saved_1.ckpt").read_bytes() == server.files["/mirror/htsat.ckpt"]
+
+
+def test_http_errors_and_unknown_names_are_clear(server, env, capsys):
+    assert main(["fetch", "msclap-2022", "--quiet"]) == 1  # the server has no such file
+    assert "HTTP 404" in capsys.readouterr().err
+    assert main(["fetch", "no-such-model"]) == 1
+    assert "unknown weights 'no-such-model'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fetch", "cnn14", "--endpoint", "nohost"])
+
+
+def test_dir_option_and_list_output(server, env, tmp_path, capsys):
+    src = weights.SOURCES["msclap-2022"]
+    server.files[src.path] = payload(10_000, seed=8)
+    other = tmp_path / "data" / "pretrained"
+    assert main(["fetch", "msclap-2022", "--dir", str(other), "--quiet"]) == 0
+    assert (other / src.filename).is_file() and not env.exists()
+    capsys.readouterr()
+    assert main(["list", "--dir", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"msclap-2022\s+present\s+0\.0 MB", out) and re.search(r"msclap-2023\s+absent", out)
+    (other / src.filename).unlink()
+    assert main(["list", "--dir", str(other)]) == 1
+    assert re.search(r"msclap-2022\s+missing", capsys.readouterr().out)
+
+
+def test_hf_model_folder_through_snapshot_download(server, env):
+    files = {"config.json": b'{"model_type": "roberta"}', "vocab.json": b"{}", "merges.txt": b"#version",
+             "model.safetensors": payload(5_000, seed=9), "tf_model.h5": b"not wanted"}
+    server.repos["FacebookAI/roberta-base"] = files
+    r = fetch("roberta-base", progress=False, log=lambda s: None)
+    assert r.path == env / "roberta-base" and r.status == "downloaded"
+    assert {k: (r.path / k).read_bytes() for k in r.entry["files"]} == {
+        k: v for k, v in files.items() if k != "tf_model.h5"}
+    assert r.entry["files"]["model.safetensors"]["sha256"] == hashlib.sha256(files["model.safetensors"]).hexdigest()
+    n = len(server.requests)
+    assert fetch("roberta-base", progress=False, log=lambda s: None).status == "present"
+    assert len(server.requests) == n
+    (r.path / "vocab.json").write_bytes(b'{"a": 1}')
+    with pytest.raises(ChangedFileError, match="vocab.json"):
+        fetch("roberta-base", progress=False, log=lambda s: None)
