@@ -132,7 +132,12 @@ def env(server, tmp_path, monkeypatch):
     monkeypatch.setenv("WT5K_WEIGHTS_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    return tmp_path / "cache"
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # --quiet sets these; monkeypatch restores them
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    yield tmp_path / "cache"
+    from huggingface_hub.utils import enable_progress_bars
+
+    enable_progress_bars()
 
 
 def payload(n: int, seed: int = 0) -> bytes:

@@ -3,7 +3,7 @@
     wt5k-train --config configs/tiny.json [--resume] [key=value ...]
     torchrun --nproc-per-node 4 -m training.cli --config configs/exp_B.json     # several GPUs
     wt5k-eval --checkpoint runs/tiny/best.pt [--checkpoint runs/other/best.pt] [--manifest PATH[:SPLIT] ...]
-              [--split test|val] [--json out.json]
+              [--split test|val] [--json out.json] [--quiet]
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from manifests.progress import silence_progress_bars
 from training.config import ManifestSpec, load_config
 
 
@@ -22,6 +23,8 @@ def train_main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides with JSON values, e.g. epochs=2 optim.lr=3e-4 data.num_workers=0")
     args = p.parse_args(argv)
+    if args.quiet:
+        silence_progress_bars()
     from training.train import NonFiniteLossError, train
 
     import torch.distributed as dist
@@ -62,7 +65,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "
                                   "checkpoint)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
+    if args.quiet:
+        silence_progress_bars()
     from training.evaluate import evaluate_checkpoints, format_table, write_json
 
     try:

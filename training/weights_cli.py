@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from manifests.progress import silence_progress_bars
 from training.weights import SOURCES, WeightsError, default_dir, fetch, status
 
 
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'':<{w}} ! {problem}")
         return 1 if any(r["state"] in ("changed", "missing") for r in rows) else 0
 
+    if args.quiet:
+        silence_progress_bars()
     names = [n for n in SOURCES if SOURCES[n].kind != "manual"] if args.names == ["all"] else args.names
     if args.url and len(names) != 1:
         p.error("--url needs exactly one NAME")
