@@ -1,6 +1,8 @@
 """Checkpoints that keep frozen encoders in one content-addressed sibling file, and read back whole."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -65,3 +67,47 @@ def test_changed_frozen_weights_get_their_own_file_and_the_digest_sees_every_byt
     assert tensors_digest(m2) != d
     assert tensors_digest({"x": torch.zeros(2, dtype=torch.float32)}) != tensors_digest({"x": torch.zeros(2, dtype=torch.int32)})
     assert tensors_digest(dict(reversed(list(m.items())))) == d, "independent of key order"
+
+
+def test_training_with_a_frozen_text_encoder(tmp_path, monkeypatch, capfd):
+    """latest.pt leaves the frozen encoder to a sibling written once per run, best.pt is whole, --resume and
+    wt5k-eval read latest.pt whole; --quiet shows no bar."""
+    import json
+
+    import training.checkpoint as checkpoint_module
+    from training.cli import eval_main, train_main
+    from training_fixtures import make_manifest, run_config
+
+    torch.set_num_threads(1)
+    manifest = make_manifest(tmp_path / "data", 6)
+    cfg = run_config(tmp_path / "runs", [{"manifest": str(manifest)}], [{"manifest": str(manifest), "name": "gen"}],
+                     epochs=2, val_every=1)
+    cfg["model"] = {**cfg["model"], "text": {**cfg["model"]["text"], "freeze": True}}
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    written, real_atomic = [], checkpoint_module.atomic_path
+
+    def spy(path, *a, **k):
+        written.append(Path(path).name)
+        return real_atomic(path, *a, **k)
+
+    monkeypatch.setattr(checkpoint_module, "atomic_path", spy)
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert train_main(["--config", str(tmp_path / "c.json"), "--quiet"]) == 0
+    assert "%|" not in capfd.readouterr().err
+    run = tmp_path / "runs" / "t"
+    frozen = [n for n in written if n.startswith("frozen-")]
+    assert len(frozen) == 1 and written.count("latest.pt") == 2, written
+    latest_raw = torch.load(run / "latest.pt", weights_only=True)
+    best_raw = torch.load(run / "best.pt", weights_only=True)
+    text_keys = {k for k in best_raw["model"] if k.startswith("text_encoder.")}
+    assert text_keys and not text_keys & set(latest_raw["model"]) and "frozen" not in best_raw
+    assert (run / "latest.pt").stat().st_size < (run / "best.pt").stat().st_size
+    whole = load_checkpoint(run / "latest.pt")["model"]
+    assert set(whole) == set(best_raw["model"])
+    assert all(torch.equal(whole[k], best_raw["model"][k]) for k in text_keys)
+    assert eval_main(["--checkpoint", str(run / "latest.pt"), "--manifest", str(manifest),
+                      "--json", str(tmp_path / "e.json"), "--quiet"]) == 0
+    cfg["epochs"] = 3
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    assert train_main(["--config", str(tmp_path / "c.json"), "--quiet", "--resume"]) == 0
+    assert len(list(run.glob("frozen-*.pt"))) == 1 and load_checkpoint(run / "latest.pt")["epoch"] == 3

@@ -10,7 +10,8 @@ there come from each rank's part of the batch.
 Per run folder ``<out_dir>/<name>/``: ``latest.pt`` (after every epoch, and every ``save_every_steps``
 steps), ``best.pt`` (best mean mAP@10 on the validation manifests, validated every ``val_every`` epochs and after
 the last; the latest epoch when there are no validation manifests),
-``metrics.jsonl`` and TensorBoard events. ``--resume`` continues from ``latest.pt`` exactly: the same
+``metrics.jsonl`` and TensorBoard events. Frozen encoders (``audio.freeze`` / ``text.freeze``) are kept out of
+``latest.pt``, in one ``frozen-<sha256>.pt`` beside it written once (training/checkpoint.py); ``best.pt`` is whole. ``--resume`` continues from ``latest.pt`` exactly: the same
 batches, crops, dropout masks and learning rates as the run would have had without interruption.
 A non-finite loss stops the run with NonFiniteLossError before anything is saved from that step on.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,8 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from manifests.atomic import atomic_path
-from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.checkpoint import frozen_prefixes, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.config import RunConfig
 from training.data import MixingBatchSampler, PairDataset, collate_pairs, read_pairs
 from training.loss import contrastive_loss
@@ -251,15 +250,22 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
         (run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
     logs = MetricsLog(run_dir, d.is_main, step if resume else None)
 
-    def save(path: Path, epoch_done: int, batch_done: int) -> None:
+    frozen = frozen_prefixes(saved_config["model"])
+
+    def save(path: Path, epoch_done: int, batch_done: int, also_whole: Path | None = None) -> None:
+        """latest.pt keeps frozen encoders in one sibling file (written once); ``also_whole`` (best.pt) gets
+        the same state self-contained."""
         _check_finite_parameters(core)
         if d.is_main:
-            save_checkpoint(path, {
+            state = {
                 "model": core.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch_done,
                 "batch_in_epoch": batch_done, "step": step, "best_score": best_score, "config": saved_config,
                 "epoch_losses": list(epoch_losses) if batch_done else [], "rng": rng_state(),
-            })
+            }
+            save_checkpoint(path, state, separate=frozen)
+            if also_whole is not None:
+                save_checkpoint(also_whole, state)
 
     def barrier() -> None:
         if d.world_size > 1:
@@ -312,10 +318,7 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
                 improved = (not cfg.data.val) or (validate and (best_score is None or score > best_score))
                 if improved:
                     best_score = score if score is not None else best_score
-                save(latest, epoch, 0)
-                if improved:
-                    with atomic_path(best) as tmp:
-                        shutil.copyfile(latest, tmp)
+                save(latest, epoch, 0, also_whole=best if improved else None)
             barrier()
     finally:
         logs.close()
