@@ -294,3 +294,49 @@ def test_hf_model_folder_through_snapshot_download(server, env):
     (r.path / "vocab.json").write_bytes(b'{"a": 1}')
     with pytest.raises(ChangedFileError, match="vocab.json"):
         fetch("roberta-base", progress=False, log=lambda s: None)
+
+
+def test_resume_against_werkzeug_send_file(env, tmp_path):
+    """The same cut-and-resume against a file server no one here wrote: werkzeug's send_file (Range, If-Range,
+    ETag as its maintainers implement them), behind a middleware that breaks the first transfer midway."""
+    pytest.importorskip("werkzeug")
+    from werkzeug.serving import make_server
+    from werkzeug.utils import send_file
+    from werkzeug.wrappers import Request
+
+    body = payload(700_000, seed=10)
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "CLAP_weights_2022.pth").write_bytes(body)
+    seen = []
+
+    def app(environ, start_response):
+        req = Request(environ)
+        seen.append((req.method, req.headers.get("Range")))
+        return send_file(str(tmp_path / "served" / "CLAP_weights_2022.pth"), environ, conditional=True)(
+            environ, start_response)
+
+    def cutting(environ, start_response):  # the first GET stops after 200 kB: the connection just ends
+        it = app(environ, start_response)
+        if environ["REQUEST_METHOD"] != "GET" or sum(m == "GET" for m, _ in seen) > 1:
+            return it
+
+        def cut():
+            sent = 0
+            for chunk in it:
+                if sent + len(chunk) > 200_000:
+                    yield chunk[:200_000 - sent]
+                    raise ConnectionAbortedError("cut")
+                sent += len(chunk)
+                yield chunk
+        return cut()
+
+    httpd = make_server("127.0.0.1", 0, cutting, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        r = fetch("msclap-2022", url=f"http://127.0.0.1:{httpd.port}/file", progress=False, log=lambda s: None)
+    finally:
+        httpd.shutdown()
+    assert r.path.read_bytes() == body
+    gets = [rng for m, rng in seen if m == "GET"]
+    assert gets[0] is None and re.fullmatch(r"bytes=\d+-", gets[1]) and int(gets[1][6:-1]) > 0
