@@ -5,22 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 
-
-@pytest.fixture
-def restore_bars(monkeypatch):
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # monkeypatch puts the environment back afterwards
-    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
-    yield
-    from huggingface_hub.utils import enable_progress_bars
-    from transformers.utils import logging
-
-    enable_progress_bars()
-    logging.enable_progress_bar()
-
-
-def test_silence_progress_bars(restore_bars, capfd):
+def test_silence_progress_bars(restore_progress_bars, capfd):
     import transformers
     from tqdm import tqdm
 

@@ -69,14 +69,14 @@ def test_changed_frozen_weights_get_their_own_file_and_the_digest_sees_every_byt
     assert tensors_digest(dict(reversed(list(m.items())))) == d, "independent of key order"
 
 
-def test_training_with_a_frozen_text_encoder(tmp_path, monkeypatch, capfd):
+def test_training_with_a_frozen_text_encoder(tmp_path, monkeypatch, capfd, restore_progress_bars):
     """latest.pt leaves the frozen encoder to a sibling written once per run, best.pt is whole, --resume and
     wt5k-eval read latest.pt whole; --quiet shows no bar."""
     import json
 
     import training.checkpoint as checkpoint_module
     from training.cli import eval_main, train_main
-    from training_fixtures import make_manifest, run_config
+    from tests.training_fixtures import make_manifest, run_config
 
     torch.set_num_threads(1)
     manifest = make_manifest(tmp_path / "data", 6)
@@ -91,7 +91,6 @@ def test_training_with_a_frozen_text_encoder(tmp_path, monkeypatch, capfd):
         return real_atomic(path, *a, **k)
 
     monkeypatch.setattr(checkpoint_module, "atomic_path", spy)
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     assert train_main(["--config", str(tmp_path / "c.json"), "--quiet"]) == 0
     assert "%|" not in capfd.readouterr().err
     run = tmp_path / "runs" / "t"

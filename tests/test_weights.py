@@ -124,19 +124,14 @@ def server():
 
 
 @pytest.fixture
-def env(server, tmp_path, monkeypatch):
+def env(server, tmp_path, monkeypatch, restore_progress_bars):
     """Both hosts point at the loopback server; the cache is a temporary folder."""
     monkeypatch.setenv("WT5K_ZENODO_ENDPOINT", server.url)
     monkeypatch.setenv("WT5K_HF_ENDPOINT", server.url)
     monkeypatch.setenv("WT5K_WEIGHTS_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # --quiet sets these; monkeypatch restores them
-    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
-    yield tmp_path / "cache"
-    from huggingface_hub.utils import enable_progress_bars
-
-    enable_progress_bars()
+    return tmp_path / "cache"
 
 
 def payload(n: int, seed: int = 0) -> bytes:
