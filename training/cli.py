@@ -48,16 +48,11 @@ def train_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _manifest_spec(text: str) -> ManifestSpec:
-    path, _, split = text.rpartition(":") if text.rsplit(":", 1)[-1] in ("train", "val", "test") else (text, "", "")
-    return ManifestSpec(manifest=path, split=split or None)
-
-
 def eval_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="wt5k-eval", description="Retrieval metrics (Table 3 layout) of checkpoints.")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint .pt (repeat for more rows)")
     p.add_argument("--name", action="append", help="row name per checkpoint (default: run/file stem)")
-    p.add_argument("--manifest", action="append", type=_manifest_spec,
+    p.add_argument("--manifest", action="append", type=ManifestSpec.from_arg,
                    help="manifest to evaluate, optionally PATH:SPLIT (repeatable; default: the run's own)")
     p.add_argument("--split", default="test", choices=("test", "val"),
                    help="which manifest list of the run config to use when no --manifest is given")
