@@ -27,6 +27,8 @@ class Server:
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.linked_sha: set[str] = set()   # paths whose HEAD carries X-Linked-Etag (their sha256)
+        self.redirects: dict[str, str] = {}  # path -> path it answers with a 302 to (as HF and Zenodo do)
+        self.announced: dict[str, bytes] = {}  # path -> bytes whose sha256 its 302 announces (default: target)
         self.repos: dict[str, dict[str, bytes]] = {}
         self.requests: list[tuple[str, str, dict]] = []
         self.cuts = 0
@@ -74,6 +76,14 @@ class Server:
                     body = server.repos[m.group(1)][m.group(2)]
                     return self._send(200, body, {"X-Repo-Commit": COMMIT, "ETag": f'"{hashlib.sha1(body).hexdigest()}"'},
                                       head)
+                if path in server.redirects:
+                    target = server.redirects[path]
+                    headers = {"Location": target}
+                    if path in server.linked_sha:  # Hugging Face: the LFS file's sha256 and size on the 302
+                        announced = server.announced.get(path, server.files[target])
+                        headers["X-Linked-Etag"] = f'"{hashlib.sha256(announced).hexdigest()}"'
+                        headers["X-Linked-Size"] = str(len(server.files[target]))
+                    return self._send(302, b"redirecting to the storage host", headers, head)
                 if path not in server.files:
                     return self._send(404, b"not found", head=head)
                 body = server.files[path]
@@ -334,3 +344,37 @@ def test_resume_against_werkzeug_send_file(env, tmp_path):
     assert r.path.read_bytes() == body
     gets = [rng for m, rng in seen if m == "GET"]
     assert gets[0] is None and re.fullmatch(r"bytes=\d+-", gets[1]) and int(gets[1][6:-1]) > 0
+
+
+
+def test_redirects_to_a_storage_host(server, env, monkeypatch):
+    """Hugging Face's way: a 302 carrying X-Linked-Etag (sha256) and X-Linked-Size, the file on another host
+    path; a cut transfer resumes through the redirect (Range is forwarded); bytes that do not match the
+    announced sha256 are refused. Zenodo's way: a plain redirect, whose page length is not the file's size."""
+    src = weights.SOURCES["laion-clap-630k-fusion"]
+    body = payload(90_000, seed=11)
+    server.files["/cdn/blob"] = body
+    server.redirects[src.path] = "/cdn/blob"
+    server.linked_sha.add(src.path)
+    server.cuts, server.cut_after = 1, 30_000
+    r = fetch("laion-clap-630k-fusion", progress=False, log=lambda s: None)
+    assert r.path.read_bytes() == body and r.entry["sha256_source"].startswith("published (sent by the server")
+    assert server.gets("/cdn/blob")[-1]["Range"] == "bytes=30000-"
+
+    other = weights.SOURCES["laion-clap-630k-audioset-fusion"]
+    server.files["/cdn/other"] = payload(90_000, seed=12)
+    server.redirects[other.path] = "/cdn/other"
+    server.linked_sha.add(other.path)
+    server.announced[other.path] = body  # the hub announces one file, the storage host serves another
+    with pytest.raises(WeightsError, match="sha256 .* does not match"):
+        fetch("laion-clap-630k-audioset-fusion", progress=False, log=lambda s: None)
+    assert not (env / other.filename).exists() and (env / (other.filename + ".rejected")).is_file()
+    assert "laion-clap-630k-audioset-fusion" not in weights.read_registry(env)
+
+    zen = weights.SOURCES["cnn14"]
+    content = payload(70_000, seed=13)
+    monkeypatch.setitem(weights.SOURCES, "cnn14", weights.WeightSource(**{
+        **zen.__dict__, "published": {"md5": hashlib.md5(content).hexdigest()}}))
+    server.files["/zenodo/content"] = content
+    server.redirects[zen.path] = "/zenodo/content"
+    assert fetch("cnn14", progress=False, log=lambda s: None).path.read_bytes() == content

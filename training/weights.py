@@ -208,8 +208,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def probe(url: str, timeout: float) -> dict:
-    """Size, ETag and a published sha256 from a HEAD request (Hugging Face's ``X-Linked-Etag`` of LFS files is
-    their sha256, sent on the redirect). Empty when the server does not answer HEAD."""
+    """The sha256 and size a server publishes for a file, from a HEAD request that does not follow redirects:
+    Hugging Face sends an LFS file's sha256 and size as ``X-Linked-Etag`` / ``X-Linked-Size`` on its redirect
+    to the storage host. Empty when the server sends neither (Zenodo) or does not answer HEAD. (A plain
+    Content-Length is not taken: on a redirect it is the redirect page's; the download checks the real one.)"""
     req = urllib.request.Request(url, method="HEAD")
     try:
         resp = urllib.request.build_opener(_NoRedirect).open(req, timeout=timeout)
@@ -224,7 +226,7 @@ def probe(url: str, timeout: float) -> dict:
     linked = (headers.get("X-Linked-Etag") or "").strip('"').lower()
     if re.fullmatch(r"[0-9a-f]{64}", linked):
         out["sha256"] = linked
-    size = headers.get("X-Linked-Size") or (headers.get("Content-Length") if not out else None)
+    size = headers.get("X-Linked-Size")
     if size and size.isdigit():
         out["size"] = int(size)
     return out
