@@ -159,7 +159,8 @@ def test_cli_manifest_split_and_json_results(trained, embedder, tmp_path, capsys
     assert [it["id"] for it in index.items] == test_ids and index.meta["split"] == "test"
     assert main(["index", "--checkpoint", ckpt, "--manifest", str(split_manifest), "--out", str(tmp_path / "all")]) == 0
     assert len(AudioIndex.load(tmp_path / "all")) == 16
-    assert main(["index", "--checkpoint", ckpt, "--manifest", f"{split_manifest}:val", "--out", str(tmp_path / "v")]) == 2
+    assert main(["index", "--checkpoint", ckpt, "--manifest", f"{split_manifest}:val",
+                 "--out", str(tmp_path / "v")]) == 2
     assert "no rows of split 'val'" in capsys.readouterr().err
 
     query = "a quiet falling sweep"
@@ -175,7 +176,8 @@ def test_cli_manifest_split_and_json_results(trained, embedder, tmp_path, capsys
 
     assert main(["audio", index.items[0]["id"], "--index", str(ix), "-k", "2", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert got["kind"] == "audio -> text" and len(got["hits"]) == 2 and got["hits"][0]["score"] >= got["hits"][1]["score"]
+    assert got["kind"] == "audio -> text" and len(got["hits"]) == 2
+    assert got["hits"][0]["score"] >= got["hits"][1]["score"]
     assert main(["similar", index.items[0]["id"], "--index", str(ix), "-k", "2", "--json"]) == 0
     assert index.items[0]["id"] not in [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]]
 

@@ -11,7 +11,8 @@ from training.checkpoint import frozen_prefixes, load_checkpoint, save_checkpoin
 
 def state(seed: int = 0, text_scale: float = 1.0) -> dict:
     g = torch.Generator().manual_seed(seed)
-    model = {"audio_encoder.w": torch.randn(64, 64, generator=g), "audio_encoder.bn.num_batches_tracked": torch.tensor(3),
+    model = {"audio_encoder.w": torch.randn(64, 64, generator=g),
+             "audio_encoder.bn.num_batches_tracked": torch.tensor(3),
              "text_encoder.model.emb": torch.randn(500, 64, generator=g) * text_scale,
              "text_encoder.model.half": torch.randn(8, generator=g).to(torch.bfloat16),
              "audio_projection.w": torch.randn(16, 64, generator=g)}
@@ -65,7 +66,8 @@ def test_changed_frozen_weights_get_their_own_file_and_the_digest_sees_every_byt
     m2 = dict(m, **{"text_encoder.model.half": m["text_encoder.model.half"].clone()})
     m2["text_encoder.model.half"][0] += 1
     assert tensors_digest(m2) != d
-    assert tensors_digest({"x": torch.zeros(2, dtype=torch.float32)}) != tensors_digest({"x": torch.zeros(2, dtype=torch.int32)})
+    zeros = {dtype: tensors_digest({"x": torch.zeros(2, dtype=dtype)}) for dtype in (torch.float32, torch.int32)}
+    assert zeros[torch.float32] != zeros[torch.int32]
     assert tensors_digest(dict(reversed(list(m.items())))) == d, "independent of key order"
 
 

@@ -74,8 +74,8 @@ class Server:
                 m = re.fullmatch(r"/(.+)/resolve/(?:main|" + COMMIT + r")/(.+)", path)
                 if m and m.group(1) in server.repos and m.group(2) in server.repos[m.group(1)]:
                     body = server.repos[m.group(1)][m.group(2)]
-                    return self._send(200, body, {"X-Repo-Commit": COMMIT, "ETag": f'"{hashlib.sha1(body).hexdigest()}"'},
-                                      head)
+                    etag = f'"{hashlib.sha1(body).hexdigest()}"'
+                    return self._send(200, body, {"X-Repo-Commit": COMMIT, "ETag": etag}, head)
                 if path in server.redirects:
                     target = server.redirects[path]
                     headers = {"Location": target}
