@@ -19,7 +19,7 @@ from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, publ
                        read_published_csv, write_manifest, write_published_csv, make_caption)
 
 from .audio import CHANNEL_POLICIES, FORMATS, RESAMPLERS, AudioOptions
-from .pipeline import CAPTION_MODES, CurateOptions, CurateReport, curate
+from .pipeline import CAPTION_MODES, CurateOptions, CurateReport, curate, missing_metadata
 from .sources import read_id_list
 from .split import assign_split, parse_fractions
 from .text import NORMAL_FORMS, clean_tags, clean_text
@@ -87,22 +87,24 @@ def cmd_import_published(a: argparse.Namespace) -> int:
     published = read_published_csv(a.csv)
     fractions = parse_fractions(a.fractions)
     rows = published_to_manifest(published, caption_mode=a.caption_mode, audio_dir=a.audio_dir)
-    kept, left = [], []
+    failing: dict[str, int] = {}
     for r in rows:
-        # The same text cleaning as curation, the published text kept as the raw columns.
+        # The same text cleaning and filter as curation; the published text stays in the raw columns.
         r.title, r.description = clean_text(r.title_raw), clean_text(r.description_raw)
         r.tags = clean_tags(r.tags)
         r.caption = make_caption(r.title, r.description, a.caption_mode)
-        r.split = assign_split(r.id, fractions)  # the split curation would give the same id
-        if not r.caption or (a.require_both and not (r.title and r.description)):
-            left.append(r.id)
-        else:
-            kept.append(r)
-    uncaptioned = len(published) - len(rows)
-    write_manifest(a.out, kept, optional=("title_raw", "description_raw"))
-    print(f"{a.out}: {len(kept)} rows from {len(published)} published rows "
-          f"({uncaptioned} without title and description, {len(left)} more left out after cleaning"
-          f"{' and by --require-both' if a.require_both else ''})")
+        missing = missing_metadata(r.title, r.description, a.require_both)
+        # A row the filter rejects stays in the manifest (the published file is kept whole) but gets no split,
+        # so no training or evaluation split uses it: as curation would reject it.
+        r.split = "" if missing else assign_split(r.id, fractions)
+        if missing:
+            failing[missing] = failing.get(missing, 0) + 1
+    write_manifest(a.out, rows, optional=("title_raw", "description_raw", "tags_raw"))
+    rule = "a title and a description" if a.require_both else "a title or a description"
+    print(f"{a.out}: {len(rows)} rows from {len(published)} published rows; "
+          f"{len(rows) - sum(failing.values())} pass the filter ({rule}) and have a split")
+    for reason, n in sorted(failing.items()):
+        print(f"  {n} rows with {reason}: kept without a split")
     return 0
 
 
@@ -144,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--published", nargs=2, action="append", metavar=("CSV", "AUDIO_DIR"),
                    help="a CSV in the published WavText5K format and the folder of its fname files; repeatable")
     r.add_argument("--caption-mode", choices=CAPTION_MODES, default="title_description")
-    r.add_argument("--require-both", action=argparse.BooleanOptionalAction, default=True,
-                   help="keep only sounds with both a title and a description (the paper's rule; default)")
+    r.add_argument("--require-both", action="store_true",
+                   help="keep only sounds with both a title and a description (default: the paper's filter, "
+                        "a title or a description; a title-only sound is captioned by its title in both modes)")
     r.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
     _add_curate_options(r, "wavtext5k.csv")
     r.set_defaults(func=cmd_run)
@@ -164,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--audio-dir", default="audio", help="audio_path prefix for the fname files")
     i.add_argument("--caption-mode", choices=CAPTION_MODES, default="title_description")
     i.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
-    i.add_argument("--require-both", action=argparse.BooleanOptionalAction, default=False,
-                   help="leave out rows lacking a title or a description (default: keep every captioned row)")
+    i.add_argument("--require-both", action="store_true",
+                   help="the filter wants both a title and a description (default: the paper's filter, a title "
+                        "or a description); rows it rejects are kept without a split")
     i.set_defaults(func=cmd_import_published)
 
     e = sub.add_parser("export-published", help="manifest -> published WavText5K CSV format")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from manifests import ManifestError, parse_tags, read_published_csv
+from manifests.published import format_tags
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Item:
     title_raw: str = ""
     description_raw: str = ""
     tags: list[str] = field(default_factory=list)
+    tags_raw: str = ""                # the tags as published (Python-list string), for the manifest's tags_raw
     author: str = ""
     license: str = ""
     view_link: str = ""
@@ -111,6 +113,7 @@ def _item_from_record(rec: dict, base: Path) -> Item:
     source_id = _s(rec.get("source_id")) or rid.partition(":")[2]
     fp = rec.get("file_path")
     tags = rec.get("tags") or []
+    tags_raw = tags if isinstance(tags, str) else format_tags(_s(t) for t in tags)
     if isinstance(tags, str):  # tolerate a Python-list string as in the published CSV
         tags = parse_tags(tags)
     status = _s(rec.get("status")) or "missing_status"
@@ -119,7 +122,7 @@ def _item_from_record(rec: dict, base: Path) -> Item:
         status, error = "no_file", "status ok but no file_path"
     return Item(
         id=rid, source=source, source_id=source_id, audio=str((base / fp).resolve()) if fp else None,
-        title_raw=_s(rec.get("title")), description_raw=_s(rec.get("description")), tags=[_s(t) for t in tags],
+        title_raw=_s(rec.get("title")), description_raw=_s(rec.get("description")), tags=[_s(t) for t in tags], tags_raw=tags_raw,
         author=_s(rec.get("author")), license=_s(rec.get("license")), view_link=_s(rec.get("view_link")),
         download_link=_s(rec.get("download_link")), status=status, error=error,
     )
@@ -140,7 +143,7 @@ def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathL
         ok = audio is not None and audio.is_file()
         items[rid] = Item(
             id=rid, source=source, source_id=source_id, audio=str(audio) if ok else None,
-            title_raw=row.title, description_raw=row.description, tags=parse_tags(row.tags),
+            title_raw=row.title, description_raw=row.description, tags=parse_tags(row.tags), tags_raw=row.tags,
             view_link=row.view_link, download_link=row.download_link,
             status="ok" if ok else "missing_audio", error="" if ok else f"no file {row.fname!r} in {audio_dir}",
             fail_stage="input",
