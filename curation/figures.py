@@ -79,33 +79,36 @@ def write_figures(recs: list[AudioText], out_dir: Path) -> tuple[list[Path], dic
     lengths = {g: [len(c.split()) for r in recs if r.group == g for c in r.captions] for g in groups}
     lengths = {g: v for g, v in lengths.items() if v}
     if lengths:
-        fig, ax = plt.subplots(figsize=(7, 4))
         top_len = max(max(v) for v in lengths.values())
-        ax.hist(list(lengths.values()), bins=range(0, top_len + 2), histtype="step", linewidth=1.5,
-                label=[f"{g} ({len(v)} captions)" for g, v in lengths.items()])
-        ax.set_xlabel("caption length (whitespace words)")
-        ax.set_ylabel("captions")
-        ax.set_title("Caption lengths per source")
-        ax.legend()
-        paths.append(_save(fig, out_dir / "caption_length_hist.png"))
+        paths.append(_per_source_hist(lengths, range(0, top_len + 2), "captions", "caption length (whitespace words)",
+                                      "Caption lengths per source", out_dir / "caption_length_hist.png"))
     else:
         skipped["caption_length_hist.png"] = "no captions"
 
     durations = {g: [r.duration_s for r in audios if r.group == g and r.duration_s is not None] for g in groups}
     durations = {g: v for g, v in durations.items() if v}
     if durations:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.hist(list(durations.values()), bins=50, histtype="step", linewidth=1.5,
-                label=[f"{g} ({len(v)} audios)" for g, v in durations.items()])
-        ax.set_yscale("log")
-        ax.set_xlabel("duration (s)")
-        ax.set_ylabel("audios")
-        ax.set_title("Audio durations per source (audios with a known duration)")
-        ax.legend()
-        paths.append(_save(fig, out_dir / "duration_hist.png"))
+        paths.append(_per_source_hist(durations, 50, "audios", "duration (s)",
+                                      "Audio durations per source (audios with a known duration)",
+                                      out_dir / "duration_hist.png", log=True))
     else:
         skipped["duration_hist.png"] = "no audio duration is known (no audio read)"
     return paths, skipped
+
+
+def _per_source_hist(values: dict[str, list[float]], bins, unit: str, xlabel: str, title: str, path: Path,
+                     log: bool = False) -> Path:
+    """One step histogram per source, in one figure."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(list(values.values()), bins=bins, histtype="step", linewidth=1.5,
+            label=[f"{g} ({len(v)} {unit})" for g, v in values.items()])
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(unit)
+    ax.set_title(title)
+    ax.legend()
+    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> Path:
