@@ -105,3 +105,17 @@ def test_figure1_words_drop_punctuation_stop_words_and_numbers():
 def test_shipped_stop_words_are_scikit_learns_list():
     sklearn_text = pytest.importorskip("sklearn.feature_extraction.text")
     assert STOP_WORDS == frozenset(sklearn_text.ENGLISH_STOP_WORDS)
+
+
+def test_real_audiocaps_v1_rows_counted_as_pandas_counts_them(capsys):
+    """The first 30 rows of AudioCaps v1 val.csv (github.com/cdjkim/audiocaps, dataset/val.csv, MIT licence;
+    quoted captions with commas, clips captioned twice), checked against pandas' own CSV parser."""
+    import pandas as pd
+    from pathlib import Path
+    path = Path(__file__).parent / "fixtures" / "audiocaps_v1_val_head.csv"
+    df = pd.read_csv(path)
+    words = df["caption"].str.split().str.len()
+    row = _stats(capsys, f"val={path}")["audiocaps val"]
+    clips = df["youtube_id"] + "_" + df["start_time"].astype(str)
+    assert (row["n_audios"], row["n_captions"]) == (clips.nunique(), len(df)) == (29, 30)
+    assert (row["max_caption_words"], row["avg_caption_words"]) == (int(words.max()), round(words.mean(), 2))
