@@ -70,8 +70,11 @@ def detect_kind(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(path, None, None, "no such file")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        header = {h.strip() for h in next(csv.reader(f), [])}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = {h.strip() for h in next(csv.reader(f), [])}
+    except UnicodeDecodeError as e:
+        raise ManifestError(path, 1, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     for kind, cols in (("manifest", COLUMNS), ("published", PUBLISHED_COLUMNS), ("audiocaps", AUDIOCAPS_COLUMNS),
                        ("clotho", CLOTHO_COLUMNS)):
         if set(cols) <= header:
@@ -204,6 +207,8 @@ def _fmt(v) -> str:
 
 
 def to_markdown(table: list[dict]) -> str:
+    if not table:
+        return "No audio in the input (a header without rows).\n"
     lines = ["| " + " | ".join(_PAPER_HEAD) + " |", "|" + "---|" * len(_PAPER_HEAD)]
     for t in table:
         desc = t["max_description_words"] is not None

@@ -119,3 +119,16 @@ def test_real_audiocaps_v1_rows_counted_as_pandas_counts_them(capsys):
     clips = df["youtube_id"] + "_" + df["start_time"].astype(str)
     assert (row["n_audios"], row["n_captions"]) == (clips.nunique(), len(df)) == (29, 30)
     assert (row["max_caption_words"], row["avg_caption_words"]) == (int(words.max()), round(words.mean(), 2))
+
+
+def test_hostile_inputs_get_clear_errors(capsys, tmp_path):
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)))
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "header_only.csv").write_text("\ufeffaudiocap_id,youtube_id,start_time,caption\n")
+    for name, message in (("binary.csv", "not UTF-8 text"), ("empty.csv", "its columns: none"),
+                          ("missing.csv", "no such file")):
+        assert main(["stats", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert name in err and message in err
+    assert main(["stats", str(tmp_path / "header_only.csv")]) == 0
+    assert "No audio in the input" in capsys.readouterr().out
