@@ -19,8 +19,10 @@ from pathlib import Path
 from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, read_manifest, read_published_csv,
                        write_manifest, write_published_csv)
 
+from manifests.captions import BUILD_MODES
+
 from .audio import CHANNEL_POLICIES, FORMATS, RESAMPLERS, AudioOptions
-from .pipeline import CAPTION_MODES, CurateOptions, CurateReport, curate
+from .pipeline import CurateOptions, CurateReport, curate
 from .sources import read_id_list
 from .split import parse_fractions
 from .text import NORMAL_FORMS
@@ -150,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--raw", action="append", type=Path, help="crawl output folder (<spider>/items.jsonl); repeatable")
     r.add_argument("--published", nargs=2, action="append", metavar=("CSV", "AUDIO_DIR"),
                    help="a CSV in the published WavText5K format and the folder of its fname files; repeatable")
-    r.add_argument("--caption-mode", choices=CAPTION_MODES, default="title_description")
+    r.add_argument("--caption-mode", choices=BUILD_MODES, default="title_description")
     r.add_argument("--require-both", action="store_true",
                    help="keep only sounds with both a title and a description (default: the paper's filter, "
                         "a title or a description; a title-only sound is captioned by its title in both modes)")
@@ -174,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="published-format CSV (default: the WavText5K one shipped in manifests/)")
     i.add_argument("--out", type=Path, required=True)
     i.add_argument("--audio-dir", default="audio", help="audio_path prefix for the fname files")
-    i.add_argument("--caption-mode", choices=CAPTION_MODES, default="title_description")
+    i.add_argument("--caption-mode", choices=BUILD_MODES, default="title_description")
     i.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
     i.add_argument("--require-both", action="store_true",
                    help="the filter wants both a title and a description (default: the paper's filter, a title "

@@ -50,7 +50,7 @@ def test_require_both_gives_no_split_to_rows_lacking_one(imported, tmp_path):
 
 def _published_folder(tmp_path):
     """A published-format CSV and its audio: title-only, description-only, neither, both, broken audio."""
-    from curation.synth import sine, write
+    from tests.synth import sine, write
     audio = tmp_path / "audio"
     cases = {  # fname: (title, description, audio)
         "1.wav": ("Bell", "", "good"), "2.wav": ("", "A dog barks twice.", "good"),

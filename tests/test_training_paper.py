@@ -14,7 +14,7 @@ from training.cli import eval_main, train_main
 from training.config import load_config
 from training.model import CLAP, CLAPConfig
 from training.paper import paper_metrics, paper_results
-from training_fixtures import TINY_MODEL, make_manifest, run_config
+from tests.training_fixtures import TINY_MODEL, make_manifest, run_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PAPER_CONFIGS = {"exp_A": "A", "exp_B": "B", "exp_C": "C", "exp_D": "D",
