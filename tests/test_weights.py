@@ -8,6 +8,7 @@ import http.server
 import json
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ class Server:
         self.requests: list[tuple[str, str, dict]] = []
         self.cuts = 0
         self.cut_after = 0
-        self.ignore_range = False
+        self.delay = 0.0  # seconds before a file's body is sent (a slow server, for the concurrency test)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -96,13 +97,14 @@ class Server:
                     return self._send(200, body, headers, head=True)
                 start, code = 0, 200
                 rng = self.headers.get("Range")
-                if rng and not server.ignore_range and self.headers.get("If-Range", etag) == etag:
+                if rng and self.headers.get("If-Range", etag) == etag:
                     start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
                     if start >= len(body):
                         return self._send(416, b"", {"Content-Range": f"bytes */{len(body)}"})
                     code = 206
                     headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
                 rest = body[start:]
+                time.sleep(server.delay)
                 self.send_response(code)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -378,3 +380,22 @@ def test_redirects_to_a_storage_host(server, env, monkeypatch):
     server.files["/zenodo/content"] = content
     server.redirects[zen.path] = "/zenodo/content"
     assert fetch("cnn14", progress=False, log=lambda s: None).path.read_bytes() == content
+
+
+def test_concurrent_fetches_of_one_name_download_once(server, env):
+    src = weights.SOURCES["msclap-2023"]
+    server.files[src.path] = payload(50_000, seed=14)
+    server.delay = 0.5  # both fetches would be mid-transfer together without the lock
+    start, results = threading.Barrier(2), []
+
+    def one():
+        start.wait()
+        results.append(fetch("msclap-2023", progress=False, log=lambda s: None).status)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == ["downloaded", "present"] and len(server.gets(src.path)) == 1
+    assert (env / src.filename).read_bytes() == server.files[src.path]

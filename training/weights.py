@@ -24,10 +24,11 @@ import re
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from manifests.atomic import atomic_path
 
@@ -150,11 +151,29 @@ def read_registry(folder: Path) -> dict:
     return data
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (POSIX flock on ``path``) while the block runs, so that two fetches of one name
+    or two registry updates never interleave: another process or thread waits its turn. No lock off POSIX."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _write_registry_entry(folder: Path, name: str, entry: dict) -> None:
-    data = read_registry(folder)
-    data[name] = entry
-    with atomic_path(Path(folder) / REGISTRY_FILE, fsync=True) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with _locked(Path(folder) / f".{REGISTRY_FILE}.lock"):  # read-modify-write: entries of others are kept
+        data = read_registry(folder)
+        data[name] = entry
+        with atomic_path(Path(folder) / REGISTRY_FILE, fsync=True) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def file_digests(path: Path) -> dict[str, str]:
@@ -348,8 +367,16 @@ def fetch(name: str, folder: str | os.PathLike | None = None, *, endpoint_overri
     src = source(name)
     folder = Path(folder) if folder is not None else default_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    if src.kind == "hf-snapshot":
-        return _fetch_snapshot(src, folder, endpoints(endpoint_overrides), force, progress, log)
+    with _locked(folder / f".{name}.lock"):  # a concurrent fetch of the same name waits, then finds it present
+        if src.kind == "hf-snapshot":
+            return _fetch_snapshot(src, folder, endpoints(endpoint_overrides), force, progress, log)
+        return _fetch_file(src, folder, endpoint_overrides, url, force, retries, timeout, progress, log)
+
+
+def _fetch_file(src: WeightSource, folder: Path, endpoint_overrides: dict[str, str] | None, url: str | None,
+                force: bool, retries: int, timeout: float, progress: bool, log: Callable[[str], None]
+                ) -> FetchResult:
+    name = src.name
     target = folder / src.filename
     recorded = read_registry(folder).get(name)
     if target.is_file() and not force:
