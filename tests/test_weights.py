@@ -268,6 +268,13 @@ def test_http_errors_and_unknown_names_are_clear(server, env, capsys):
     assert "unknown weights 'no-such-model'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fetch", "cnn14", "--endpoint", "nohost"])
+    capsys.readouterr()
+    # 'all': every direct download is tried (one failing does not stop the others); the manual one is left out
+    assert main(["fetch", "all", "--quiet"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    direct = [n for n, s in weights.SOURCES.items() if s.kind != "manual"]
+    assert sorted(line.split(":")[1].strip() for line in err) == sorted(direct)
+    assert not any("htsat-audioset" in line for line in err)
 
 
 def test_dir_option_and_list_output(server, env, tmp_path, capsys):

@@ -446,7 +446,7 @@ def _fetch_snapshot(src: WeightSource, folder: Path, eps: dict[str, str], force:
         snapshot_download(src.repo_id, local_dir=target, endpoint=eps["hf"], force_download=force,
                           allow_patterns=list(src.allow_patterns))
     except Exception as e:  # huggingface_hub raises many types (HTTP, offline, repo not found)
-        raise WeightsError(f"{src.name}: {type(e).__name__}: {e}") from e
+        raise WeightsError(f"{src.name}: {type(e).__name__}: {' '.join(str(e).split())}") from e  # one line
     finally:
         if not progress:
             enable_progress_bars()

@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             r = fetch(name, args.dir, endpoint_overrides=dict(args.endpoint), url=args.url, force=args.force,
                       retries=args.retries, timeout=args.timeout, progress=not args.quiet)
         except WeightsError as e:
-            print(f"wt5k-weights: {e}", file=sys.stderr)
+            message = str(e) if str(e).startswith(f"{name}:") else f"{name}: {e}"
+            print(f"wt5k-weights: {message}", file=sys.stderr)
             failed += 1
             continue
         src = SOURCES[name]
