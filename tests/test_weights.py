@@ -224,8 +224,13 @@ def test_reuse_checks_the_record_and_reports_a_changed_file(server, env, capsys)
 def test_published_checksums_are_enforced(server, env, monkeypatch):
     src = weights.SOURCES["cnn14"]
     good = payload(50_000, seed=5)
+    assert src.size == 327_428_481  # the real record's; a stand-in of another size is refused for its size alone
+    server.files[src.path] = good
+    with pytest.raises(WeightsError, match="50000 bytes, published: 327428481"):
+        fetch("cnn14", progress=False, log=lambda s: None)
+    (env / (src.filename + ".rejected")).unlink()
     monkeypatch.setitem(weights.SOURCES, "cnn14", weights.WeightSource(**{
-        **src.__dict__, "published": {"md5": hashlib.md5(good).hexdigest()}}))
+        **src.__dict__, "published": {"md5": hashlib.md5(good).hexdigest()}, "size": len(good)}))
     server.files[src.path] = good[:-1] + b"?"  # a corrupted mirror
     with pytest.raises(WeightsError, match="md5 .* does not match"):
         fetch("cnn14", progress=False, log=lambda s: None)
@@ -383,7 +388,7 @@ def test_redirects_to_a_storage_host(server, env, monkeypatch):
     zen = weights.SOURCES["cnn14"]
     content = payload(70_000, seed=13)
     monkeypatch.setitem(weights.SOURCES, "cnn14", weights.WeightSource(**{
-        **zen.__dict__, "published": {"md5": hashlib.md5(content).hexdigest()}}))
+        **zen.__dict__, "published": {"md5": hashlib.md5(content).hexdigest()}, "size": len(content)}))
     server.files["/zenodo/content"] = content
     server.redirects[zen.path] = "/zenodo/content"
     assert fetch("cnn14", progress=False, log=lambda s: None).path.read_bytes() == content

@@ -56,6 +56,7 @@ class WeightSource:
     page: str = ""                   # where a person finds it (record page, model card, Drive folder)
     published: dict = field(default_factory=dict)  # {"md5"|"sha256": hex} the publisher lists, if any
     published_note: str = ""         # where that checksum is listed
+    size: int | None = None          # the published size in bytes, if listed
     config_key: str = ""             # the config entry that names this file
 
 
@@ -64,7 +65,8 @@ SOURCES: dict[str, WeightSource] = {s.name: s for s in (
         "cnn14", "file", "PANNs Cnn14 (AudioSet, mAP 0.431): audio encoder of configs exp_A/B/D, table4_*",
         filename="Cnn14_mAP=0.431.pth", host="zenodo", path="/records/3987831/files/Cnn14_mAP%3D0.431.pth",
         page="https://zenodo.org/records/3987831", published={"md5": "541141fa2ee191a88f24a3219fff024e"},
-        published_note="md5 listed on Zenodo record 3987831", config_key="audio.cnn14_checkpoint"),
+        size=327_428_481, published_note="md5 and size listed on Zenodo record 3987831",
+        config_key="audio.cnn14_checkpoint"),
     WeightSource(
         "htsat-audioset", "manual", "HTS-AT AudioSet checkpoint: audio encoder of configs exp_C/D",
         filename="HTSAT_AudioSet_Saved_1.ckpt",
@@ -387,6 +389,9 @@ def _fetch_file(src: WeightSource, folder: Path, endpoint_overrides: dict[str, s
                                        f"fetch --force downloads it again")
             return FetchResult(name, target, "present", recorded)
         if url is None:  # placed by hand (the manual HTS-AT file, or a copy): check what can be checked, record it
+            if src.size is not None and target.stat().st_size != src.size:
+                raise WeightsError(f"{name}: {target} holds {target.stat().st_size} bytes, the published file "
+                                   f"{src.size} ({src.published_note})")
             digests = file_digests(target)
             _check_published(target, digests, src.published, f"published ({src.published_note})")
             entry = {"file": src.filename, "url": None, "size": target.stat().st_size, "recorded_at": _now(),
@@ -407,10 +412,12 @@ def _fetch_file(src: WeightSource, folder: Path, endpoint_overrides: dict[str, s
     log(f"{name}: downloading {the_url}")
     part = download(the_url, target, retries=retries, timeout=timeout, progress=progress, log=log)
     rejected = target.with_name(target.name + REJECTED_SUFFIX)
-    if info.get("size") is not None and part.stat().st_size != info["size"]:
+    want_size = src.size if src.size is not None else info.get("size")
+    if want_size is not None and part.stat().st_size != want_size:
         os.replace(part, rejected)  # out of the way, so that the next fetch starts afresh
-        raise WeightsError(f"{name}: the download holds {rejected.stat().st_size} bytes, the server announced "
-                           f"{info['size']}; kept as {rejected} for inspection")
+        raise WeightsError(f"{name}: the download holds {rejected.stat().st_size} bytes, "
+                           f"{'published' if src.size is not None else 'announced by the server'}: {want_size}; "
+                           f"kept as {rejected} for inspection")
     digests = file_digests(part)
     try:
         _check_published(part, digests, expected, f"published ({note})")
