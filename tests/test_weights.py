@@ -179,6 +179,7 @@ def test_interrupted_fetch_keeps_part_and_a_later_fetch_continues_it(server, env
     target = env / "630k-audioset-best.pt"
     assert not target.exists(), "nothing appears under the real name before the file is complete"
     assert (env / "630k-audioset-best.pt.part").read_bytes() == body[:60_000]
+    assert {r["name"]: r["state"] for r in status()}["laion-clap-630k-audioset"] == "partial"
     r = fetch("laion-clap-630k-audioset", retries=0, progress=False, log=lambda s: None)
     assert r.status == "downloaded" and target.read_bytes() == body
     assert server.gets(src.path)[-1]["Range"] == "bytes=60000-"
@@ -256,6 +257,7 @@ def test_manual_source_is_explained_then_registered_when_placed(server, env, cap
     assert "drive.google.com" in err and "HTSAT_AudioSet_Saved_1.ckpt" in err
     env.mkdir(parents=True, exist_ok=True)
     (env / "HTSAT_AudioSet_Saved_1.ckpt").write_bytes(b"placed by hand")
+    assert {r["name"]: r["state"] for r in status()}["htsat-audioset"] == "unrecorded"
     assert main(["fetch", "htsat-audioset"]) == 0
     out = capsys.readouterr().out
     assert "registered" in out and '"audio.htsat_checkpoint"' in out

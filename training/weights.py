@@ -444,10 +444,11 @@ def _fetch_snapshot(src: WeightSource, folder: Path, eps: dict[str, str], force:
                                    f"fetch --force downloads it again")
         return FetchResult(src.name, target, "present", recorded)
     from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     log(f"{src.name}: downloading {src.repo_id} from {eps['hf']}")
-    if not progress:
+    switch_bars = not progress and not are_progress_bars_disabled()  # put back only what this call changes
+    if switch_bars:
         disable_progress_bars()
     try:  # snapshot_download resumes and renames atomically itself; it checks LFS files' sha256
         snapshot_download(src.repo_id, local_dir=target, endpoint=eps["hf"], force_download=force,
@@ -455,7 +456,7 @@ def _fetch_snapshot(src: WeightSource, folder: Path, eps: dict[str, str], force:
     except Exception as e:  # huggingface_hub raises many types (HTTP, offline, repo not found)
         raise WeightsError(f"{src.name}: {type(e).__name__}: {' '.join(str(e).split())}") from e  # one line
     finally:
-        if not progress:
+        if switch_bars:
             enable_progress_bars()
     files = {}
     for path in sorted(p for p in target.rglob("*") if p.is_file() and ".cache" not in p.relative_to(target).parts):
@@ -494,11 +495,14 @@ def status(folder: str | os.PathLike | None = None, names: Iterable[str] | None 
                 problems += check_recorded(p, r)
             elif not p.is_file() or p.stat().st_size != r.get("size"):
                 problems.append(f"{p.name}: size differs from the record" if p.is_file() else f"{p.name}: missing")
-        state = ("changed" if problems else "present") if rec and present else \
-                ("unrecorded" if present else ("partial" if path.with_name(path.name + PART_SUFFIX).is_file()
-                                              else "absent"))
         if rec and not present:
             state, problems = "missing", [f"{path.name}: recorded but not in {folder}"]
+        elif rec:
+            state = "changed" if problems else "present"
+        elif present:
+            state = "unrecorded"  # placed by hand: fetch NAME checks and records it
+        else:
+            state = "partial" if path.with_name(path.name + PART_SUFFIX).is_file() else "absent"
         size = rec.get("size") if rec and "size" in rec else (
             sum(f["size"] for f in rec["files"].values()) if rec and "files" in rec else None)
         rows.append({"name": name, "kind": src.kind, "state": state, "path": str(path), "size": size,
