@@ -78,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             continue
         src = SOURCES[name]
-        sha = r.entry.get("sha256", "per file, see weights.json")
-        print(f"{name}: {r.status} -> {r.path} ({_size(r.entry.get('size'))}; sha256 {sha}, "
-              f"{r.entry['sha256_source']})")
+        if "files" in r.entry:  # a model folder
+            size = sum(f["size"] for f in r.entry["files"].values())
+            sha = f"of each of its {len(r.entry['files'])} files in weights.json"
+        else:
+            size, sha = r.entry["size"], r.entry["sha256"]
+        print(f"{name}: {r.status} -> {r.path} ({_size(size)}; sha256 {sha}, {r.entry['sha256_source']})")
         if src.config_key:
             print(f"  config: \"{src.config_key}\": \"{r.path}\"")
         elif src.kind == "hf-snapshot":
