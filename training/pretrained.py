@@ -95,17 +95,22 @@ def extract_state_dict(obj: dict, prefixes: Iterable[str] = PREFIXES) -> dict[st
     return out
 
 
+def _listed(keys: list[str], n: int = 12) -> str:
+    return "[" + ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "") + "]"
+
+
 def _matches(key: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
 
 def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str,
                        skip: Iterable[str] = (), allow_shape_mismatch: Iterable[str] = (),
-                       strict: bool = False) -> LoadReport:
-    """Copy `state` into `module` by name; refuse silent shape mismatches; report everything else."""
+                       strict: bool = False, notes: Iterable[str] = ()) -> LoadReport:
+    """Copy `state` into `module` by name; refuse silent shape mismatches and loads that match nothing;
+    report everything else (`notes` join the report before it is logged)."""
     skip, allow = list(skip), list(allow_shape_mismatch)
     own = module.state_dict()
-    report = LoadReport(source)
+    report = LoadReport(source, notes=list(notes))
     usable, bad = {}, []
     for k, v in state.items():
         if k not in own:
@@ -119,6 +124,10 @@ def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source
         raise CheckpointMismatchError(f"{source}: {len(bad)} shape mismatch(es) (pass allow_shape_mismatch "
                                       f"patterns to keep these at init): " + "; ".join(bad))
     report.missing = sorted(k for k in own if k not in state)
+    if not usable:
+        raise CheckpointMismatchError(
+            f"{source}: no tensor of the checkpoint matches the model (a file of another layout?); "
+            f"missing {_listed(report.missing)}; unexpected {_listed(report.unexpected)}")
     if strict and (report.missing or report.unexpected):
         raise CheckpointMismatchError(f"{source}: strict load failed: missing {report.missing}, "
                                       f"unexpected {report.unexpected}")
@@ -145,9 +154,8 @@ def load_cnn14(encoder: nn.Module, path: str | Path, allow_shape_mismatch: Itera
     """Load a PANNs Cnn14 checkpoint into a training.encoders.cnn14.Cnn14."""
     state = extract_state_dict(read_checkpoint(path, trusted))
     skip = list(FRONTEND_KEYS) + ([] if getattr(encoder, "fc_audioset", None) is not None else ["fc_audioset.*"])
-    report = load_state_checked(encoder, state, f"Cnn14 {path}", skip, allow_shape_mismatch, strict)
-    report.notes += _frontend_note(state, mel_fb)
-    return report
+    return load_state_checked(encoder, state, f"Cnn14 {path}", skip, allow_shape_mismatch, strict,
+                              notes=_frontend_note(state, mel_fb))
 
 
 def load_htsat(encoder: nn.Module, path: str | Path, allow_shape_mismatch: Iterable[str] = (),
@@ -156,15 +164,14 @@ def load_htsat(encoder: nn.Module, path: str | Path, allow_shape_mismatch: Itera
     state = extract_state_dict(read_checkpoint(path, trusted))
     has_head = hasattr(encoder, "head")
     skip = list(FRONTEND_KEYS) + ([] if has_head else ["tscam_conv.*", "head.*"])
-    report = load_state_checked(encoder, state, f"HTSAT {path}", skip, allow_shape_mismatch, strict)
-    report.notes += _frontend_note(state, mel_fb)
-    return report
+    return load_state_checked(encoder, state, f"HTSAT {path}", skip, allow_shape_mismatch, strict,
+                              notes=_frontend_note(state, mel_fb))
 
 
 def load_audio_checkpoints(model: nn.Module) -> dict[str, dict]:
     """Load what model.config.audio names into a training.model.CLAP; reports by encoder (and the text one)."""
     cfg = model.config.audio
-    trusted = getattr(cfg, "trust_checkpoints", False)
+    trusted, strict = cfg.trust_checkpoints, cfg.strict_checkpoints
     mel_fb = model.frontend.mel_fb
     reports: dict[str, dict] = {}
     enc = model.audio_encoder
@@ -172,12 +179,12 @@ def load_audio_checkpoints(model: nn.Module) -> dict[str, dict]:
         if enc.cnn14 is None:
             raise ValueError(f"audio.cnn14_checkpoint is set but audio.encoder is {cfg.encoder!r}")
         reports["cnn14"] = load_cnn14(enc.cnn14, cfg.cnn14_checkpoint, cfg.allow_shape_mismatch,
-                                      trusted=trusted, mel_fb=mel_fb).to_dict()
+                                      strict=strict, trusted=trusted, mel_fb=mel_fb).to_dict()
     if cfg.htsat_checkpoint:
         if enc.htsat is None:
             raise ValueError(f"audio.htsat_checkpoint is set but audio.encoder is {cfg.encoder!r}")
         reports["htsat"] = load_htsat(enc.htsat, cfg.htsat_checkpoint, cfg.allow_shape_mismatch,
-                                      trusted=trusted, mel_fb=mel_fb).to_dict()
+                                      strict=strict, trusted=trusted, mel_fb=mel_fb).to_dict()
     if model.text_encoder.loading_info is not None:
         reports["text"] = {"source": model.config.text.name, **model.text_encoder.loading_info}
     return reports
