@@ -41,11 +41,14 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model: ignored
     skipped: list[str] = field(default_factory=list)  # in the checkpoint, ignored on purpose
     shape_mismatch_allowed: list[str] = field(default_factory=list)  # "key: ckpt (shape) vs model (shape)"
+    frontend_mismatch: list[str] = field(default_factory=list)  # front-end buffers of the file unlike ours
+    shares: dict[str, float] = field(default_factory=dict)  # released loads: share of model / file keys mapped
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.source}: loaded {len(self.loaded)} tensors"]
-        for name in ("missing", "unexpected", "skipped", "shape_mismatch_allowed"):
+        parts += [f"{k} {v:.1%}" for k, v in self.shares.items()]
+        for name in ("missing", "unexpected", "skipped", "shape_mismatch_allowed", "frontend_mismatch"):
             keys = getattr(self, name)
             if keys:
                 shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
@@ -54,7 +57,7 @@ class LoadReport:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("source", "loaded", "missing", "unexpected", "skipped",
-                                                "shape_mismatch_allowed", "notes")}
+                                                "shape_mismatch_allowed", "frontend_mismatch", "shares", "notes")}
 
 
 def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
@@ -95,7 +98,7 @@ def extract_state_dict(obj: dict, prefixes: Iterable[str] = PREFIXES) -> dict[st
     return out
 
 
-def _listed(keys: list[str], n: int = 12) -> str:
+def listed(keys: list[str], n: int = 12) -> str:
     return "[" + ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "") + "]"
 
 
@@ -108,9 +111,28 @@ def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source
                        strict: bool = False, notes: Iterable[str] = ()) -> LoadReport:
     """Copy `state` into `module` by name; refuse silent shape mismatches and loads that match nothing;
     report everything else (`notes` join the report before it is logged)."""
+    usable, report = match_state(module, state, source, skip, allow_shape_mismatch)
+    report.notes = list(notes)
+    if strict and (report.missing or report.unexpected):
+        raise CheckpointMismatchError(f"{source}: strict load failed: missing {report.missing}, "
+                                      f"unexpected {report.unexpected}")
+    module.load_state_dict(usable, strict=False)
+    log_report(report)
+    return report
+
+
+def log_report(report: LoadReport) -> None:
+    warn = report.missing or report.unexpected or report.shape_mismatch_allowed or report.frontend_mismatch
+    (log.warning if warn else log.info)(report.summary())
+
+
+def match_state(module: nn.Module, state: dict[str, torch.Tensor], source: str, skip: Iterable[str] = (),
+                allow_shape_mismatch: Iterable[str] = ()) -> tuple[dict[str, torch.Tensor], LoadReport]:
+    """The tensors of `state` that fit `module` by name and shape, and the report (loaded, missing,
+    unexpected, skipped); refuses shape mismatches not allowed and a state matching nothing."""
     skip, allow = list(skip), list(allow_shape_mismatch)
     own = module.state_dict()
-    report = LoadReport(source, notes=list(notes))
+    report = LoadReport(source)
     usable, bad = {}, []
     for k, v in state.items():
         if k not in own:
@@ -127,15 +149,9 @@ def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source
     if not usable:
         raise CheckpointMismatchError(
             f"{source}: no tensor of the checkpoint matches the model (a file of another layout?); "
-            f"missing {_listed(report.missing)}; unexpected {_listed(report.unexpected)}")
-    if strict and (report.missing or report.unexpected):
-        raise CheckpointMismatchError(f"{source}: strict load failed: missing {report.missing}, "
-                                      f"unexpected {report.unexpected}")
-    module.load_state_dict(usable, strict=False)
+            f"missing {listed(report.missing)}; unexpected {listed(report.unexpected)}")
     report.loaded = sorted(usable)
-    (log.warning if report.missing or report.unexpected or report.shape_mismatch_allowed else log.info)(
-        report.summary())
-    return report
+    return usable, report
 
 
 def _frontend_note(state: dict[str, torch.Tensor], mel_fb: torch.Tensor | None) -> list[str]:
