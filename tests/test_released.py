@@ -234,3 +234,46 @@ def test_fused_laion_models_are_refused_with_the_reason(tmp_path):
                                "module.text_branch.pooler.dense.bias": torch.zeros(1)}}, path)
     with pytest.raises(CheckpointMismatchError, match="fused LAION-CLAP"):
         load_released(path)
+
+
+def test_training_evaluation_and_search_start_from_a_released_file(tmp_path, text_folders, capsys):
+    """init_from (frozen audio: its weights must stay the file's), the run folder's load report, and the
+    released file itself through wt5k-eval and Embedder.from_checkpoint."""
+    import json
+
+    from training.checkpoint import load_checkpoint
+    from training.cli import eval_main
+    from training.config import RunConfig
+    from training.inference import Embedder
+    from training.train import train
+    from training_fixtures import make_manifest
+
+    folder = str(text_folders["bert"])
+    state = _tiny_msclap_2022_state(text_folders["bert"])
+    released = tmp_path / "CLAP_weights_2022.pth"
+    torch.save({"model": state}, released)
+    manifest = make_manifest(tmp_path / "m", 4, seconds=1.5)
+    cfg = RunConfig.from_dict({
+        "name": "from_msclap", "out_dir": str(tmp_path / "runs"), "epochs": 1, "batch_size": 4,
+        "init_from": {"checkpoint": str(released), "text_model": folder},
+        "model": {"audio": {"freeze": True}},
+        "data": {"train": [str(manifest)], "num_workers": 0, "crop_s": 1.0}})
+    summary = train(cfg, show_progress=False)
+    run_dir = tmp_path / "runs" / "from_msclap"
+    report = json.loads((run_dir / "load_report.json").read_text())["released"]
+    assert report["shares"] == {"model keys loaded": 1.0, "file keys mapped": 1.0}
+    assert "audio_encoder.base.logmel_extractor.melW" in report["skipped"]
+    saved = json.loads((run_dir / "config.json").read_text())["model"]
+    assert saved["audio"]["frontend"]["fmax"] == 14000.0 and saved["audio"]["cnn14"]["channels"][-1] == 32
+    latest = load_checkpoint(run_dir / "latest.pt")["model"]
+    assert summary["step"] == 1
+    assert torch.equal(latest["audio_encoder.cnn14.conv_block3.conv2.weight"],
+                       state["audio_encoder.base.conv_block3.conv2.weight"])
+    assert not torch.equal(latest["text_projection.linear1.weight"], state["caption_encoder.projection.linear1.weight"])
+
+    assert eval_main(["--checkpoint", str(released), "--text-model", folder, "--manifest", str(manifest),
+                      "--json", str(tmp_path / "eval.json")]) == 0
+    assert "msclap-2022/CLAP_weights_2022" in capsys.readouterr().out
+    emb = Embedder.from_checkpoint(released, text_model=folder)
+    assert emb.sample_rate == 44100 and emb.window == 5 * 44100
+    assert emb.embed_texts(["a dog barks"]).shape == (1, 16)

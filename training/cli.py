@@ -4,6 +4,8 @@
     torchrun --nproc-per-node 4 -m training.cli --config configs/exp_B.json     # several GPUs
     wt5k-eval --checkpoint runs/tiny/best.pt [--checkpoint runs/other/best.pt] [--manifest PATH[:SPLIT] ...]
               [--split test|val] [--json out.json]
+    wt5k-eval --checkpoint CLAP_weights_2022.pth --text-model bert-base-uncased --manifest PATH:test
+              (released msclap / LAION-CLAP files; --checkpoint-format overrides the format told from the keys)
 """
 from __future__ import annotations
 
@@ -44,6 +46,15 @@ def train_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def add_released_arguments(p: argparse.ArgumentParser) -> None:
+    """--checkpoint-format and --text-model: how a released checkpoint (msclap, LAION-CLAP) is read."""
+    p.add_argument("--checkpoint-format", choices=("msclap-2022", "msclap-2023", "laion-clap", "wt5k"),
+                   help="format of --checkpoint (default: told from its keys)")
+    p.add_argument("--text-model", help="released checkpoints hold weights only: the text side's tokenizer and "
+                                        "architecture, a local folder or hub name (default: the published one, "
+                                        "bert-base-uncased / gpt2 / roberta-base)")
+
+
 def _manifest_spec(text: str) -> ManifestSpec:
     path, _, split = text.rpartition(":") if text.rsplit(":", 1)[-1] in ("train", "val", "test") else (text, "", "")
     return ManifestSpec(manifest=path, split=split or None)
@@ -62,12 +73,14 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "
                                   "checkpoint)")
+    add_released_arguments(p)
     args = p.parse_args(argv)
     from training.evaluate import evaluate_checkpoints, format_table, write_json
 
     try:
         rows = evaluate_checkpoints(args.checkpoint, args.manifest, args.split, args.caption_mode,
-                                    args.batch_size, args.device, args.name)
+                                    args.batch_size, args.device, args.name, args.checkpoint_format,
+                                    args.text_model)
     except (ValueError, FileNotFoundError) as e:
         print(f"wt5k-eval: {e}", file=sys.stderr)
         return 2

@@ -81,21 +81,23 @@ def format_table(rows: dict[str, dict[str, dict]]) -> str:
 
 def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], specs: Sequence[ManifestSpec] | None = None,
                          split: str = "test", caption_mode: str | None = None, batch_size: int = 32,
-                         device: str = "cpu", names: Sequence[str] | None = None) -> dict[str, dict[str, dict]]:
+                         device: str = "cpu", names: Sequence[str] | None = None, format: str | None = None,
+                         text_model: str | None = None) -> dict[str, dict[str, dict]]:
     """Evaluate each checkpoint on ``specs`` (default: its own config's ``split`` manifests, "test" or
-    "val"); returns {row name: {dataset label: metrics}} (row name: run name/checkpoint file stem)."""
-    from training.checkpoint import load_checkpoint, model_from_checkpoint
+    "val"); returns {row name: {dataset label: metrics}} (row name: run name/checkpoint file stem).
+    Released checkpoints (msclap, LAION-CLAP) are accepted too (``format``, ``text_model``: see
+    training/released.py); they carry no manifests, so ``specs`` must be given."""
+    from training.released import load_any_checkpoint
 
     if names is not None and len(names) != len(checkpoints):
         raise ValueError("give one name per checkpoint")
     rows = {}
     for i, path in enumerate(checkpoints):
-        config = load_checkpoint(path)["config"]
+        model, config = load_any_checkpoint(path, format, text_model, map_location=device)
         data = config.get("data", {})
         use = list(specs) if specs else [ManifestSpec(**s) for s in data.get(split, [])]
         if not use:
             raise ValueError(f"{path}: no manifests to evaluate (pass --manifest; its config has no {split!r} list)")
-        model = model_from_checkpoint(path, map_location=device)
         sr = model.config.audio.frontend.sample_rate
         window = int(round(data["crop_s"] * sr)) if data.get("crop_s") else int(model.config.audio.clip_samples)
         mode = caption_mode or data.get("caption_mode", "title_description")

@@ -14,7 +14,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.data import read_audio, to_model_rate
 from training.index import normalize
 
@@ -52,9 +51,13 @@ class Embedder:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, window_s: float | None = None, batch_size: int = 16,
-                        device: str = "cpu") -> "Embedder":
-        config = load_checkpoint(path).get("config") or {}
-        model = model_from_checkpoint(path)
+                        device: str = "cpu", format: str | None = None, text_model: str | None = None
+                        ) -> "Embedder":
+        """From our training checkpoint or a released one (msclap, LAION-CLAP; training/released.py), read
+        once; `format` and `text_model` as load_any_checkpoint takes them."""
+        from training.released import load_any_checkpoint
+
+        model, config = load_any_checkpoint(path, format, text_model)
         return cls(model, window_s or _window_seconds(config, model), batch_size, device)
 
     @property

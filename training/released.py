@@ -298,4 +298,33 @@ def load_any_checkpoint(path: str | os.PathLike, format: str | None = None, text
             raise ValueError("--text-model applies to released checkpoints; a training checkpoint holds its own")
         return model_from_checkpoint(obj, map_location), obj.get("config") or {}
     model, _ = load_released(obj, fmt, text_model, min_share, trusted=trusted, name=str(path))
-    return model.to(map_location), {"name": path.stem}
+    return model.to(map_location), {"name": fmt}
+
+
+class ReleasedStart:
+    """A run config's `init_from` (training/config.py): the released file is read once, its model config
+    is known before the model is built (the data side needs its sample rate and clip length)."""
+
+    def __init__(self, init_from: dict, overrides: dict):
+        self.path = str(init_from["checkpoint"])
+        self.text_model = init_from.get("text_model")
+        self.min_share = float(init_from.get("min_share", 1.0))
+        self.overrides = overrides
+        self.obj = read_checkpoint(self.path, bool(init_from.get("trusted", False)))
+        self.format = init_from.get("format") or detect_format(self.obj)
+        if self.format not in RELEASED:
+            raise ValueError(f"init_from: {self.path} is a {self.format!r} checkpoint; init_from takes released "
+                             f"ones ({', '.join(RELEASED)}); continue our own runs with --resume")
+
+    def config(self):
+        from training.model import CLAPConfig
+
+        state = checkpoint_state(self.obj)
+        return CLAPConfig.from_dict(_merge(released_config(self.format, state, self.text_model), self.overrides))
+
+    def build(self):
+        """The loaded model, in training mode."""
+        model, _ = load_released(self.obj, self.format, self.text_model, self.min_share, self.overrides,
+                                 name=self.path)
+        del self.obj  # the file's tensors now live in the model
+        return model.train()

@@ -203,14 +203,19 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
 
     # Data first: a bad manifest or a missing file fails before a large model is loaded, and a bad
     # validation manifest before the first epoch rather than after it.
-    model_config = CLAPConfig.from_dict(cfg.model)
+    start = None
+    if cfg.init_from and ckpt is None:  # a released checkpoint: architecture and weights from the file
+        from training.released import ReleasedStart
+
+        start = ReleasedStart(cfg.init_from, cfg.model)
+    model_config = start.config() if start else CLAPConfig.from_dict(cfg.model)
     crop, sample_rate = crop_samples(cfg, model_config), model_config.audio.frontend.sample_rate
     dataset = PairDataset(cfg.data.train, cfg.data.caption_mode, crop, cfg.data.cache_mb, sample_rate)
     for spec in cfg.data.val:
         read_pairs(spec, cfg.data.caption_mode)
 
     seed_everything(cfg.seed)
-    model = build_model(cfg, load_pretrained=ckpt is None)
+    model = start.build() if start else build_model(cfg, load_pretrained=ckpt is None)
     cfg.model = model.config.to_dict()  # complete (e.g. the text architecture) so checkpoints rebuild offline
     model.to(d.device)
     if d.world_size > 1 and d.device.type == "cuda" and cfg.sync_batchnorm:
@@ -249,6 +254,8 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
+        if not resume and core.load_reports:  # what the pretrained / released files gave, key by key
+            (run_dir / "load_report.json").write_text(json.dumps(core.load_reports, indent=2))
     logs = MetricsLog(run_dir, d.is_main, step if resume else None)
 
     def save(path: Path, epoch_done: int, batch_done: int) -> None:
