@@ -4,12 +4,12 @@ so that every input is accounted for. Inputs are only read, never modified."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from manifests import ManifestError, parse_tags, read_published_csv
+from manifests.crawl_record import ITEMS_FILE, CrawlRecord, read_crawl_records
 
 
 @dataclass
@@ -72,56 +72,48 @@ def find_items_files(raw: str | os.PathLike) -> list[Path]:
         return [raw]
     if not raw.is_dir():
         raise FileNotFoundError(f"no crawl output at {raw}")
-    return sorted(raw.rglob("items.jsonl"))
+    return sorted(raw.rglob(ITEMS_FILE))
 
 
 def read_crawl_output(raw: str | os.PathLike) -> tuple[list[Item], list[Reject]]:
     """Items from every items.jsonl under ``raw``; the last record of an id wins (a resumed crawl may repeat one).
-    Lines that are not JSON objects with an id are rejected with stage "input"."""
+    Lines that are not records (not UTF-8, not JSON, not an object, no id) are rejected with stage "input",
+    the reject's id naming the file and line."""
     items: dict[str, Item] = {}
     rejects: list[Reject] = []
     root = Path(raw) if Path(raw).is_dir() else Path(raw).parent
     files = find_items_files(raw)
     if not files:
-        raise FileNotFoundError(f"no items.jsonl under {raw} (expected <raw>/<spider>/items.jsonl)")
+        raise FileNotFoundError(f"no {ITEMS_FILE} under {raw} (expected <raw>/<spider>/{ITEMS_FILE})")
     for path in files:
-        base = path.parent
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{path.relative_to(root)}:{lineno}"  # the reject's id: file and line
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    rejects.append(Reject(where, "input", "bad_record", f"not JSON: {e.msg}"))
-                    continue
-                if not isinstance(rec, dict) or not _s(rec.get("id")).strip():
-                    rejects.append(Reject(where, "input", "bad_record", "no id"))
-                    continue
-                item = _item_from_record(rec, base)
-                items.pop(item.id, None)  # re-insert so that order follows the last record
-                items[item.id] = item
+        for line in read_crawl_records(path):
+            if line.record is None:
+                where = f"{path.relative_to(root)}:{line.line}"
+                rejects.append(Reject(where, "input", "bad_record", line.error or ""))
+                continue
+            item = _item_from_record(line.record, path.parent)
+            items.pop(item.id, None)  # re-insert so that order follows the last record
+            items[item.id] = item
     return list(items.values()), rejects
 
 
-def _item_from_record(rec: dict, base: Path) -> Item:
-    rid = _s(rec["id"])
-    source = _s(rec.get("source")) or rid.partition(":")[0]
-    source_id = _s(rec.get("source_id")) or rid.partition(":")[2]
-    fp = rec.get("file_path")
-    tags = rec.get("tags") or []
+def _item_from_record(rec: CrawlRecord, base: Path) -> Item:
+    rid = _s(rec.id)
+    source = _s(rec.source) or rid.partition(":")[0]
+    source_id = _s(rec.source_id) or rid.partition(":")[2]
+    fp = rec.file_path
+    tags = rec.tags or []
     if isinstance(tags, str):  # tolerate a Python-list string as in the published CSV
         tags = parse_tags(tags)
-    status = _s(rec.get("status")) or "missing_status"
-    error = _s(rec.get("error"))
+    status = _s(rec.status) or "missing_status"
+    error = _s(rec.error)
     if status == "ok" and not fp:
         status, error = "no_file", "status ok but no file_path"
     return Item(
         id=rid, source=source, source_id=source_id, audio=str((base / fp).resolve()) if fp else None,
-        title_raw=_s(rec.get("title")), description_raw=_s(rec.get("description")), tags=[_s(t) for t in tags],
-        author=_s(rec.get("author")), license=_s(rec.get("license")), view_link=_s(rec.get("view_link")),
-        download_link=_s(rec.get("download_link")), status=status, error=error,
+        title_raw=_s(rec.title), description_raw=_s(rec.description), tags=[_s(t) for t in tags],
+        author=_s(rec.author), license=_s(rec.license), view_link=_s(rec.view_link),
+        download_link=_s(rec.download_link), status=status, error=error,
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reference_clap import (bert_folder, calibrate_batchnorm, gpt2_folder, laion_reference, missing_reference_packages,
+from tests.reference_clap import (bert_folder, calibrate_batchnorm, gpt2_folder, laion_reference, missing_reference_packages,
                             msclap_reference, perturb_parameters, roberta_folder, sounds)
 from training.pretrained import CheckpointMismatchError
 from training.released import detect_format, load_any_checkpoint, load_released
@@ -236,7 +236,7 @@ def test_fused_laion_models_are_refused_with_the_reason(tmp_path):
         load_released(path)
 
 
-def test_training_evaluation_and_search_start_from_a_released_file(tmp_path, text_folders, capsys):
+def test_training_evaluation_and_search_take_a_released_file(tmp_path, text_folders, capsys):
     """init_from (frozen audio: its weights must stay the file's), the run folder's load report, and the
     released file itself through wt5k-eval and Embedder.from_checkpoint."""
     import json
@@ -246,7 +246,7 @@ def test_training_evaluation_and_search_start_from_a_released_file(tmp_path, tex
     from training.config import RunConfig
     from training.inference import Embedder
     from training.train import train
-    from training_fixtures import make_manifest
+    from tests.training_fixtures import make_manifest
 
     folder = str(text_folders["bert"])
     state = _tiny_msclap_2022_state(text_folders["bert"])
@@ -277,3 +277,13 @@ def test_training_evaluation_and_search_start_from_a_released_file(tmp_path, tex
     emb = Embedder.from_checkpoint(released, text_model=folder)
     assert emb.sample_rate == 44100 and emb.window == 5 * 44100
     assert emb.embed_texts(["a dog barks"]).shape == (1, 16)
+
+    from search.cli import main as search_main
+
+    index = tmp_path / "index"
+    assert search_main(["index", "--checkpoint", str(released), "--text-model", folder, "--manifest", str(manifest),
+                        "--out", str(index)]) == 0
+    assert json.loads((index / "index.json").read_text())["text_model"] == folder
+    capsys.readouterr()
+    assert search_main(["text", "dog sound 1", "--index", str(index), "-k", "2"]) == 0  # reads it as indexed
+    assert "test:" in capsys.readouterr().out

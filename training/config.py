@@ -29,8 +29,9 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-CAPTION_MODES = ("title_description", "description", "manifest")
+from manifests.captions import CAPTION_MODES
 INIT_FROM_KEYS = ("checkpoint", "format", "text_model", "min_share", "trusted")
+
 
 
 @dataclass

@@ -8,7 +8,10 @@
     wt5k-search classify a.wav b.wav --labels "dog,rain,siren" --index data/index
     wt5k-search classify --labels "dog,rain,siren" --index data/index   # every indexed sound
 
-Queries load the checkpoint the index was built with (``--checkpoint`` overrides it).
+Queries load the checkpoint the index was built with (``--checkpoint`` overrides it). Released CLAP
+checkpoints (msclap 2022/2023, LAION-CLAP) index too: their format is told from the keys
+(``--checkpoint-format`` overrides it) and ``--text-model`` names the text side's tokenizer and architecture
+(a local folder or hub name; default the published one); the index remembers both for its queries.
 """
 from __future__ import annotations
 
@@ -20,49 +23,22 @@ from typing import Sequence
 
 import numpy as np
 
-from training.index import (DEFAULT_TEMPLATE, AudioIndex, Hit, classify, items_from_folder, items_from_manifest,
-                            label_prompts)
+from search.index import DEFAULT_TEMPLATE, AudioIndex, classify, format_hits, label_prompts
+from training.cli import add_released_arguments
 
 
-def _embedder(checkpoint: str | None, index: AudioIndex | None = None, batch_size: int = 16,
-              window_s: float | None = None):
-    from training.inference import Embedder  # torch and the model load only when a command needs them
+def _embedder(a, index: AudioIndex | None = None):
+    from search.build import embedder_for  # torch and the model load only when a command needs them
 
-    ckpt = checkpoint or (index.meta.get("checkpoint") if index else None)
-    if not ckpt:
-        raise SystemExit("error: no checkpoint: pass --checkpoint (or an --index built with one)")
-    if not Path(ckpt).is_file():
-        raise SystemExit(f"error: checkpoint not found: {ckpt}")
-    window_s = window_s or (index.meta.get("window_s") if index else None)
-    return Embedder.from_checkpoint(ckpt, window_s=window_s, batch_size=batch_size)
-
-
-def build_index(checkpoint: str, out: str | Path, manifest: str | None = None, folder: str | None = None,
-                batch_size: int = 16, window_s: float | None = None) -> AudioIndex:
-    """Embed a manifest's or a folder's audio (and captions) and save the index to ``out``."""
-    if (manifest is None) == (folder is None):
-        raise ValueError("index either a manifest or a folder of audio")
-    items = items_from_manifest(manifest) if manifest else items_from_folder(folder)
-    emb = _embedder(checkpoint, batch_size=batch_size, window_s=window_s)
-    meta = {"checkpoint": str(Path(checkpoint).resolve()), "source": str(Path(manifest or folder).resolve()),
-            "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
-            "logit_scale": emb.logit_scale}
-    index = AudioIndex.build(emb, items, meta)
-    index.save(out)
-    return index
-
-
-def format_hits(hits: list[Hit], show_text: bool = True) -> str:
-    lines = [f"{'rank':>4}  {'score':>7}  {'id':<24} path" + ("  | caption" if show_text else "")]
-    for h in hits:
-        text = f"  | {h.text}" if show_text and h.text else ""
-        lines.append(f"{h.rank:>4}  {h.score:>7.4f}  {h.id:<24} {h.path}{text}")
-    return "\n".join(lines)
+    return embedder_for(a.checkpoint, index, checkpoint_format=a.checkpoint_format, text_model=a.text_model)
 
 
 def _cmd_index(a) -> int:
     t0 = time.perf_counter()
-    index = build_index(a.checkpoint, a.out, a.manifest, a.folder, a.batch_size, a.window_s)
+    from search.build import build_index
+
+    index = build_index(a.checkpoint, a.out, a.manifest, a.folder, a.batch_size, a.window_s, a.checkpoint_format,
+                        a.text_model)
     print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions in "
           f"{time.perf_counter() - t0:.1f} s -> {Path(a.out).resolve()}")
     return 0
@@ -70,7 +46,7 @@ def _cmd_index(a) -> int:
 
 def _cmd_text(a) -> int:
     index = AudioIndex.load(a.index)
-    emb = _embedder(a.checkpoint, index)
+    emb = _embedder(a, index)
     hits = index.search_audio(emb.embed_texts([a.query])[0], a.k)
     print(f'text -> audio: "{a.query}"  ({len(index)} sounds in {a.index})')
     print(format_hits(hits))
@@ -80,7 +56,7 @@ def _cmd_text(a) -> int:
 def _query_audio(a, index: AudioIndex) -> tuple[np.ndarray, str | None]:
     """The embedding of the query: an audio file, or an id already in the index."""
     if Path(a.query).is_file():
-        return _embedder(a.checkpoint, index).embed_audio_files([a.query])[0], None
+        return _embedder(a, index).embed_audio_files([a.query])[0], None
     try:
         return index.embedding_of(a.query), a.query
     except KeyError:
@@ -118,7 +94,7 @@ def _cmd_classify(a) -> int:
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     index = AudioIndex.load(a.index) if a.index else None
-    emb = _embedder(a.checkpoint, index)
+    emb = _embedder(a, index)
     if a.files:
         names, audio = list(a.files), emb.embed_audio_files(a.files)
     elif index is not None:
@@ -147,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="index folder to write")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--window-s", type=float, default=None, help="model input window (default: from the run config)")
+    add_released_arguments(p)
     p.set_defaults(func=_cmd_index)
 
     def query_parser(name: str, help_: str, query_help: str, func) -> None:
@@ -155,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--index", required=True, help="index folder (from `wt5k-search index`)")
         q.add_argument("-k", type=int, default=10, help="results to show")
         q.add_argument("--checkpoint", help="override the checkpoint the index was built with")
+        add_released_arguments(q)
         q.set_defaults(func=func)
 
     query_parser("text", "text -> audio: sounds matching a description", "the description", _cmd_text)
@@ -168,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt, '{}' is replaced by the label")
     c.add_argument("--index", help="index folder (its checkpoint, and its sounds when no files are given)")
     c.add_argument("--checkpoint")
+    add_released_arguments(c)
     c.add_argument("--top", type=int, default=3, help="labels to show per sound")
     c.set_defaults(func=_cmd_classify)
     return ap
