@@ -58,7 +58,7 @@ def _msclap_roundtrip(tmp_path, version: str, folder, seconds: list[float], extr
 
     ref = msclap_reference(version, folder, seed=1)
     perturb_parameters(ref, seed=2)
-    calibrate_batchnorm(ref.audio_encoder, [sounds(2, seconds[0], 44100, seed=s) for s in (3, 4)])
+    calibrate_batchnorm(ref.audio_encoder, [sounds(2, seconds[0], 44100, seed=3)])
     path = tmp_path / f"CLAP_weights_{version}.pth"
     torch.save({"model": {**ref.state_dict(), **(extra_keys or {})}}, path)
 
@@ -124,7 +124,7 @@ def test_laion_clap_equals_reference(tmp_path, text_folders):
     folder = text_folders["roberta"]
     ref = laion_reference(folder, seed=5)
     perturb_parameters(ref, seed=6)
-    calibrate_batchnorm(ref.audio_branch, [{"waveform": sounds(2, 10.0, 48000, seed=s)} for s in (7, 8)])
+    calibrate_batchnorm(ref.audio_branch, [{"waveform": sounds(2, 10.0, 48000, seed=7)}])
     path = tmp_path / "630k-audioset-best.pt"
     state = {f"module.{k}": v for k, v in ref.state_dict().items()}
     state["module.text_branch.embeddings.position_ids"] = torch.arange(130)[None]
