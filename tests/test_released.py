@@ -287,3 +287,10 @@ def test_training_evaluation_and_search_take_a_released_file(tmp_path, text_fold
     capsys.readouterr()
     assert search_main(["text", "dog sound 1", "--index", str(index), "-k", "2"]) == 0  # reads it as indexed
     assert "test:" in capsys.readouterr().out
+
+
+def test_an_unreadable_text_model_is_a_clear_error(tmp_path, text_folders):
+    path = tmp_path / "CLAP_weights_2022.pth"
+    torch.save({"model": _tiny_msclap_2022_state(text_folders["bert"])}, path)
+    with pytest.raises(ValueError, match="cannot be read; released files hold no tokenizer"):
+        load_released(path, text_model=str(tmp_path / "no-such-folder"))

@@ -58,20 +58,19 @@ _OLD_TRANSFORMERS = "constant buffer that older transformers versions saved (rec
 _FRONTEND = "front-end buffer (our front-end is computed from the config; the filterbank is compared instead)"
 _AUDIOSET_HEAD = "AudioSet tagging head, not part of the retrieval path"
 
+# msclap's CLAP: audio_encoder.{base, projection}, caption_encoder.{base, projection}, logit_scale
+_MSCLAP_RENAMES = (("audio_encoder.projection.", "audio_projection."), ("caption_encoder.base.", "text_encoder.model."),
+                   ("caption_encoder.projection.", "text_projection."), ("logit_scale", "logit_scale"))
 MSCLAP_2022 = ReleasedFormat(
     "msclap-2022",
-    renames=(("audio_encoder.base.", "audio_encoder.cnn14."), ("audio_encoder.projection.", "audio_projection."),
-             ("caption_encoder.base.", "text_encoder.model."), ("caption_encoder.projection.", "text_projection."),
-             ("logit_scale", "logit_scale")),
+    renames=(("audio_encoder.base.", "audio_encoder.cnn14."), *_MSCLAP_RENAMES),
     skip=(*((p, _FRONTEND) for p in FRONTEND_SKIP), ("audio_encoder.base.fc_audioset.*", _AUDIOSET_HEAD),
           ("caption_encoder.base.pooler.*", "BERT's pooler: msclap pools the first token's hidden state"),
           ("*embeddings.position_ids", _OLD_TRANSFORMERS)),
     refuse=(), text_model="bert-base-uncased")
 MSCLAP_2023 = ReleasedFormat(
     "msclap-2023",
-    renames=(("audio_encoder.base.htsat.", "audio_encoder.htsat."), ("audio_encoder.projection.", "audio_projection."),
-             ("caption_encoder.base.", "text_encoder.model."), ("caption_encoder.projection.", "text_projection."),
-             ("logit_scale", "logit_scale")),
+    renames=(("audio_encoder.base.htsat.", "audio_encoder.htsat."), *_MSCLAP_RENAMES),
     skip=(*((p, _FRONTEND) for p in FRONTEND_SKIP),
           ("audio_encoder.base.htsat.tscam_conv.*", _AUDIOSET_HEAD), ("audio_encoder.base.htsat.head.*", _AUDIOSET_HEAD),
           ("caption_encoder.base.h.*.attn.bias", _OLD_TRANSFORMERS),
@@ -251,7 +250,12 @@ def load_released(source: str | os.PathLike | dict, format: str | None = None, t
     except (KeyError, ValueError) as e:  # a tensor the architecture is read from is absent
         raise CheckpointMismatchError(f"{name}: not a {fmt} checkpoint: no tensor {e}; its first keys: "
                                       f"{listed(list(state), 8)}") from None
-    model = CLAP(CLAPConfig.from_dict(config_dict), load_pretrained=False)
+    try:
+        model = CLAP(CLAPConfig.from_dict(config_dict), load_pretrained=False)
+    except OSError as e:  # transformers cannot find the tokenizer / config (offline, not cached, a typo)
+        raise ValueError(f"{name}: the text model {config_dict['text']['name']!r} cannot be read; released files "
+                         f"hold no tokenizer: pass --text-model (init_from.text_model) a local folder or a hub name "
+                         f"in the Hugging Face cache. Detail: {e}") from None
     mapped, origin, skipped, unmapped = _rename(spec, state)
     usable, report = match_state(model, mapped, f"{fmt} {name}")
     # missing: our key names; unexpected and skipped: the file's
