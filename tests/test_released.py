@@ -294,3 +294,15 @@ def test_an_unreadable_text_model_is_a_clear_error(tmp_path, text_folders):
     torch.save({"model": _tiny_msclap_2022_state(text_folders["bert"])}, path)
     with pytest.raises(ValueError, match="cannot be read; released files hold no tokenizer"):
         load_released(path, text_model=str(tmp_path / "no-such-folder"))
+
+
+def test_unreadable_files_are_clear_errors(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(np.random.default_rng(0).bytes(5000))
+    full = tmp_path / "full.pt"
+    torch.save({"state_dict": {"audio_branch.bn0.weight": torch.zeros(64)}}, full)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    for path in (junk, truncated):
+        with pytest.raises(CheckpointMismatchError, match="not a readable torch checkpoint"):
+            load_any_checkpoint(path)

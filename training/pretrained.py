@@ -67,7 +67,10 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
-    except pickle.UnpicklingError as e:
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        if not isinstance(e, pickle.UnpicklingError) or "Unsupported global" not in str(e):
+            raise CheckpointMismatchError(f"{path}: not a readable torch checkpoint (truncated, or another kind "
+                                          f"of file): {str(e).splitlines()[0]}") from e
         raise CheckpointMismatchError(
             f"{path}: holds objects beyond tensors and plain containers; if you trust the file, load it with "
             f"trusted=True (config: audio.trust_checkpoints). Detail: {e}"
