@@ -215,6 +215,15 @@ def laion_reference(text_folder: Path, seed: int, model_name: str = "tiny"):
     return model.eval()
 
 
+def laion_audio_branch(model_name: str):
+    """laion_clap's HTS-AT audio branch alone (create_htsat_model), for layout checks of its larger variants."""
+    lm = laion_model()
+    cfg = lm.CLAPAudioCfp(model_type="HTSAT", model_name=model_name, sample_rate=48000, audio_length=1024,
+                          window_size=1024, hop_size=480, fmin=50, fmax=14000, class_num=527, mel_bins=64,
+                          clip_samples=480000)
+    return sys.modules["_ref_laion_clap.clap_module.htsat"].create_htsat_model(cfg)
+
+
 def perturb_parameters(model: torch.nn.Module, seed: int) -> None:
     """Give every trainable parameter a small random perturbation so nothing sits at its init (LayerNorm
     ones, zero biases) where a wrongly mapped key could go unnoticed. The front-end's frozen STFT and mel

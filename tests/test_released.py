@@ -164,6 +164,23 @@ def test_laion_clap_equals_reference(tmp_path, text_folders):
     print("laion-clap", len(report.loaded), "tensors,", diffs)
 
 
+@needs_reference
+def test_laion_larger_htsat_variant_maps_by_layout():
+    """HTSAT-base (LAION's larger audio branch, embed 128, depths 2-2-12-2): the architecture read from the
+    file's shapes has exactly the reference's keys and shapes (no forward pass: the layout is what differs)."""
+    from tests.reference_clap import laion_audio_branch
+    from training.encoders.htsat import HTSAT, HTSATConfig
+    from training.released import _htsat_config
+
+    theirs = {k: v for k, v in laion_audio_branch("base").state_dict().items() if "extractor" not in k}
+    derived = _htsat_config(theirs, "")
+    assert (derived["embed_dim"], derived["depths"], derived["num_heads"]) == (128, [2, 2, 12, 2], [4, 8, 16, 32])
+    with torch.device("meta"):
+        ours = HTSAT(HTSATConfig.from_dict({**derived, "classes_num": 527}), 64).state_dict()
+    assert set(ours) == set(theirs)
+    assert [k for k in ours if ours[k].shape != theirs[k].shape] == []
+
+
 # --- refusals (cheap: no reference model needed) -------------------------------------------------------------
 def _tiny_msclap_2022_state(folder) -> dict:
     """A msclap-2022-layout file of a small Cnn14 + BERT (sizes are read from the shapes)."""
