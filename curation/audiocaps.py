@@ -24,9 +24,11 @@ def _clip_names(audiocap_id: str, ytid: str, start: int) -> list[str]:
             f"{ytid}_{start * 1000}", f"Y{ytid}", ytid, audiocap_id]
 
 
-def audiocaps_items(csvs: dict[str, str | os.PathLike], clips_dir: str | os.PathLike) -> list[Item]:
-    """Items of AudioCaps splits ({"train": path, "val": path, "test": path}), one per clip with its captions."""
-    index = index_audio(clips_dir)
+def audiocaps_items(csvs: dict[str, str | os.PathLike], clips_dir: str | os.PathLike | None) -> list[Item]:
+    """Items of AudioCaps splits ({"train": path, "val": path, "test": path}), one per clip with its captions
+    (every caption cell as written, empty ones included). ``clips_dir`` None: captions only, no audio looked up
+    (statistics)."""
+    index = index_audio(clips_dir) if clips_dir is not None else {}
     items: dict[str, Item] = {}
     for split, path in csvs.items():
         for line, row in read_csv(path, COLUMNS):

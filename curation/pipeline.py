@@ -4,7 +4,7 @@ Stages, in order; an item leaves at the first stage that rejects it, so every in
 or a line of rejects.csv:
   input/crawl  the crawler (or the input folder) has no usable file for it (its status and error)
   exclude      its id is on the exclusion list (e.g. overlaps an evaluation set)
-  text         no caption: title or description missing (``require_both``, the paper's rule) or both missing
+  text         the paper's filter: no title and no description (with ``require_both``: either one missing)
   audio        the file fails a check in curation.audio (empty, unreadable, truncated, silent, ...), or "error"
                for an unexpected exception (retried on the next run)
   dedupe       its converted audio equals another item's: rejected with ``duplicate_of=<kept id>``; its converted
@@ -46,7 +46,7 @@ ERROR_REASON = "error"  # an unexpected exception while processing: rejected thi
 @dataclass
 class CurateOptions:
     caption_mode: str = "title_description"
-    require_both: bool = True                 # the paper kept only sounds with both a title and a description
+    require_both: bool = False                # False: the paper's filter (a title or a description suffices)
     text_form: str = "NFC"                    # Unicode normal form: NFC, or NFKC to fold compatibility characters
     audio: AudioOptions = field(default_factory=AudioOptions)
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
@@ -125,7 +125,7 @@ def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
     for c in sorted(candidates, key=lambda c: c.item.id):
         if c.item.id in ok and c.item.id not in dups:
             rows.extend(_rows(c, ok[c.item.id], out_dir, manifest.parent, opts))
-    write_manifest(manifest, rows, optional=("title_raw", "description_raw", "orig_sample_rate", "orig_channels"))
+    write_manifest(manifest, rows, optional=("title_raw", "description_raw", "tags_raw", "orig_sample_rate", "orig_channels"))
     rejects_path = write_rejects(out_dir / "rejects.csv", all_rejects)
 
     from .stats import write_report  # matplotlib is only imported once there is something to report
@@ -138,6 +138,16 @@ def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
                         n_audios=len({r.id for r in rows}), n_rows=len(rows), n_rejects=len(all_rejects),
                         processed=processed, reused=reused, rejects_by_reason=dict(sorted(by_reason.items())),
                         stats=stats)
+
+
+def missing_metadata(title: str, description: str, require_both: bool = False) -> str:
+    """The text filter of every entry point (``run``, ``import-published``): "" when a sound's cleaned text
+    passes, else the reason ("no title and no description"). The paper's rule, the default, keeps a sound
+    with a title or a description; ``require_both`` keeps only sounds with both."""
+    missing = [name for name, v in (("title", title), ("description", description)) if not v]
+    if len(missing) == 2 or (missing and require_both):
+        return "no " + " and no ".join(missing)
+    return ""
 
 
 def _early_reject(item: Item, opts: CurateOptions) -> Reject | _Candidate:
@@ -153,9 +163,9 @@ def _early_reject(item: Item, opts: CurateOptions) -> Reject | _Candidate:
         if not captions:
             return Reject(item.id, "text", "empty_caption", f"{len(item.captions)} caption(s), all empty")
     else:
-        missing = [name for name, v in (("title", title), ("description", description)) if not v]
-        if len(missing) == 2 or (missing and opts.require_both):
-            return Reject(item.id, "text", "empty_metadata", "no " + " and no ".join(missing))
+        missing = missing_metadata(title, description, opts.require_both)
+        if missing:
+            return Reject(item.id, "text", "empty_metadata", missing)
         captions = [(item.description_raw, make_caption(title, description, opts.caption_mode))]
     if not item.audio:
         return Reject(item.id, "audio", "missing_file", "no audio file for this item")
@@ -307,6 +317,6 @@ def _rows(c: _Candidate, res: dict, out_dir: Path, manifest_dir: Path, opts: Cur
         duration_s=round(res["duration_s"], 6), sample_rate=res["sample_rate"], channels=res["channels"],
         sha256=res["sha256"], title=c.title, description=cap if fixed else c.description, tags=tags,
         author=it.author, license=it.license, view_link=it.view_link, download_link=it.download_link, split=split,
-        title_raw=it.title_raw, description_raw=raw,
+        title_raw=it.title_raw, description_raw=raw, tags_raw=it.tags_raw,
         orig_sample_rate=res["orig_sample_rate"], orig_channels=res["orig_channels"],
     ) for raw, cap in c.captions]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from manifests import ManifestError, parse_tags, read_published_csv
+from manifests.published import format_tags
 from manifests.crawl_record import ITEMS_FILE, CrawlRecord, read_crawl_records
 
 
@@ -23,6 +24,7 @@ class Item:
     title_raw: str = ""
     description_raw: str = ""
     tags: list[str] = field(default_factory=list)
+    tags_raw: str = ""                # the tags as published (Python-list string), for the manifest's tags_raw
     author: str = ""
     license: str = ""
     view_link: str = ""
@@ -103,6 +105,7 @@ def _item_from_record(rec: CrawlRecord, base: Path) -> Item:
     source_id = _s(rec.source_id) or rid.partition(":")[2]
     fp = rec.file_path
     tags = rec.tags or []
+    tags_raw = tags if isinstance(tags, str) else format_tags(_s(t) for t in tags)
     if isinstance(tags, str):  # tolerate a Python-list string as in the published CSV
         tags = parse_tags(tags)
     status = _s(rec.status) or "missing_status"
@@ -112,6 +115,7 @@ def _item_from_record(rec: CrawlRecord, base: Path) -> Item:
     return Item(
         id=rid, source=source, source_id=source_id, audio=str((base / fp).resolve()) if fp else None,
         title_raw=_s(rec.title), description_raw=_s(rec.description), tags=[_s(t) for t in tags],
+        tags_raw=tags_raw,
         author=_s(rec.author), license=_s(rec.license), view_link=_s(rec.view_link),
         download_link=_s(rec.download_link), status=status, error=error,
     )
@@ -132,7 +136,7 @@ def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathL
         ok = audio is not None and audio.is_file()
         items[rid] = Item(
             id=rid, source=source, source_id=source_id, audio=str(audio) if ok else None,
-            title_raw=row.title, description_raw=row.description, tags=parse_tags(row.tags),
+            title_raw=row.title, description_raw=row.description, tags=parse_tags(row.tags), tags_raw=row.tags,
             view_link=row.view_link, download_link=row.download_link,
             status="ok" if ok else "missing_audio", error="" if ok else f"no file {row.fname!r} in {audio_dir}",
             fail_stage="input",

@@ -8,7 +8,6 @@ import unicodedata
 # Zero-width and invisible formatting characters seen in the crawled text (U+200B in BigSoundBank titles).
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
 _TAG = re.compile(r"<[^<>]*>")
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 NORMAL_FORMS = ("NFC", "NFKC")
 
 
@@ -34,12 +33,3 @@ def clean_tags(tags: list[str] | None, form: str = "NFC") -> list[str]:
         if t and t not in out:
             out.append(t)
     return out
-
-
-def words(text: str) -> list[str]:
-    """The words of a text (letters/digits, inner apostrophes kept), as used for word counts and Figure 1."""
-    return _WORD.findall(text)
-
-
-def count_words(text: str) -> int:
-    return len(words(text))

@@ -9,7 +9,7 @@ Layout (every key optional except ``name``, ``model`` and ``data.train``)::
               "samples_per_epoch": null, "num_workers": 4, "cache_mb": 0, "eval_batch_size": 32},
      "optim": {"lr": 1e-4, "weight_decay": 0.0, "lr_step_epochs": 20, "lr_gamma": 0.1, "grad_clip_norm": null},
      "epochs": 45, "batch_size": 128, "seed": 0, "out_dir": "runs", "amp": true, "log_every": 10,
-     "val_every": 1, "save_every_steps": 0, "sync_batchnorm": true}
+     "val_every": 1, "save_every_steps": 0, "sync_batchnorm": true, "paper_row": null}
 
 ``init_from`` starts training from a released CLAP checkpoint (msclap 2022/2023, LAION-CLAP;
 training/released.py): ``{"checkpoint": PATH, "format": null, "text_model": null, "min_share": 1.0,
@@ -95,6 +95,7 @@ class RunConfig:
     sync_batchnorm: bool = True  # SyncBatchNorm across ranks (CUDA multi-GPU only; gloo/CPU lacks it)
     find_unused_parameters: bool = False
     init_from: dict | None = None  # a released checkpoint to start from (see the module docstring)
+    paper_row: str | None = None  # the row of the paper's Table 3/4 this run reproduces (training/paper.py)
 
     def __post_init__(self):
         if not self.name or "/" in self.name:
@@ -113,6 +114,9 @@ class RunConfig:
         for key in ("epochs", "batch_size", "val_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.paper_row is not None:
+            from training.paper import check_paper_row
+            check_paper_row(self.paper_row)
         if self.data.crop_s is not None and not self.data.crop_s > 0:
             raise ValueError(f"data.crop_s must be positive, got {self.data.crop_s}")
         if self.init_from is not None:
