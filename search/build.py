@@ -10,10 +10,10 @@ from training.inference import Embedder
 
 def embedder_for(checkpoint: str | os.PathLike | None, index: AudioIndex | None = None, batch_size: int = 16,
                  window_s: float | None = None, checkpoint_format: str | None = None,
-                 text_model: str | None = None) -> Embedder:
+                 text_model: str | None = None, min_share: float = 1.0) -> Embedder:
     """The embedder of ``checkpoint``, else of the checkpoint ``index`` was built with (and its window, and
-    for a released checkpoint its format and text model). ``checkpoint_format``, ``text_model``: how a
-    released checkpoint (msclap, LAION-CLAP) is read, see training/released.py."""
+    for a released checkpoint its format, text model and share). ``checkpoint_format``, ``text_model``,
+    ``min_share``: how a released checkpoint (msclap, LAION-CLAP) is read, see training/released.py."""
     meta = index.meta if index else {}
     ckpt = checkpoint or meta.get("checkpoint")
     if not ckpt:
@@ -24,22 +24,25 @@ def embedder_for(checkpoint: str | os.PathLike | None, index: AudioIndex | None 
     if not checkpoint:  # the index's own checkpoint: read it as it was read when indexing
         checkpoint_format = checkpoint_format or meta.get("checkpoint_format")
         text_model = text_model or meta.get("text_model")
+        min_share = min(min_share, meta.get("min_share", 1.0))
     return Embedder.from_checkpoint(ckpt, window_s=window_s, batch_size=batch_size, format=checkpoint_format,
-                                    text_model=text_model)
+                                    text_model=text_model, min_share=min_share)
 
 
 def build_index(checkpoint: str | os.PathLike, out: str | os.PathLike, manifest: str | None = None,
                 folder: str | None = None, batch_size: int = 16, window_s: float | None = None,
-                checkpoint_format: str | None = None, text_model: str | None = None) -> AudioIndex:
+                checkpoint_format: str | None = None, text_model: str | None = None,
+                min_share: float = 1.0) -> AudioIndex:
     """Embed a manifest's or a folder's audio (and captions) and save the index to ``out``."""
     if (manifest is None) == (folder is None):
         raise ValueError("index either a manifest or a folder of audio")
     items = items_from_manifest(manifest) if manifest else items_from_folder(folder)
     emb = embedder_for(checkpoint, batch_size=batch_size, window_s=window_s, checkpoint_format=checkpoint_format,
-                       text_model=text_model)
+                       text_model=text_model, min_share=min_share)
     meta = {"checkpoint": str(Path(checkpoint).resolve()), "source": str(Path(manifest or folder).resolve()),
             "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
-            "logit_scale": emb.logit_scale, "checkpoint_format": checkpoint_format, "text_model": text_model}
+            "logit_scale": emb.logit_scale, "checkpoint_format": checkpoint_format, "text_model": text_model,
+            "min_share": min_share}
     index = AudioIndex.build(emb, items, meta)
     index.save(out)
     return index

@@ -30,7 +30,8 @@ from training.cli import add_released_arguments
 def _embedder(a, index: AudioIndex | None = None):
     from search.build import embedder_for  # torch and the model load only when a command needs them
 
-    return embedder_for(a.checkpoint, index, checkpoint_format=a.checkpoint_format, text_model=a.text_model)
+    return embedder_for(a.checkpoint, index, checkpoint_format=a.checkpoint_format, text_model=a.text_model,
+                        min_share=a.min_share)
 
 
 def _cmd_index(a) -> int:
@@ -38,7 +39,7 @@ def _cmd_index(a) -> int:
     from search.build import build_index
 
     index = build_index(a.checkpoint, a.out, a.manifest, a.folder, a.batch_size, a.window_s, a.checkpoint_format,
-                        a.text_model)
+                        a.text_model, a.min_share)
     print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions in "
           f"{time.perf_counter() - t0:.1f} s -> {Path(a.out).resolve()}")
     return 0

@@ -213,7 +213,7 @@ def test_a_checkpoint_matching_nothing_is_refused_with_its_keys(tmp_path, text_f
         load_any_checkpoint(path)
 
 
-def test_partial_loads_need_an_explicit_share(tmp_path, text_folders):
+def test_partial_loads_need_an_explicit_share(tmp_path, text_folders, capsys):
     folder = str(text_folders["bert"])
     state = _tiny_msclap_2022_state(text_folders["bert"])
     full = tmp_path / "full.pth"
@@ -235,6 +235,13 @@ def test_partial_loads_need_an_explicit_share(tmp_path, text_folders):
     assert "text_projection.layer_norm.bias" in report.missing
     assert report.unexpected == ["audio_encoder.base.extra.weight"]
     assert 0.9 < report.shares["model keys loaded"] < 1.0
+    # the commands: refused with the keys (exit status 2), accepted with --min-share / min_share
+    from training.cli import eval_main
+    from training.inference import Embedder
+
+    assert eval_main(["--checkpoint", str(path), "--text-model", folder, "--manifest", "unused.csv"]) == 2
+    assert "text_projection.linear1.weight" in capsys.readouterr().err
+    assert Embedder.from_checkpoint(path, text_model=folder, min_share=0.9).window == 5 * 44100
 
     # a differing front-end (here: a filterbank of another band) is refused by a full load
     other = dict(state)

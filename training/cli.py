@@ -54,6 +54,9 @@ def add_released_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-model", help="released checkpoints hold weights only: the text side's tokenizer and "
                                         "architecture, a local folder or hub name (default: the published one, "
                                         "bert-base-uncased / gpt2 / roberta-base)")
+    p.add_argument("--min-share", type=float, default=1.0,
+                   help="share of a released checkpoint's keys that must load (default 1: every encoder and "
+                        "projection weight; below 1 allows a partial load, reported key by key)")
 
 
 def _manifest_spec(text: str) -> ManifestSpec:
@@ -87,7 +90,7 @@ def eval_main(argv: list[str] | None = None) -> int:
             check_paper_row(args.paper)
         rows = evaluate_checkpoints(args.checkpoint, args.manifest, args.split, args.caption_mode,
                                     args.batch_size, args.device, args.name, args.paper,
-                                    args.checkpoint_format, args.text_model)
+                                    args.checkpoint_format, args.text_model, args.min_share)
     except (ValueError, FileNotFoundError) as e:
         print(f"wt5k-eval: {e}", file=sys.stderr)
         return 2

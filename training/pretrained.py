@@ -14,6 +14,7 @@ refuses size mismatches itself; its missing/unexpected keys land in the same rep
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import pickle
 from dataclasses import dataclass, field
@@ -125,8 +126,10 @@ def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source
 
 
 def log_report(report: LoadReport) -> None:
+    """The summary (a warning when anything is missing, unexpected or mismatched), then every key at DEBUG."""
     warn = report.missing or report.unexpected or report.shape_mismatch_allowed or report.frontend_mismatch
     (log.warning if warn else log.info)(report.summary())
+    log.debug("full load report: %s", json.dumps(report.to_dict()))
 
 
 def match_state(module: nn.Module, state: dict[str, torch.Tensor], source: str, skip: Iterable[str] = (),
