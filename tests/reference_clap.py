@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REFERENCE_PACKAGES = "msclap==1.3.4 laion-clap==1.1.7 torchlibrosa==0.1.0 librosa"
+REFERENCE_PACKAGES = "msclap==1.3.4 laion-clap==1.1.7 torchlibrosa==0.1.0"  # as the Makefile's REFERENCE_PKGS
 
 
 def missing_reference_packages() -> str | None:
@@ -29,7 +29,7 @@ def missing_reference_packages() -> str | None:
     for pkg in ("msclap", "laion_clap", "torchlibrosa", "librosa"):
         if importlib.util.find_spec(pkg) is None:
             return (f"reference package {pkg} is not installed (`make setup` installs {REFERENCE_PACKAGES} "
-                    f"with --no-deps)")
+                    f"with --no-deps and librosa through the `reference` extra)")
     try:
         import torchlibrosa.stft  # noqa: F401  (needs librosa's filters: msgpack, lazy_loader)
     except ImportError as e:
