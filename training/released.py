@@ -66,7 +66,8 @@ MSCLAP_2022 = ReleasedFormat(
     renames=(("audio_encoder.base.", "audio_encoder.cnn14."), *_MSCLAP_RENAMES),
     skip=(*((p, _FRONTEND) for p in FRONTEND_SKIP), ("audio_encoder.base.fc_audioset.*", _AUDIOSET_HEAD),
           ("caption_encoder.base.pooler.*", "BERT's pooler: msclap pools the first token's hidden state"),
-          ("*embeddings.position_ids", _OLD_TRANSFORMERS)),
+          ("*embeddings.position_ids", _OLD_TRANSFORMERS),
+          ("*embeddings.token_type_ids", _OLD_TRANSFORMERS)),
     refuse=(), text_model="bert-base-uncased")
 MSCLAP_2023 = ReleasedFormat(
     "msclap-2023",
@@ -87,7 +88,8 @@ LAION_CLAP = ReleasedFormat(
           ("text_transform.*", "LAION's MLP feature transforms: used only by its optional MLP loss"),
           ("logit_scale_t", "LAION's second logit scale: used only by its optional MLP loss; retrieval "
                             "logits use logit_scale_a"),
-          ("*embeddings.position_ids", _OLD_TRANSFORMERS)),
+          ("*embeddings.position_ids", _OLD_TRANSFORMERS),
+          ("*embeddings.token_type_ids", _OLD_TRANSFORMERS)),
     refuse=(("*fusion_model*", "a fused LAION-CLAP model: its 4-channel mel input (global + 3 local crops) is "
                                "not produced by this toolkit's front-end; use a non-fused checkpoint"),
             ("*mel_conv*", "a fused LAION-CLAP model (mel_conv layers); use a non-fused checkpoint"),
