@@ -8,7 +8,6 @@ logits agree at the released models' input lengths (5 s, 7 s, 10 s = 1001 frames
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
