@@ -8,14 +8,14 @@ logits agree at the released models' input lengths (5 s, 7 s, 10 s = 1001 frames
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.reference_clap import (bert_folder, calibrate_batchnorm, gpt2_folder, laion_reference, missing_reference_packages,
-                            msclap_reference, perturb_parameters, roberta_folder, sounds)
+from tests.reference_clap import (bert_folder, calibrate_batchnorm, gpt2_folder, laion_reference,
+                                  missing_reference_packages, msclap_reference, perturb_parameters, roberta_folder,
+                                  sounds)
 from training.pretrained import CheckpointMismatchError
 from training.released import detect_format, load_any_checkpoint, load_released
 
