@@ -31,10 +31,18 @@ help:  ## list the targets
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,reference]'
 	touch $@
 
-setup: $(BIN)/.installed  ## create .venv and install the project with its test extras (idempotent)
+# The released CLAP models' own code, for tests/test_released.py. Without their dependencies: those pull
+# torchaudio/torchvision (and a CUDA torch); the tests import only the model modules (librosa, in the
+# `reference` extra, is what torchlibrosa needs).
+REFERENCE_PKGS := msclap==1.3.4 laion-clap==1.1.7 torchlibrosa==0.1.0
+$(BIN)/.reference: $(BIN)/.installed Makefile
+	$(BIN)/python -m pip install -q --no-deps $(REFERENCE_PKGS)
+	touch $@
+
+setup: $(BIN)/.installed $(BIN)/.reference  ## create .venv and install the project with its test extras (idempotent)
 
 crawl: setup  ## crawl the sites into $(DATA)/raw/<spider>/ (REPLAY=<csv> replays a published manifest)
 ifeq ($(strip $(REPLAY)),)

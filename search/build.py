@@ -9,20 +9,30 @@ from training.inference import Embedder
 
 
 def embedder_for(checkpoint: str | os.PathLike | None, index: AudioIndex | None = None, batch_size: int = 16,
-                 window_s: float | None = None) -> Embedder:
-    """The embedder of ``checkpoint``, else of the checkpoint ``index`` was built with (and its window)."""
-    ckpt = checkpoint or (index.meta.get("checkpoint") if index else None)
+                 window_s: float | None = None, checkpoint_format: str | None = None,
+                 text_model: str | None = None, min_share: float = 1.0) -> Embedder:
+    """The embedder of ``checkpoint``, else of the checkpoint ``index`` was built with (and its window, and
+    for a released checkpoint its format, text model and share). ``checkpoint_format``, ``text_model``,
+    ``min_share``: how a released checkpoint (msclap, LAION-CLAP) is read, see training/released.py."""
+    meta = index.meta if index else {}
+    ckpt = checkpoint or meta.get("checkpoint")
     if not ckpt:
         raise ValueError("no checkpoint: pass --checkpoint (or an --index built with one)")
     if not Path(ckpt).is_file():
         raise FileNotFoundError(f"checkpoint not found: {ckpt}")
-    window_s = window_s or (index.meta.get("window_s") if index else None)
-    return Embedder.from_checkpoint(ckpt, window_s=window_s, batch_size=batch_size)
+    window_s = window_s or meta.get("window_s")
+    if not checkpoint:  # the index's own checkpoint: read it as it was read when indexing
+        checkpoint_format = checkpoint_format or meta.get("checkpoint_format")
+        text_model = text_model or meta.get("text_model")
+        min_share = min(min_share, meta.get("min_share", 1.0))
+    return Embedder.from_checkpoint(ckpt, window_s=window_s, batch_size=batch_size, format=checkpoint_format,
+                                    text_model=text_model, min_share=min_share)
 
 
 def build_index(checkpoint: str | os.PathLike, out: str | os.PathLike, manifest: str | None = None,
                 folder: str | None = None, batch_size: int = 16, window_s: float | None = None,
-                split: str | None = None) -> AudioIndex:
+                split: str | None = None, checkpoint_format: str | None = None, text_model: str | None = None,
+                min_share: float = 1.0) -> AudioIndex:
     """Embed a manifest's (its ``split`` rows when given) or a folder's audio (and captions) and save the index
     to ``out``."""
     if (manifest is None) == (folder is None):
@@ -30,10 +40,12 @@ def build_index(checkpoint: str | os.PathLike, out: str | os.PathLike, manifest:
     if split is not None and manifest is None:
         raise ValueError("a split selects rows of a manifest; a folder has none")
     items = items_from_manifest(manifest, split) if manifest else items_from_folder(folder)
-    emb = embedder_for(checkpoint, batch_size=batch_size, window_s=window_s)
+    emb = embedder_for(checkpoint, batch_size=batch_size, window_s=window_s, checkpoint_format=checkpoint_format,
+                       text_model=text_model, min_share=min_share)
     meta = {"checkpoint": str(Path(checkpoint).resolve()), "source": str(Path(manifest or folder).resolve()),
             "split": split, "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
-            "logit_scale": emb.logit_scale}
+            "logit_scale": emb.logit_scale, "checkpoint_format": checkpoint_format, "text_model": text_model,
+            "min_share": min_share}
     index = AudioIndex.build(emb, items, meta)
     index.save(out)
     return index

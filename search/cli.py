@@ -11,7 +11,10 @@
 
 Queries load the checkpoint the index was built with (``--checkpoint`` overrides it). ``--json`` prints the
 results as one JSON object (text, audio, similar: "hits" with rank, score, id, path, text; classify: per sound
-every label's probability, best first); ``--quiet`` shows no progress bar.
+every label's probability, best first); ``--quiet`` shows no progress bar. Released CLAP checkpoints (msclap
+2022/2023, LAION-CLAP) index too: their format is told from the keys (``--checkpoint-format`` overrides it) and
+``--text-model`` names the text side's tokenizer and architecture (a local folder or hub name; default the
+published one); the index remembers both for its queries.
 """
 from __future__ import annotations
 
@@ -27,12 +30,14 @@ import numpy as np
 
 from manifests.progress import silence_progress_bars
 from search.index import DEFAULT_TEMPLATE, AudioIndex, Hit, classify, format_hits, label_prompts
+from training.cli import add_released_arguments
 
 
-def _embedder(checkpoint: str | None, index: AudioIndex | None = None):
+def _embedder(a, index: AudioIndex | None = None):
     from search.build import embedder_for  # torch and the model load only when a command needs them
 
-    return embedder_for(checkpoint, index)
+    return embedder_for(a.checkpoint, index, checkpoint_format=a.checkpoint_format, text_model=a.text_model,
+                        min_share=a.min_share)
 
 
 def _cmd_index(a) -> int:
@@ -43,7 +48,8 @@ def _cmd_index(a) -> int:
 
     spec = ManifestSpec.from_arg(a.manifest) if a.manifest else None
     index = build_index(a.checkpoint, a.out, spec.manifest if spec else None, a.folder, a.batch_size, a.window_s,
-                        split=spec.split if spec else None)
+                        split=spec.split if spec else None, checkpoint_format=a.checkpoint_format,
+                        text_model=a.text_model, min_share=a.min_share)
     print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions in "
           f"{time.perf_counter() - t0:.1f} s -> {Path(a.out).resolve()}")
     return 0
@@ -51,7 +57,7 @@ def _cmd_index(a) -> int:
 
 def _cmd_text(a) -> int:
     index = AudioIndex.load(a.index)
-    emb = _embedder(a.checkpoint, index)
+    emb = _embedder(a, index)
     hits = index.search_audio(emb.embed_texts([a.query])[0], a.k)
     _print_hits(a, "text -> audio", hits, f'text -> audio: "{a.query}"  ({len(index)} sounds in {a.index})')
     return 0
@@ -70,7 +76,7 @@ def _print_hits(a, kind: str, hits: list[Hit], title: str) -> None:
 def _query_audio(a, index: AudioIndex) -> tuple[np.ndarray, str | None]:
     """The embedding of the query: an audio file, or an id already in the index."""
     if Path(a.query).is_file():
-        return _embedder(a.checkpoint, index).embed_audio_files([a.query])[0], None
+        return _embedder(a, index).embed_audio_files([a.query])[0], None
     try:
         return index.embedding_of(a.query), a.query
     except KeyError:
@@ -107,7 +113,7 @@ def _cmd_classify(a) -> int:
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     index = AudioIndex.load(a.index) if a.index else None
-    emb = _embedder(a.checkpoint, index)
+    emb = _embedder(a, index)
     if a.files:
         sounds, audio = [(None, f) for f in a.files], emb.embed_audio_files(a.files)
     elif index is not None:
@@ -149,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="index folder to write")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--window-s", type=float, default=None, help="model input window (default: from the run config)")
+    add_released_arguments(p)
     p.set_defaults(func=_cmd_index)
 
     def query_parser(name: str, help_: str, query_help: str, func) -> None:
@@ -157,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--index", required=True, help="index folder (from `wt5k-search index`)")
         q.add_argument("-k", type=int, default=10, help="results to show")
         q.add_argument("--checkpoint", help="override the checkpoint the index was built with")
+        add_released_arguments(q)
         q.set_defaults(func=func)
 
     query_parser("text", "text -> audio: sounds matching a description", "the description", _cmd_text)
@@ -171,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt, '{}' is replaced by the label")
     c.add_argument("--index", help="index folder (its checkpoint, and its sounds when no files are given)")
     c.add_argument("--checkpoint")
+    add_released_arguments(c)
     c.add_argument("--top", type=int, default=3, help="labels to show per sound (--json gives them all)")
     c.set_defaults(func=_cmd_classify)
     return ap

@@ -158,3 +158,17 @@ def test_clap_loads_configured_checkpoints(tmp_path):
     # a checkpoint rebuild (load_pretrained=False) reads no file
     cfg.audio.cnn14_checkpoint = str(tmp_path / "gone.pth")
     assert CLAP(cfg, load_pretrained=False).load_reports == {}
+
+
+def test_a_file_of_another_layout_is_refused_and_the_frontend_note_is_logged(tmp_path, caplog):
+    """A whole msclap checkpoint through the Cnn14 loader used to load 0 tensors with a warning; it is an
+    error naming the keys now. The front-end note is part of the logged summary."""
+    src = randomised(Cnn14(Cnn14Config.from_dict(TINY_CNN14), 64), seed=7)
+    path = tmp_path / "CLAP_weights_2022.pth"
+    torch.save({"model": {f"audio_encoder.base.{k}": v for k, v in src.state_dict().items()}}, path)
+    dst = Cnn14(Cnn14Config.from_dict(TINY_CNN14), 64)
+    with pytest.raises(CheckpointMismatchError, match=r"no tensor of the checkpoint matches.*audio_encoder\.base\."):
+        load_cnn14(dst, path)
+    with caplog.at_level("INFO", logger="training.pretrained"):
+        load_cnn14(dst, panns_file(tmp_path, src), mel_fb=slaney_mel_filterbank(FrontendConfig()))
+    assert "mel filterbank (513, 64) differs" in caplog.text

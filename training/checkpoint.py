@@ -77,6 +77,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path}: not a training checkpoint (needs 'model' and 'config')")
+    return restore_frozen(ckpt, path, map_location)
+
+
+def restore_frozen(ckpt: dict, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """A checkpoint read from ``path`` with the frozen weights of a ``separate`` save put back from their
+    sibling file (checked: the same names and sha256); a whole checkpoint is returned as it is."""
+    path = Path(path)
     ref = ckpt.get("frozen")
     if ref:
         sibling = path.with_name(ref["file"])

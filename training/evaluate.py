@@ -95,26 +95,27 @@ def _cell(value: float | None, width: int) -> str:
 
 def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], specs: Sequence[ManifestSpec] | None = None,
                          split: str = "test", caption_mode: str | None = None, batch_size: int = 32,
-                         device: str = "cpu", names: Sequence[str] | None = None, paper: str | None = None
+                         device: str = "cpu", names: Sequence[str] | None = None, paper: str | None = None,
+                         format: str | None = None, text_model: str | None = None, min_share: float = 1.0
                          ) -> dict[str, dict[str, dict]]:
     """Evaluate each checkpoint on ``specs`` (default: its own config's ``split`` manifests, "test" or
     "val"); returns {row name: {dataset label: metrics}} (row name: run name/checkpoint file stem). After a
     checkpoint's row come the paper's row and the difference (training/paper.py) when ``paper`` names a row
-    of the paper's tables, or else when the checkpoint's config names one (``paper_row``)."""
-    from training.checkpoint import load_checkpoint, model_from_checkpoint
+    of the paper's tables, or else when the checkpoint's config names one (``paper_row``). Released
+    checkpoints (msclap, LAION-CLAP) are accepted too (``format``, ``text_model``, ``min_share``: see
+    training/released.py);
+    they carry no manifests, so ``specs`` must be given."""
+    from training.released import load_any_checkpoint
 
     if names is not None and len(names) != len(checkpoints):
         raise ValueError("give one name per checkpoint")
     rows = {}
     for i, path in enumerate(checkpoints):
-        ckpt = load_checkpoint(path, map_location=device)  # read once: a checkpoint with Adam state is large
-        config = ckpt["config"]
+        model, config = load_any_checkpoint(path, format, text_model, min_share, map_location=device)
         data = config.get("data", {})
         use = list(specs) if specs else [ManifestSpec(**s) for s in data.get(split, [])]
         if not use:
             raise ValueError(f"{path}: no manifests to evaluate (pass --manifest; its config has no {split!r} list)")
-        model = model_from_checkpoint(ckpt, map_location=device)
-        del ckpt
         window = window_samples(model.config, data.get("crop_s"))
         mode = caption_mode or data.get("caption_mode", "title_description")
         name = names[i] if names else f"{config.get('name', Path(path).parent.name)}/{Path(path).stem}"

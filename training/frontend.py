@@ -28,6 +28,9 @@ class FrontendConfig:
     ref: float = 1.0
     amin: float = 1e-10
     top_db: float | None = None
+    # The rate the mel filterbank is computed for; None: sample_rate. msclap 2023 reads 44.1 kHz audio through
+    # a filterbank built for 32 kHz (its HTS-AT takes the front-end settings of HTS-AT's AudioSet config).
+    mel_sample_rate: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "FrontendConfig":
@@ -56,14 +59,15 @@ def checked_keys(cls, d: dict) -> dict:
 
 def slaney_mel_filterbank(cfg: FrontendConfig) -> torch.Tensor:
     """[window_size // 2 + 1, mel_bins] weights, as librosa.filters.mel(htk=False, norm='slaney').T."""
-    if not 0 <= cfg.fmin < cfg.fmax <= cfg.sample_rate / 2:
-        raise ValueError(f"need 0 <= fmin < fmax <= sample_rate/2, got fmin={cfg.fmin} fmax={cfg.fmax} sr={cfg.sample_rate}")
+    rate = cfg.mel_sample_rate or cfg.sample_rate
+    if not 0 <= cfg.fmin < cfg.fmax <= rate / 2:
+        raise ValueError(f"need 0 <= fmin < fmax <= sample_rate/2, got fmin={cfg.fmin} fmax={cfg.fmax} sr={rate}")
     weights = mel_filter_bank(
         num_frequency_bins=cfg.window_size // 2 + 1,
         num_mel_filters=cfg.mel_bins,
         min_frequency=cfg.fmin,
         max_frequency=cfg.fmax,
-        sampling_rate=cfg.sample_rate,
+        sampling_rate=rate,
         norm="slaney",
         mel_scale="slaney",
     )

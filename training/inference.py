@@ -14,7 +14,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.data import read_audio, to_model_rate, window_samples
 
 
@@ -56,14 +55,15 @@ class Embedder:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, window_s: float | None = None, batch_size: int = 16,
-                        device: str = "cpu") -> "Embedder":
-        """The model of a training checkpoint; the window is ``window_s``, else the run's data.crop_s, else the
-        model's own clip length."""
-        ckpt = load_checkpoint(path)
-        model = model_from_checkpoint(ckpt)
-        crop_s = window_s or (ckpt["config"].get("data") or {}).get("crop_s")
-        del ckpt  # the optimiser state is not needed past here
-        return cls(model, crop_s, batch_size, device)
+                        device: str = "cpu", format: str | None = None, text_model: str | None = None,
+                        min_share: float = 1.0) -> "Embedder":
+        """The model of our training checkpoint or of a released one (msclap, LAION-CLAP; read once, see
+        training/released.py: `format`, `text_model`, `min_share`); the window is ``window_s``, else the run's
+        data.crop_s, else the model's own clip length."""
+        from training.released import load_any_checkpoint
+
+        model, config = load_any_checkpoint(path, format, text_model, min_share)
+        return cls(model, window_s or (config.get("data") or {}).get("crop_s"), batch_size, device)
 
     @property
     def logit_scale(self) -> float:

@@ -35,6 +35,7 @@ class AudioConfig:
     htsat_checkpoint: str | None = None  # HTS-AT AudioSet Lightning checkpoint
     allow_shape_mismatch: list[str] = field(default_factory=list)  # fnmatch patterns of keys allowed to differ
     trust_checkpoints: bool = False  # unpickle checkpoints fully (only for files you trust)
+    strict_checkpoints: bool = False  # missing or unexpected keys in the files above are errors, not warnings
     freeze: bool = False
 
     def __post_init__(self) -> None:
@@ -52,7 +53,8 @@ class AudioConfig:
         if "cnn14" in self.parts:
             out["cnn14"] = int(round(self.cnn14.clip_seconds * fe.sample_rate))
         if "htsat" in self.parts:
-            out["htsat"] = fe.samples_for_frames(self.htsat.frames(fe.mel_bins))
+            out["htsat"] = (int(round(self.htsat.clip_seconds * fe.sample_rate)) if self.htsat.clip_seconds
+                            else fe.samples_for_frames(self.htsat.frames(fe.mel_bins)))
         return out
 
     @property
@@ -77,22 +79,31 @@ class AudioConfig:
             "encoder": self.encoder, "frontend": self.frontend.to_dict(), "cnn14": self.cnn14.to_dict(),
             "htsat": self.htsat.to_dict(), "cnn14_checkpoint": self.cnn14_checkpoint,
             "htsat_checkpoint": self.htsat_checkpoint, "allow_shape_mismatch": list(self.allow_shape_mismatch),
-            "trust_checkpoints": self.trust_checkpoints,
+            "trust_checkpoints": self.trust_checkpoints, "strict_checkpoints": self.strict_checkpoints,
             "freeze": self.freeze,
         }
+
+
+PROJECTION_KINDS = ("clap", "mlp")
 
 
 @dataclass
 class ProjectionConfig:
     dim: int = 1024
-    dropout: float = 0.5  # Microsoft CLAP's Projection default
+    dropout: float = 0.5  # Microsoft CLAP's Projection default (kind "clap" only)
+    # "clap": Microsoft CLAP's Projection; "mlp": LAION-CLAP's Linear(d_in, dim) -> ReLU -> Linear(dim, dim)
+    kind: str = "clap"
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROJECTION_KINDS:
+            raise ValueError(f"projection.kind must be one of {PROJECTION_KINDS}, got {self.kind!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProjectionConfig":
         return cls(**checked_keys(cls, d))
 
     def to_dict(self) -> dict:
-        return {"dim": self.dim, "dropout": self.dropout}
+        return {"dim": self.dim, "dropout": self.dropout, "kind": self.kind}
 
 
 @dataclass
@@ -133,6 +144,12 @@ class Projection(nn.Module):
         return self.layer_norm(h + self.drop(self.linear2(F.gelu(h))))
 
 
+def make_projection(cfg: ProjectionConfig, d_in: int) -> nn.Module:
+    if cfg.kind == "mlp":  # LAION-CLAP's audio_projection / text_projection (same module indices: 0, 2)
+        return nn.Sequential(nn.Linear(d_in, cfg.dim), nn.ReLU(), nn.Linear(cfg.dim, cfg.dim))
+    return Projection(d_in, cfg.dim, cfg.dropout)
+
+
 class AudioEncoder(nn.Module):
     """log-mel -> concatenated embeddings of the configured encoders (Cnn14 first)."""
 
@@ -163,9 +180,8 @@ class CLAP(nn.Module):
         self.text_encoder = TextEncoder(config.text, load_pretrained=load_pretrained)
         if config.text.model_config is None:
             config.text.model_config = self.text_encoder.architecture_config()
-        d, p = config.projection.dim, config.projection.dropout
-        self.audio_projection = Projection(self.audio_encoder.output_dim, d, p)
-        self.text_projection = Projection(self.text_encoder.output_dim, d, p)
+        self.audio_projection = make_projection(config.projection, self.audio_encoder.output_dim)
+        self.text_projection = make_projection(config.projection, self.text_encoder.output_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         self.load_reports: dict = {}
         if load_pretrained:

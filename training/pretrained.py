@@ -14,6 +14,7 @@ refuses size mismatches itself; its missing/unexpected keys land in the same rep
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import pickle
 from dataclasses import dataclass, field
@@ -41,11 +42,14 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model: ignored
     skipped: list[str] = field(default_factory=list)  # in the checkpoint, ignored on purpose
     shape_mismatch_allowed: list[str] = field(default_factory=list)  # "key: ckpt (shape) vs model (shape)"
+    frontend_mismatch: list[str] = field(default_factory=list)  # front-end buffers of the file unlike ours
+    shares: dict[str, float] = field(default_factory=dict)  # released loads: share of model / file keys mapped
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.source}: loaded {len(self.loaded)} tensors"]
-        for name in ("missing", "unexpected", "skipped", "shape_mismatch_allowed"):
+        parts += [f"{k} {v:.1%}" for k, v in self.shares.items()]
+        for name in ("missing", "unexpected", "skipped", "shape_mismatch_allowed", "frontend_mismatch"):
             keys = getattr(self, name)
             if keys:
                 shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
@@ -54,7 +58,7 @@ class LoadReport:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("source", "loaded", "missing", "unexpected", "skipped",
-                                                "shape_mismatch_allowed", "notes")}
+                                                "shape_mismatch_allowed", "frontend_mismatch", "shares", "notes")}
 
 
 def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
@@ -64,7 +68,10 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
-    except pickle.UnpicklingError as e:
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        if not isinstance(e, pickle.UnpicklingError) or "Unsupported global" not in str(e):
+            raise CheckpointMismatchError(f"{path}: not a readable torch checkpoint (truncated, or another kind "
+                                          f"of file): {str(e).splitlines()[0]}") from e
         raise CheckpointMismatchError(
             f"{path}: holds objects beyond tensors and plain containers; if you trust the file, load it with "
             f"trusted=True (config: audio.trust_checkpoints). Detail: {e}"
@@ -95,14 +102,40 @@ def extract_state_dict(obj: dict, prefixes: Iterable[str] = PREFIXES) -> dict[st
     return out
 
 
+def listed(keys: list[str], n: int = 12) -> str:
+    return "[" + ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "") + "]"
+
+
 def _matches(key: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
 
 def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str,
                        skip: Iterable[str] = (), allow_shape_mismatch: Iterable[str] = (),
-                       strict: bool = False) -> LoadReport:
-    """Copy `state` into `module` by name; refuse silent shape mismatches; report everything else."""
+                       strict: bool = False, notes: Iterable[str] = ()) -> LoadReport:
+    """Copy `state` into `module` by name; refuse silent shape mismatches and loads that match nothing;
+    report everything else (`notes` join the report before it is logged)."""
+    usable, report = match_state(module, state, source, skip, allow_shape_mismatch)
+    report.notes = list(notes)
+    if strict and (report.missing or report.unexpected):
+        raise CheckpointMismatchError(f"{source}: strict load failed: missing {report.missing}, "
+                                      f"unexpected {report.unexpected}")
+    module.load_state_dict(usable, strict=False)
+    log_report(report)
+    return report
+
+
+def log_report(report: LoadReport) -> None:
+    """The summary (a warning when anything is missing, unexpected or mismatched), then every key at DEBUG."""
+    warn = report.missing or report.unexpected or report.shape_mismatch_allowed or report.frontend_mismatch
+    (log.warning if warn else log.info)(report.summary())
+    log.debug("full load report: %s", json.dumps(report.to_dict()))
+
+
+def match_state(module: nn.Module, state: dict[str, torch.Tensor], source: str, skip: Iterable[str] = (),
+                allow_shape_mismatch: Iterable[str] = ()) -> tuple[dict[str, torch.Tensor], LoadReport]:
+    """The tensors of `state` that fit `module` by name and shape, and the report (loaded, missing,
+    unexpected, skipped); refuses shape mismatches not allowed and a state matching nothing."""
     skip, allow = list(skip), list(allow_shape_mismatch)
     own = module.state_dict()
     report = LoadReport(source)
@@ -119,14 +152,12 @@ def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source
         raise CheckpointMismatchError(f"{source}: {len(bad)} shape mismatch(es) (pass allow_shape_mismatch "
                                       f"patterns to keep these at init): " + "; ".join(bad))
     report.missing = sorted(k for k in own if k not in state)
-    if strict and (report.missing or report.unexpected):
-        raise CheckpointMismatchError(f"{source}: strict load failed: missing {report.missing}, "
-                                      f"unexpected {report.unexpected}")
-    module.load_state_dict(usable, strict=False)
+    if not usable:
+        raise CheckpointMismatchError(
+            f"{source}: no tensor of the checkpoint matches the model (a file of another layout?); "
+            f"missing {listed(report.missing)}; unexpected {listed(report.unexpected)}")
     report.loaded = sorted(usable)
-    (log.warning if report.missing or report.unexpected or report.shape_mismatch_allowed else log.info)(
-        report.summary())
-    return report
+    return usable, report
 
 
 def _frontend_note(state: dict[str, torch.Tensor], mel_fb: torch.Tensor | None) -> list[str]:
@@ -145,9 +176,8 @@ def load_cnn14(encoder: nn.Module, path: str | Path, allow_shape_mismatch: Itera
     """Load a PANNs Cnn14 checkpoint into a training.encoders.cnn14.Cnn14."""
     state = extract_state_dict(read_checkpoint(path, trusted))
     skip = list(FRONTEND_KEYS) + ([] if getattr(encoder, "fc_audioset", None) is not None else ["fc_audioset.*"])
-    report = load_state_checked(encoder, state, f"Cnn14 {path}", skip, allow_shape_mismatch, strict)
-    report.notes += _frontend_note(state, mel_fb)
-    return report
+    return load_state_checked(encoder, state, f"Cnn14 {path}", skip, allow_shape_mismatch, strict,
+                              notes=_frontend_note(state, mel_fb))
 
 
 def load_htsat(encoder: nn.Module, path: str | Path, allow_shape_mismatch: Iterable[str] = (),
@@ -156,15 +186,14 @@ def load_htsat(encoder: nn.Module, path: str | Path, allow_shape_mismatch: Itera
     state = extract_state_dict(read_checkpoint(path, trusted))
     has_head = hasattr(encoder, "head")
     skip = list(FRONTEND_KEYS) + ([] if has_head else ["tscam_conv.*", "head.*"])
-    report = load_state_checked(encoder, state, f"HTSAT {path}", skip, allow_shape_mismatch, strict)
-    report.notes += _frontend_note(state, mel_fb)
-    return report
+    return load_state_checked(encoder, state, f"HTSAT {path}", skip, allow_shape_mismatch, strict,
+                              notes=_frontend_note(state, mel_fb))
 
 
 def load_audio_checkpoints(model: nn.Module) -> dict[str, dict]:
     """Load what model.config.audio names into a training.model.CLAP; reports by encoder (and the text one)."""
     cfg = model.config.audio
-    trusted = getattr(cfg, "trust_checkpoints", False)
+    trusted, strict = cfg.trust_checkpoints, cfg.strict_checkpoints
     mel_fb = model.frontend.mel_fb
     reports: dict[str, dict] = {}
     enc = model.audio_encoder
@@ -172,12 +201,12 @@ def load_audio_checkpoints(model: nn.Module) -> dict[str, dict]:
         if enc.cnn14 is None:
             raise ValueError(f"audio.cnn14_checkpoint is set but audio.encoder is {cfg.encoder!r}")
         reports["cnn14"] = load_cnn14(enc.cnn14, cfg.cnn14_checkpoint, cfg.allow_shape_mismatch,
-                                      trusted=trusted, mel_fb=mel_fb).to_dict()
+                                      strict=strict, trusted=trusted, mel_fb=mel_fb).to_dict()
     if cfg.htsat_checkpoint:
         if enc.htsat is None:
             raise ValueError(f"audio.htsat_checkpoint is set but audio.encoder is {cfg.encoder!r}")
         reports["htsat"] = load_htsat(enc.htsat, cfg.htsat_checkpoint, cfg.allow_shape_mismatch,
-                                      trusted=trusted, mel_fb=mel_fb).to_dict()
+                                      strict=strict, trusted=trusted, mel_fb=mel_fb).to_dict()
     if model.text_encoder.loading_info is not None:
         reports["text"] = {"source": model.config.text.name, **model.text_encoder.loading_info}
     return reports

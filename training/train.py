@@ -258,14 +258,19 @@ def start_run(cfg: RunConfig, ckpt: dict | None, d: DistInfo) -> Run:
 
     # Data first: a bad manifest or a missing file fails before a large model is loaded, and a bad
     # validation manifest before the first epoch rather than after it.
-    model_config = CLAPConfig.from_dict(cfg.model)
+    start = None
+    if cfg.init_from and ckpt is None:  # a released checkpoint: architecture and weights from the file
+        from training.released import ReleasedStart
+
+        start = ReleasedStart(cfg.init_from, cfg.model)
+    model_config = start.config() if start else CLAPConfig.from_dict(cfg.model)
     window, sample_rate = window_samples(model_config, cfg.data.crop_s), model_config.audio.frontend.sample_rate
     dataset = PairDataset(cfg.data.train, cfg.data.caption_mode, window, cfg.data.cache_mb, sample_rate)
     for spec in cfg.data.val:
         read_pairs(spec, cfg.data.caption_mode)
 
     seed_everything(cfg.seed)
-    model = build_model(cfg, load_pretrained=ckpt is None)
+    model = start.build() if start else build_model(cfg, load_pretrained=ckpt is None)
     cfg.model = model.config.to_dict()  # complete (e.g. the text architecture) so checkpoints rebuild offline
     model.to(d.device)
     if d.world_size > 1 and d.device.type == "cuda" and cfg.sync_batchnorm:
@@ -302,6 +307,8 @@ def start_run(cfg: RunConfig, ckpt: dict | None, d: DistInfo) -> Run:
     if d.is_main:
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         (cfg.run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
+        if ckpt is None and core.load_reports:  # what the pretrained / released files gave, key by key
+            (cfg.run_dir / "load_report.json").write_text(json.dumps(core.load_reports, indent=2))
     logs = MetricsLog(cfg.run_dir, d.is_main, progress.step if ckpt is not None else None)
     return Run(cfg, d, model, core, sampler, loader, optimizer, scheduler, scaler, amp, window, saved_config,
                logs, progress)

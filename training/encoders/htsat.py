@@ -3,9 +3,15 @@
 The spectrogram [frames=spec_size*freq_ratio, mel_bins=spec_size/freq_ratio] (1024 x 64 for the published
 Swin-tiny) is folded into a spec_size x spec_size image: the time axis is cut into freq_ratio chunks stacked
 along frequency. At hop 320 and 44.1 kHz 1024 frames are 7.43 s (HTS-AT itself ran at 32 kHz: 10 s).
-Longer inputs: a random 1024-frame window in training, the mean embedding of evenly spaced windows covering
-the clip in eval (deterministic). Shorter inputs are repeat-padded in frames (HTS-AT stretched them with
-bicubic interpolation, which changes pitch and tempo of the features).
+`input_fit` chooses how other lengths are fitted to that window:
+- "repeat" (ours, the default): longer inputs take a random 1024-frame window in training and the mean
+  embedding of evenly spaced windows covering the clip in eval (deterministic); shorter inputs are
+  repeat-padded in frames.
+- "stretch" (the published HTS-AT, msclap 2023 and LAION-CLAP code): shorter inputs are stretched to the
+  window with bicubic interpolation (align_corners=True; this changes the tempo of the features); longer
+  ones take a random window in training and, in eval, the mean embedding of 689-frame crops every 344 frames
+  (HTS-AT's hard-coded values), each stretched to the window. Needed to reproduce the released models, which
+  see 1001 frames (LAION, 10 s at 48 kHz / hop 480) or 965 (msclap 2023, 7 s at 44.1 kHz / hop 320).
 The embedding is HTS-AT's `latent_output`: the mean over tokens after the final `norm` (768-d for Swin-tiny).
 Module and buffer names follow HTS-AT so its AudioSet checkpoint maps by name; the trunk is written here
 (no timm). The token-semantic head (tscam_conv, head) is built only when classes_num > 0.
@@ -19,6 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.frontend import SpecAugment, checked_keys
+
+INPUT_FITS = ("repeat", "stretch")
+# HTS-AT's eval crops of inputs longer than the window ("Change: Hard code here" in its code), input_fit "stretch"
+STRETCH_CROP_FRAMES, STRETCH_CROP_HOP = 689, 344
 
 
 @dataclass
@@ -36,6 +46,12 @@ class HTSATConfig:
     drop_path_rate: float = 0.1
     classes_num: int = 0  # 527 builds HTS-AT's token-semantic AudioSet head (unused by CLAP)
     spec_augment: bool = False
+    input_fit: str = "repeat"  # "repeat" | "stretch" (published): how inputs of other lengths fit the window
+    clip_seconds: float | None = None  # training/eval clip length; None: exactly the window of frames
+
+    def __post_init__(self) -> None:
+        if self.input_fit not in INPUT_FITS:
+            raise ValueError(f"htsat.input_fit must be one of {INPUT_FITS}, got {self.input_fit!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "HTSATConfig":
@@ -283,11 +299,31 @@ class HTSAT(nn.Module):
             x = layer(x)
         return self.norm(x).mean(dim=1)  # HTS-AT's latent_output
 
+    def stretch(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 1, T <= window, mel] -> [B, 1, window, mel] by bicubic interpolation, as HTS-AT's reshape_wav2img."""
+        if x.shape[2] == self.target_frames:
+            return x
+        return F.interpolate(x, (self.target_frames, x.shape[3]), mode="bicubic", align_corners=True)
+
+    def _forward_stretch(self, x: torch.Tensor) -> torch.Tensor:
+        T, n = x.shape[2], self.target_frames
+        if T <= n:
+            return self.forward_features(self.fold(self.stretch(x)))
+        if self.training:
+            start = int(torch.randint(0, T - n, (1,)))
+            return self.forward_features(self.fold(x[:, :, start:start + n]))
+        crop = min(STRETCH_CROP_FRAMES, n)
+        starts = list(range(0, T - crop - 1, STRETCH_CROP_HOP)) or [0]
+        return torch.stack([self.forward_features(self.fold(self.stretch(x[:, :, s:s + crop])))
+                            for s in starts]).mean(0)
+
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         x = logmel.unsqueeze(1)
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
         if self.spec_augmenter is not None and self.training:
             x = self.spec_augmenter(x.squeeze(1)).unsqueeze(1)
+        if self.cfg.input_fit == "stretch":
+            return self._forward_stretch(x)
         T, n = x.shape[2], self.target_frames
         if T < n:
             x = x.repeat(1, 1, -(-n // T), 1)[:, :, :n]

