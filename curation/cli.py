@@ -71,7 +71,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
-    from .stats import table1, to_markdown, write_report
+    from .stats import headroom, headroom_markdown, table1, to_markdown, write_report
     rows = read_manifest(a.manifest)
     if a.out:
         report = write_report(rows, a.out, a.manifest, figures=not a.no_figures)
@@ -79,7 +79,11 @@ def cmd_stats(a: argparse.Namespace) -> int:
         table = report["table1"]
     else:
         table = table1(rows, a.manifest)
-    print(json.dumps(table, indent=2) if a.json else to_markdown(table), end="" if not a.json else "\n")
+    h = headroom(rows)
+    if a.json:
+        print(json.dumps({"table1": table, "headroom": h}, indent=2))
+    else:
+        print(to_markdown(table) + "\n" + headroom_markdown(h), end="")
     return 0
 
 

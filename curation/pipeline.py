@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import multiprocessing
 import os
 import threading
@@ -40,6 +41,9 @@ from .text import clean_tags, clean_text
 CAPTION_MODES = ("title_description", "description")
 STATE_DIR = ".state"
 RESULTS_FILE = "results.jsonl"
+# The optional manifest columns curation writes (manifests/README.md).
+MANIFEST_COLUMNS = ("title_raw", "description_raw", "orig_sample_rate", "orig_channels", "gain_db", "peak_dbfs",
+                    "clipped_samples")
 ERROR_REASON = "error"  # an unexpected exception while processing: rejected this run, tried again on the next
 
 
@@ -126,7 +130,7 @@ def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
     for c in sorted(candidates, key=lambda c: c.item.id):
         if c.item.id in ok and c.item.id not in dups:
             rows.extend(_rows(c, ok[c.item.id], out_dir, manifest.parent, opts))
-    write_manifest(manifest, rows, optional=("title_raw", "description_raw", "orig_sample_rate", "orig_channels"))
+    write_manifest(manifest, rows, optional=MANIFEST_COLUMNS)
     rejects_path = write_rejects(out_dir / "rejects.csv", all_rejects)
 
     from .stats import write_report  # matplotlib is only imported once there is something to report
@@ -310,4 +314,10 @@ def _rows(c: _Candidate, res: dict, out_dir: Path, manifest_dir: Path, opts: Cur
         author=it.author, license=it.license, view_link=it.view_link, download_link=it.download_link, split=split,
         title_raw=it.title_raw, description_raw=raw,
         orig_sample_rate=res["orig_sample_rate"], orig_channels=res["orig_channels"],
+        gain_db=round(_db(res["gain"]), 6), peak_dbfs=round(_db(res["out_peak"]), 6),
+        clipped_samples=res["clipped_samples"],
     ) for raw, cap in c.captions]
+
+
+def _db(x: float) -> float:
+    return 20 * math.log10(x)

@@ -97,14 +97,40 @@ def write_report(rows: list[ManifestRow], out_dir: str | os.PathLike, manifest_p
     out_dir.mkdir(parents=True, exist_ok=True)
     table = table1(rows, manifest_path)
     manifest = os.path.relpath(manifest_path, out_dir) if manifest_path else None  # portable: relative to out_dir
-    report = {"manifest": manifest, "table1": table}
+    report = {"manifest": manifest, "table1": table, "headroom": headroom(rows)}
     if figures:
         from .figures import write_figures
         report["figures"] = [str(p.relative_to(out_dir)) for p in write_figures(rows, out_dir / "figures",
                                                                               audio_durations(rows, manifest_path))]
     (out_dir / "stats.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    md = "# Dataset statistics (Table 1 columns)\n\n" + to_markdown(table)
+    md = "# Dataset statistics (Table 1 columns)\n\n" + to_markdown(table) + "\n" + headroom_markdown(report["headroom"])
     if figures:
         md += "\n" + "\n".join(f"![{Path(f).stem}]({f})" for f in report["figures"]) + "\n"
     (out_dir / "stats.md").write_text(md, encoding="utf-8")
     return report
+
+
+def headroom(rows: list[ManifestRow]) -> dict:
+    """What the headroom policy did, over distinct audios: how many were attenuated (``gain_db`` < 0) and by how
+    much at most, and how many hold clipped samples (``--on-overshoot clip``). Audios without the columns (a
+    manifest from elsewhere) are counted as unknown."""
+    first = {r.id: r for r in reversed(rows)}  # one row per audio
+    known = [r for r in first.values() if r.gain_db is not None]
+    gains = [r.gain_db for r in known if r.gain_db < 0]
+    clipped = [r.clipped_samples for r in known if r.clipped_samples]
+    return {
+        "n_audios": len(first), "n_known": len(known),
+        "n_attenuated": len(gains), "max_attenuation_db": round(-min(gains), 2) if gains else 0.0,
+        "n_clipped": len(clipped), "clipped_samples": sum(clipped),
+    }
+
+
+def headroom_markdown(h: dict) -> str:
+    if not h["n_known"]:
+        return "Headroom: not recorded in this manifest (no gain_db column).\n"
+    text = (f"Headroom: {h['n_attenuated']} of {h['n_known']} audios attenuated so that no sample clips"
+            + (f" (at most {h['max_attenuation_db']} dB)" if h["n_attenuated"] else "")
+            + f"; {h['n_clipped']} hold clipped samples ({h['clipped_samples']:,} in all).")
+    if h["n_known"] < h["n_audios"]:
+        text += f" Not recorded for {h['n_audios'] - h['n_known']} audios."
+    return text + "\n"

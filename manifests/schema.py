@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -23,7 +24,8 @@ COLUMNS = (
     "title", "description", "caption", "tags", "author", "license", "view_link", "download_link", "split",
 )
 # Columns a manifest may have; readers fill them with defaults where absent.
-OPTIONAL_COLUMNS = ("title_raw", "description_raw", "duplicate_of", "orig_sample_rate", "orig_channels")
+OPTIONAL_COLUMNS = ("title_raw", "description_raw", "duplicate_of", "orig_sample_rate", "orig_channels",
+                    "gain_db", "peak_dbfs", "clipped_samples")
 
 
 class ManifestError(ValueError):
@@ -62,6 +64,9 @@ class ManifestRow:
     duplicate_of: str = ""
     orig_sample_rate: int | None = None
     orig_channels: int | None = None
+    gain_db: float | None = None
+    peak_dbfs: float | None = None
+    clipped_samples: int | None = None
 
     def to_csv_dict(self) -> dict[str, str]:
         out = {}
@@ -77,7 +82,9 @@ class ManifestRow:
         return out
 
 
-_INT_COLUMNS = {"sample_rate", "channels", "orig_sample_rate", "orig_channels"}
+_INT_COLUMNS = {"sample_rate", "channels", "orig_sample_rate", "orig_channels"}  # positive
+_COUNT_COLUMNS = {"clipped_samples"}  # zero or more
+_DB_COLUMNS = {"gain_db": "at most 0", "peak_dbfs": None}  # finite; the condition a value must meet
 _FIELD_NAMES = tuple(f.name for f in fields(ManifestRow))
 
 
@@ -89,7 +96,7 @@ def _parse_row(raw: dict[str, str], path, line: int) -> ManifestRow:
     for name in _FIELD_NAMES:
         text = raw.get(name)
         text = "" if text is None else text
-        if name in _INT_COLUMNS:
+        if name in _INT_COLUMNS or name in _COUNT_COLUMNS:
             if text.strip() == "":
                 vals[name] = None
                 continue
@@ -97,8 +104,20 @@ def _parse_row(raw: dict[str, str], path, line: int) -> ManifestRow:
                 vals[name] = int(text)
             except ValueError:
                 raise err(name, f"not an integer: {text!r}") from None
-            if vals[name] <= 0:
-                raise err(name, f"must be positive, got {vals[name]}")
+            if vals[name] <= 0 and not (name in _COUNT_COLUMNS and vals[name] == 0):
+                raise err(name, f"must be {'positive' if name in _INT_COLUMNS else 'zero or more'}, got {vals[name]}")
+        elif name in _DB_COLUMNS:
+            if text.strip() == "":
+                vals[name] = None
+                continue
+            try:
+                v = float(text)
+            except ValueError:
+                raise err(name, f"not a number: {text!r}") from None
+            if not math.isfinite(v) or (_DB_COLUMNS[name] and v > 0):
+                raise err(name, f"must be a finite number{' ' + _DB_COLUMNS[name] if _DB_COLUMNS[name] else ''}, "
+                                f"got {text!r}")
+            vals[name] = v
         elif name == "duration_s":
             if text.strip() == "":
                 vals[name] = None

@@ -160,7 +160,7 @@ def test_quantise_rounds_clips_and_reads_back_exactly(tmp_path, subtype):
 
 def test_loud_input_is_clipped_not_wrapped(tmp_path):
     src = write(tmp_path / "in.wav", sine(48000, 0.5, 3000, 1.0), 48000, "FLOAT")  # resampling overshoots 1.0
-    process_audio(src, tmp_path / "o.flac")
+    assert process_audio(src, tmp_path / "o.flac", AudioOptions(on_overshoot="clip")).clipped_samples > 0
     y, _ = sf.read(tmp_path / "o.flac")
     assert y.max() > 0.99 and y.min() < -0.99 and np.max(np.abs(np.diff(y))) < 0.5
 

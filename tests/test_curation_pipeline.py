@@ -226,8 +226,10 @@ def test_cli_run_on_crawl_output_then_stats(raw, tmp_path, capsys):
     assert "dedupe/duplicate: 1" in printed and "exclude/excluded: 1" in printed
     assert {r.id for r in read_manifest(out / "wavtext5k.csv")} == kept
     assert main(["stats", str(out / "wavtext5k.csv"), "--json"]) == 0
-    table = {t["source"]: t for t in json.loads(capsys.readouterr().out)}
+    printed = json.loads(capsys.readouterr().out)
+    table = {t["source"]: t for t in printed["table1"]}
     assert table["total"]["n_audios"] == len(kept)
+    assert printed["headroom"]["n_known"] == len(kept)
     assert main(["stats", str(tmp_path / "nope.csv")]) == 2  # a clear error, not a traceback
 
 
