@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import re
+import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -136,19 +138,106 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def process_audio(src: str | os.PathLike, dst: str | os.PathLike, opts: AudioOptions = AudioOptions()) -> AudioResult:
     """Check ``src`` and write it to ``dst`` at ``opts.target_sr`` in ``opts.out_format``; on rejection nothing
-    is left at ``dst`` (the file is written under a temporary name and renamed only when accepted)."""
+    is left at ``dst`` (the file is written under a temporary name and renamed only when accepted). What the
+    decoders print on stderr (libmpg123's notes and warnings) is captured, kept in ``extra["decoder_messages"]``
+    (and in the detail of a rejection) and repeated on stderr with the file's name."""
     src, dst = Path(src), Path(dst)
     result = AudioResult(status="rejected")
     tmp = dst.with_name(f".{dst.name}.part")
-    try:
-        _convert(src, dst, tmp, opts, result)
-        result.status = "ok"
-        result.sha256 = file_sha256(dst)
-    except _Reject as r:
-        result.reason, result.detail = r.reason, r.detail
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _StderrCapture() as said:
+        try:
+            _convert(src, dst, tmp, opts, result)
+            result.status = "ok"
+            result.sha256 = file_sha256(dst)
+        except _Reject as r:
+            result.reason, result.detail = r.reason, r.detail
+        finally:
+            tmp.unlink(missing_ok=True)
+    if said.lines:
+        result.extra["decoder_messages"] = said.lines[:20]
+        if result.status != "ok":
+            result.detail += f"; the decoder said: {' | '.join(said.lines[:3])}"
+        shown = "\n".join(f"{src}: {line}" for line in said.lines[:3])
+        more = f"\n{src}: ({len(said.lines) - 3} more decoder messages)" if len(said.lines) > 3 else ""
+        print(shown + more, file=sys.stderr, flush=True)
     return result
+
+
+class _StderrCapture:
+    """Collects what C libraries write to file descriptor 2 while converting one file (libmpg123 prints its
+    notes there, without the file's name). One temporary file per process, reused."""
+    _file = None
+
+    def __enter__(self) -> "_StderrCapture":
+        self.lines: list[str] = []
+        try:
+            if _StderrCapture._file is None:
+                _StderrCapture._file = tempfile.TemporaryFile()
+            f = _StderrCapture._file
+            f.seek(0)
+            f.truncate()
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            os.dup2(f.fileno(), 2)
+        except (OSError, ValueError, AttributeError):  # no fd 2 to redirect (e.g. an embedded interpreter)
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._saved is None:
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        f = _StderrCapture._file
+        f.seek(0)
+        text = f.read(1 << 16).decode("utf-8", "replace")
+        self.lines = [line.strip() for line in text.splitlines() if line.strip()]
+
+
+# What the first bytes of a file that is not decodable audio may be, and what to call it.
+_LOOKS_LIKE = (
+    ((b"<!doctype html", b"<html", b"<head", b"<body"), "a web page (HTML), not audio"),
+    ((b"<?xml",), "an XML document, not audio"),
+    ((b"{", b"["), "JSON text, not audio"),
+    ((b"PK\x03\x04",), "a ZIP archive, not audio"),
+    ((b"\x1f\x8b",), "a gzip archive, not audio"),
+    ((b"%PDF",), "a PDF document, not audio"),
+    ((b"\x89PNG", b"\xff\xd8\xff", b"GIF8"), "an image, not audio"),
+    ((b"RIFF",), "the start of a RIFF (WAV) file, damaged or of an unsupported kind"),
+    ((b"fLaC",), "the start of a FLAC file, damaged"),
+    ((b"OggS",), "the start of an Ogg file, damaged or of an unsupported codec"),
+    ((b"FORM",), "the start of an AIFF file, damaged"),
+)
+
+
+def describe_bytes(path: str | os.PathLike) -> str:
+    """What a file's bytes look like, for messages about files that do not decode: a web page saved under an
+    audio name, only zero bytes, an ID3 tag with nothing after it, text, ..."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+        size = os.fstat(f.fileno()).st_size
+    if not head:
+        return "the file is empty"
+    if not head.strip(b"\x00") and size <= len(head):
+        return f"only zero bytes ({size})"
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    for prefixes, what in _LOOKS_LIKE:
+        if start[:16].lower().startswith(tuple(p.lower() for p in prefixes)):
+            return f"starts with {start[:16]!r}: {what}"
+    if head[:3] == b"ID3":
+        end = _mp3_audio_start(head)
+        if end >= size:
+            return f"an ID3 tag ({size} bytes) and no audio after it"
+        return "an ID3 tag followed by bytes that are not MPEG audio frames"
+    if _mp3_sync(head[:64]) == 0:
+        return "starts like an MPEG audio frame, but does not decode"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head[:64]):
+        return f"text, not audio: starts with {head[:40].decode('ascii')!r}"
+    return f"starts with bytes {head[:8].hex(' ')} (no known audio format)"
 
 
 def _open(src: Path) -> sf.SoundFile:
@@ -159,7 +248,12 @@ def _open(src: Path) -> sf.SoundFile:
     try:
         return sf.SoundFile(src)
     except (RuntimeError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
-        raise _Reject("unreadable", str(e).strip()) from None
+        # libsndfile's message names the path (already in the reject's id) and, for some formats it cannot
+        # recognise, says "File does not exist ... (possibly a pipe?)": say what the bytes are instead.
+        said = re.sub(r"^Error opening .*?: ", "", str(e).strip())
+        if "possibly a pipe" in said:
+            said = "format not recognised"
+        raise _Reject("unreadable", f"{describe_bytes(src)}; libsndfile: {said}") from None
 
 
 def _declared_longer(f: sf.SoundFile) -> str:

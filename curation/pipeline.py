@@ -34,6 +34,7 @@ from manifests import ManifestRow, make_caption, write_manifest
 
 from .audio import AudioOptions, AudioResult, process_audio
 from .dedupe import find_duplicates
+from .paths import output_paths
 from .sources import Item, Reject, read_crawl_output, read_published_folder, write_rejects
 from .split import DEFAULT_FRACTIONS, assign_split, check_fractions
 from .text import clean_tags, clean_text
@@ -59,6 +60,7 @@ class CurateOptions:
     progress: bool = True
     manifest_name: str = "wavtext5k.csv"
     figures: bool = True
+    allow_outside: tuple[str, ...] = ()       # folders inputs may be read from besides their own (--allow-outside)
 
     def __post_init__(self):
         if self.caption_mode not in CAPTION_MODES:
@@ -100,7 +102,8 @@ def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
     out_dir = Path(out_dir)
     all_rejects: list[Reject] = list(rejects)
     by_id: dict[str, Item] = {}
-    sources = [read_crawl_output(r) for r in raw] + [read_published_folder(c, a) for c, a in published]
+    sources = ([read_crawl_output(r, opts.allow_outside) for r in raw]
+               + [read_published_folder(c, a, opts.allow_outside) for c, a in published])
     for its, rej in sources + [(list(items), [])]:
         all_rejects.extend(rej)
         for it in its:
@@ -165,11 +168,6 @@ def _early_reject(item: Item, opts: CurateOptions) -> Reject | _Candidate:
     if not item.audio:
         return Reject(item.id, "audio", "missing_file", "no audio file for this item")
     return _Candidate(item, title, description, captions)
-
-
-def _output_rel(item: Item, opts: AudioOptions) -> str:
-    safe = item.source_id.replace("/", "_").replace("\\", "_")
-    return f"audio/{item.source}/{safe}.{opts.extension}"
 
 
 def _work(item_id: str, src: str, out_dir: str, rel: str, opts: AudioOptions) -> dict:
@@ -268,8 +266,9 @@ def _run_audio(cands: list[_Candidate], out_dir: Path, opts: CurateOptions) -> t
             log.write(json.dumps(rec) + "\n")
             log.flush()  # written as it finishes: an interrupted run keeps everything done so far
 
+        rels = output_paths(((c.item.id, c.item.source, c.item.source_id) for c in cands), opts.audio.extension)
         for c in cands:
-            rel = _output_rel(c.item, opts.audio)
+            rel = rels[c.item.id]
             old = state.get(c.item.id)
             rec = _reusable(old, c.item.audio, rel, key, out_dir)
             if rec is None:

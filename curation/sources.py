@@ -8,8 +8,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from manifests import ManifestError, parse_tags, read_published_csv
+
+from .paths import contained
 
 
 @dataclass
@@ -75,9 +78,11 @@ def find_items_files(raw: str | os.PathLike) -> list[Path]:
     return sorted(raw.rglob("items.jsonl"))
 
 
-def read_crawl_output(raw: str | os.PathLike) -> tuple[list[Item], list[Reject]]:
+def read_crawl_output(raw: str | os.PathLike, allow_outside: Iterable[str | os.PathLike] = ()
+                      ) -> tuple[list[Item], list[Reject]]:
     """Items from every items.jsonl under ``raw``; the last record of an id wins (a resumed crawl may repeat one).
-    Lines that are not JSON objects with an id are rejected with stage "input"."""
+    Lines that are not JSON objects with an id are rejected with stage "input"; so is a record whose
+    ``file_path`` leads out of its items.jsonl folder (``unsafe_path``), unless into one of ``allow_outside``."""
     items: dict[str, Item] = {}
     rejects: list[Reject] = []
     root = Path(raw) if Path(raw).is_dir() else Path(raw).parent
@@ -99,16 +104,18 @@ def read_crawl_output(raw: str | os.PathLike) -> tuple[list[Item], list[Reject]]
                 if not isinstance(rec, dict) or not _s(rec.get("id")).strip():
                     rejects.append(Reject(where, "input", "bad_record", "no id"))
                     continue
-                item = _item_from_record(rec, base)
+                item = _item_from_record(rec, base, allow_outside)
                 items.pop(item.id, None)  # re-insert so that order follows the last record
                 items[item.id] = item
     return list(items.values()), rejects
 
 
-def _item_from_record(rec: dict, base: Path) -> Item:
+def _item_from_record(rec: dict, base: Path, allow_outside: Iterable[str | os.PathLike] = ()) -> Item:
     rid = _s(rec["id"])
-    source = _s(rec.get("source")) or rid.partition(":")[0]
-    source_id = _s(rec.get("source_id")) or rid.partition(":")[2]
+    prefix, colon, rest = rid.partition(":")
+    # An id without a "source:" prefix is its own source_id.
+    source = _s(rec.get("source")) or (prefix if colon else "") or "unknown"
+    source_id = _s(rec.get("source_id")) or (rest if colon else rid)
     fp = rec.get("file_path")
     tags = rec.get("tags") or []
     if isinstance(tags, str):  # tolerate a Python-list string as in the published CSV
@@ -117,16 +124,40 @@ def _item_from_record(rec: dict, base: Path) -> Item:
     error = _s(rec.get("error"))
     if status == "ok" and not fp:
         status, error = "no_file", "status ok but no file_path"
+    audio, problem = input_path(base, fp, allow_outside) if fp else (None, "")
+    if problem and status == "ok":
+        status, error = "unsafe_path", problem
     return Item(
-        id=rid, source=source, source_id=source_id, audio=str((base / fp).resolve()) if fp else None,
+        id=rid, source=source, source_id=source_id, audio=audio,
         title_raw=_s(rec.get("title")), description_raw=_s(rec.get("description")), tags=[_s(t) for t in tags],
         author=_s(rec.get("author")), license=_s(rec.get("license")), view_link=_s(rec.get("view_link")),
         download_link=_s(rec.get("download_link")), status=status, error=error,
+        fail_stage="input" if status == "unsafe_path" else "crawl",
     )
 
 
-def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathLike) -> tuple[list[Item], list[Reject]]:
-    """Items from a CSV in the published WavText5K format plus the folder holding its ``fname`` files."""
+def input_path(base: Path, rel: object, allow_outside: Iterable[str | os.PathLike] = ()) -> tuple[str | None, str]:
+    """(absolute path, "") of a record's file, relative to ``base``; (None, why) when it leads out of ``base``
+    (an absolute path, ``..``, a symbolic link pointing elsewhere) and not into one of ``allow_outside``, or
+    cannot be a path at all."""
+    if not isinstance(rel, str):
+        return None, f"file_path is not a string: {rel!r}"
+    if "\x00" in rel:
+        return None, f"file_path holds a NUL character: {rel!r}"
+    try:
+        path = Path(os.path.realpath(base / rel))
+    except (OSError, ValueError) as e:
+        return None, f"file_path {rel!r} is not a usable path: {e}"
+    if contained(path, [base, *allow_outside]):
+        return str(path), ""
+    return None, (f"file_path {rel!r} leads out of {base} (to {path}); pass --allow-outside ROOT to read files "
+                  "under ROOT")
+
+
+def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathLike,
+                          allow_outside: Iterable[str | os.PathLike] = ()) -> tuple[list[Item], list[Reject]]:
+    """Items from a CSV in the published WavText5K format plus the folder holding its ``fname`` files (an
+    ``fname`` that leads out of that folder is rejected as ``unsafe_path``, unless into one of ``allow_outside``)."""
     audio_dir = Path(audio_dir).resolve()
     items: dict[str, Item] = {}
     rejects: list[Reject] = []
@@ -136,14 +167,14 @@ def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathL
         except ValueError as e:
             rejects.append(Reject(f"{csv_path}:{n}", "input", "bad_link", str(e)))
             continue
-        audio = audio_dir / row.fname if row.fname else None
-        ok = audio is not None and audio.is_file()
+        audio, problem = input_path(audio_dir, row.fname, allow_outside) if row.fname else (None, "")
+        ok = audio is not None and os.path.isfile(audio)
         items[rid] = Item(
-            id=rid, source=source, source_id=source_id, audio=str(audio) if ok else None,
+            id=rid, source=source, source_id=source_id, audio=audio if ok else None,
             title_raw=row.title, description_raw=row.description, tags=parse_tags(row.tags),
             view_link=row.view_link, download_link=row.download_link,
-            status="ok" if ok else "missing_audio", error="" if ok else f"no file {row.fname!r} in {audio_dir}",
-            fail_stage="input",
+            status="ok" if ok else "unsafe_path" if problem else "missing_audio",
+            error="" if ok else problem or f"no file {row.fname!r} in {audio_dir}", fail_stage="input",
         )
     return list(items.values()), rejects
 

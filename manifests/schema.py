@@ -163,15 +163,18 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[ManifestRow]:
 
 
 def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable[str] | None = None,
-             what: str = "manifest") -> Iterator[tuple[int, dict[str, str]]]:
+             what: str = "manifest", encoding: str = "utf-8-sig",
+             hint: str = "") -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row dict) of a CSV whose header has every ``required`` column (and, when ``allowed`` is
-    given, no other); structural problems raise ManifestError naming the row and column."""
+    given, no other); structural problems raise ManifestError naming the row and column, and bytes that are not
+    ``encoding`` text name the row and the encoding tried (``hint`` says what the user can do about it).
+    The default -sig: spreadsheet exports start with a byte order mark."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(path, None, None, f"no such {what} file")
     required = list(required)
-    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheet exports start with a BOM
-        reader = csv.DictReader(f)
+    with open(path, "rb") as f:
+        reader = csv.DictReader(_decoded_lines(f, path, encoding, hint))
         header = reader.fieldnames = [h.strip() for h in reader.fieldnames or []]
         missing = [c for c in required if c not in header]
         if missing:
@@ -184,6 +187,17 @@ def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable
             if None in raw:
                 raise ManifestError(path, reader.line_num, None, "more fields than the header has")
             yield reader.line_num, raw
+
+
+def _decoded_lines(f, path: Path, encoding: str, hint: str) -> Iterator[str]:
+    """The lines of a binary file as text, decoded one by one so that an undecodable byte is reported with the
+    line it is on (the csv module counts the same physical lines)."""
+    for n, raw in enumerate(f, 1):
+        try:
+            yield raw.decode(encoding)
+        except UnicodeDecodeError as e:
+            raise ManifestError(path, n, None, f"not {encoding} text: bytes {raw[e.start:e.start + 4]!r} at byte "
+                                               f"{e.start + 1} of the line{'; ' + hint if hint else ''}") from None
 
 
 def _iter_numbered(path: str | os.PathLike) -> Iterator[tuple[int, ManifestRow]]:
