@@ -13,6 +13,7 @@ from typing import Iterable
 from manifests import ManifestError, parse_tags, read_published_csv
 
 from .paths import contained
+from .text import SURROGATE
 
 
 @dataclass
@@ -65,7 +66,8 @@ def read_rejects(path: str | os.PathLike) -> list[Reject]:
 
 
 def _s(v) -> str:
-    return "" if v is None else str(v)
+    """A record's value as text that can be written as UTF-8 (lone surrogates become U+FFFD)."""
+    return "" if v is None else SURROGATE.sub("\ufffd", str(v))
 
 
 def find_items_files(raw: str | os.PathLike) -> list[Path]:
@@ -103,6 +105,9 @@ def read_crawl_output(raw: str | os.PathLike, allow_outside: Iterable[str | os.P
                     continue
                 if not isinstance(rec, dict) or not _s(rec.get("id")).strip():
                     rejects.append(Reject(where, "input", "bad_record", "no id"))
+                    continue
+                if SURROGATE.search(str(rec["id"])):
+                    rejects.append(Reject(where, "input", "bad_record", f"id is not valid Unicode: {rec['id']!r}"))
                     continue
                 item = _item_from_record(rec, base, allow_outside)
                 items.pop(item.id, None)  # re-insert so that order follows the last record
