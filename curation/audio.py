@@ -218,12 +218,12 @@ def describe_bytes(path: str | os.PathLike) -> str:
     """What a file's bytes look like, for messages about files that do not decode: a web page saved under an
     audio name, only zero bytes, an ID3 tag with nothing after it, text, ..."""
     with open(path, "rb") as f:
-        head = f.read(4096)
+        head = f.read(1 << 16)
         size = os.fstat(f.fileno()).st_size
     if not head:
         return "the file is empty"
-    if not head.strip(b"\x00") and size <= len(head):
-        return f"only zero bytes ({size})"
+    if not head.strip(b"\x00"):
+        return f"only zero bytes ({size})" if size <= len(head) else f"starts with {len(head)} zero bytes"
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     for prefixes, what in _LOOKS_LIKE:
         if start[:16].lower().startswith(tuple(p.lower() for p in prefixes)):
