@@ -6,10 +6,12 @@ from ``REASONS``. It runs in worker processes, so it takes and returns plain pic
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -472,11 +474,29 @@ class _Writer:
         if len(y):
             q = quantise(y, self.subtype, self.gain, self.clipped)
             self.content.update(q)
-            self.out.write(q)
+            try:
+                self.out.write(q)
+            except RuntimeError as e:
+                raise output_error(self.tmp, e) from None
             self.frames += len(y)
 
     def close(self) -> None:
-        self.out.close()
+        try:
+            self.out.close()
+        except RuntimeError as e:
+            raise output_error(self.tmp, e) from None
+
+
+def output_error(path: Path, e: Exception) -> OSError:
+    """An OSError for a failed write of ``path``: libsndfile reports only "System error", so a full disk is
+    recognised by the space left, because it is no file's fault and must stop the run (curation.pipeline)."""
+    try:
+        full = shutil.disk_usage(path.parent).free < 1 << 20
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, f"No space left on device (libsndfile: {e})", str(path))
+    return OSError(errno.EIO, f"writing failed (libsndfile: {e})", str(path))
 
 
 def _convert(src: Path, dst: Path, tmp: Path, opts: AudioOptions, res: AudioResult) -> None:

@@ -21,7 +21,7 @@ from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, publ
 
 from .audio import CHANNEL_POLICIES, FORMATS, OVERSHOOT_POLICIES, RESAMPLERS, AudioOptions
 from .converters_common import DEFAULT_ENCODING
-from .pipeline import CAPTION_MODES, CurateOptions, CurateReport, curate
+from .pipeline import CAPTION_MODES, FATAL_ERRNOS, CurateOptions, CurateReport, curate
 from .sources import read_id_list
 from .split import assign_split, parse_fractions
 from .text import NORMAL_FORMS, clean_tags, clean_text
@@ -240,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ManifestError, FileNotFoundError, ValueError) as e:
         print(f"wt5k-curate {a.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in FATAL_ERRNOS:
+            raise
+        print(f"wt5k-curate {a.command}: stopped: {e}\nWhat was done is kept: run the same command again once "
+              "this is fixed, and it continues where it stopped.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ the same inputs decodes nothing.
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import math
 import multiprocessing
@@ -46,6 +47,9 @@ RESULTS_FILE = "results.jsonl"
 MANIFEST_COLUMNS = ("title_raw", "description_raw", "orig_sample_rate", "orig_channels", "gain_db", "peak_dbfs",
                     "clipped_samples")
 ERROR_REASON = "error"  # an unexpected exception while processing: rejected this run, tried again on the next
+# Errors that are no record's fault (a full disk, a read-only output): they stop the run, whose results so far
+# are kept, instead of rejecting every remaining item.
+FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @dataclass
@@ -175,7 +179,11 @@ def _work(item_id: str, src: str, out_dir: str, rel: str, opts: AudioOptions) ->
     st = os.stat(src) if os.path.isfile(src) else None
     try:
         res = process_audio(src, Path(out_dir) / rel, opts)
-    except Exception as e:  # an unforeseen failure (disk full, a library bug) costs this item, not the whole run
+    except OSError as e:
+        if e.errno in FATAL_ERRNOS:
+            raise
+        res = AudioResult(status="rejected", reason=ERROR_REASON, detail=f"{type(e).__name__}: {e}")
+    except Exception as e:  # an unforeseen failure (a library bug) costs this item, not the whole run
         res = AudioResult(status="rejected", reason=ERROR_REASON, detail=f"{type(e).__name__}: {e}")
     return {"id": item_id, "input": src, "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None,
             "options": opts.key(), "output": rel, **asdict(res)}
