@@ -82,9 +82,15 @@ class ManifestRow:
         return out
 
 
-_INT_COLUMNS = {"sample_rate", "channels", "orig_sample_rate", "orig_channels"}  # positive
-_COUNT_COLUMNS = {"clipped_samples"}  # zero or more
-_DB_COLUMNS = {"gain_db": "at most 0", "peak_dbfs": None}  # finite; the condition a value must meet
+_POSITIVE = (int, lambda v: v > 0, "positive")
+# Numeric columns: (type, condition, what a value must be); empty means unknown (None); inf and NaN never pass.
+_NUMBERS = {
+    "duration_s": (float, lambda v: v >= 0, "a finite non-negative number"),
+    "sample_rate": _POSITIVE, "channels": _POSITIVE, "orig_sample_rate": _POSITIVE, "orig_channels": _POSITIVE,
+    "gain_db": (float, lambda v: v <= 0, "a finite number at most 0"),
+    "peak_dbfs": (float, lambda v: True, "a finite number"),
+    "clipped_samples": (int, lambda v: v >= 0, "zero or more"),
+}
 _FIELD_NAMES = tuple(f.name for f in fields(ManifestRow))
 
 
@@ -96,39 +102,18 @@ def _parse_row(raw: dict[str, str], path, line: int) -> ManifestRow:
     for name in _FIELD_NAMES:
         text = raw.get(name)
         text = "" if text is None else text
-        if name in _INT_COLUMNS or name in _COUNT_COLUMNS:
+        if name in _NUMBERS:
+            kind, ok, must = _NUMBERS[name]
             if text.strip() == "":
                 vals[name] = None
                 continue
             try:
-                vals[name] = int(text)
+                v = kind(text)
             except ValueError:
-                raise err(name, f"not an integer: {text!r}") from None
-            if vals[name] <= 0 and not (name in _COUNT_COLUMNS and vals[name] == 0):
-                raise err(name, f"must be {'positive' if name in _INT_COLUMNS else 'zero or more'}, got {vals[name]}")
-        elif name in _DB_COLUMNS:
-            if text.strip() == "":
-                vals[name] = None
-                continue
-            try:
-                v = float(text)
-            except ValueError:
-                raise err(name, f"not a number: {text!r}") from None
-            if not math.isfinite(v) or (_DB_COLUMNS[name] and v > 0):
-                raise err(name, f"must be a finite number{' ' + _DB_COLUMNS[name] if _DB_COLUMNS[name] else ''}, "
-                                f"got {text!r}")
+                raise err(name, f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+            if not (math.isfinite(v) and ok(v)):
+                raise err(name, f"must be {must}, got {text!r}")
             vals[name] = v
-        elif name == "duration_s":
-            if text.strip() == "":
-                vals[name] = None
-                continue
-            try:
-                d = float(text)
-            except ValueError:
-                raise err(name, f"not a number: {text!r}") from None
-            if not (d >= 0 and d != float("inf")):
-                raise err(name, f"must be a finite non-negative number, got {text!r}")
-            vals[name] = d
         elif name == "tags":
             if text.strip() == "":
                 vals[name] = []
