@@ -62,7 +62,7 @@ bench: setup  ## run the benchmarks (crawl speed, curation throughput, training 
 	$(BIN)/python -m benchmarks.run
 
 demo: setup  ## offline end to end: mirror -> crawl -> curate -> train -> eval -> search
-	$(BIN)/python -m training.demo --out $(DATA)/demo
+	$(BIN)/python -m demo --out $(DATA)/demo
 
 clean:  ## remove generated data and runs (not the venv)
 	rm -rf $(DATA) runs bench_out

@@ -25,7 +25,7 @@ import soundfile as sf
 
 from curation.pipeline import CurateOptions, curate
 from curation.sources import Item
-from curation.synth import make_mixed_folder, write_long_file
+from tests.synth import make_mixed_folder, write_long_file
 
 WORKERS = 2
 

@@ -2,7 +2,7 @@
 
 The index side holds random normalised embeddings (their values do not change the cost of exact search);
 the query is timed alone (matrix-vector product + partial sort) and the text encoding of a query, with a randomly
-initialised model of configs/demo.json's shape, separately (a query costs their sum). Index build: from
+initialised model of demo/demo.json's shape, separately (a query costs their sum). Index build: from
 embeddings to a saved index, plus the audio embedding throughput that building from audio files adds.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.index import AudioIndex
+from demo.run import DEMO_CONFIG
+from search.index import AudioIndex
 
 N_ITEMS = 100_000
 DIM = 1024  # the paper's shared embedding size
@@ -29,14 +30,14 @@ def _percentiles(times_s: list[float]) -> dict:
 
 def _model_figures(n_texts: int = 20, n_clips: int = 32) -> dict:
     """Text encoding per query and audio embedding throughput (for an index's build time) with a randomly
-    initialised model of configs/demo.json's shape (the demo's model; weights do not change the cost)."""
+    initialised model of demo/demo.json's shape (the demo's model; weights do not change the cost)."""
     import torch
 
     from training.config import load_config
     from training.inference import Embedder
     from training.train import build_model
 
-    model = build_model(load_config(Path(__file__).parents[1] / "configs" / "demo.json"), load_pretrained=False)
+    model = build_model(load_config(DEMO_CONFIG), load_pretrained=False)
     emb = Embedder(model, batch_size=16)
     times = []
     for i in range(n_texts):

@@ -37,10 +37,9 @@ def _peak() -> dict:
 def _tiny(out_dir: str) -> dict:
     import torch
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    from tests.training_fixtures import make_manifest
     from training.config import RunConfig, load_config
     from training.train import train
-    from training_fixtures import make_manifest
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = make_manifest(Path(tmp), 32, seconds=6.0)

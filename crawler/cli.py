@@ -16,7 +16,8 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
 from . import settings as default_settings
-from .state import ITEMS_FILE, read_records
+from manifests.crawl_record import ITEMS_FILE, last_records
+
 
 SPIDERS = ("soundbible", "bigsoundbank", "manifest")
 
@@ -36,8 +37,7 @@ def build_settings(out: str, polite: bool = True, retry_failed: bool = False, us
 
 def summarize(folder: Path) -> dict[str, int]:
     """Count of the final records of a spider's folder by status."""
-    last = {r["id"]: r for r in read_records(folder / ITEMS_FILE)}
-    return dict(collections.Counter(r.get("status") for r in last.values()))
+    return dict(collections.Counter(r.status for r in last_records(folder / ITEMS_FILE).values()))
 
 
 def _setting(kv: str) -> tuple[str, str]:

@@ -10,15 +10,14 @@ anyway to find new sounds, and a kill -9 can leave its queue inconsistent; this 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from pathlib import Path
 
-from manifests.atomic import TMP_SUFFIX, atomic_path
+from manifests.atomic import TMP_SUFFIX
+from manifests.crawl_record import ITEMS_FILE, CrawlRecord, read_crawl_records, record_line, write_crawl_records
 
 logger = logging.getLogger(__name__)
-ITEMS_FILE = "items.jsonl"
 FILES_DIR = "files"
 PART_SUFFIX = TMP_SUFFIX
 
@@ -31,37 +30,12 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_records(path: Path) -> list[dict]:
-    """Records of an items.jsonl; lines that do not parse (a torn last line after a kill) are skipped."""
-    records = []
-    if not path.is_file():
-        return records
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("%s line %d is not JSON (torn write?): ignored", path, n)
-                continue
-            if isinstance(rec, dict) and rec.get("id"):
-                records.append(rec)
-    return records
-
-
-def atomic_write_lines(path: Path, lines: list[str]) -> None:
-    with atomic_path(path, suffix=PART_SUFFIX, fsync=True) as tmp:
-        tmp.write_text("".join(lines), encoding="utf-8")
-
-
 class CrawlState:
     def __init__(self, folder: str | os.PathLike, retry_failed: bool = False):
         self.folder = Path(folder)
         self.items_path = self.folder / ITEMS_FILE
         self.retry_failed = retry_failed
-        self.records: dict[str, dict] = {}      # last record per id
+        self.records: dict[str, CrawlRecord] = {}  # last record per id
         self.verified: set[str] = set()         # ids whose ok file checks out
         self.written: set[str] = set()          # ids written during this run
         self._log = None
@@ -70,26 +44,29 @@ class CrawlState:
         self.folder.mkdir(parents=True, exist_ok=True)
         for part in self.folder.rglob(f"*{PART_SUFFIX}"):  # leftovers of an interrupted write
             part.unlink(missing_ok=True)
-        for rec in read_records(self.items_path):
-            self.records[rec["id"]] = rec
+        for line in read_crawl_records(self.items_path):
+            if line.record is None:
+                logger.warning("%s: %s (torn write?): ignored", line.where, line.error)
+                continue
+            self.records[line.record.id] = line.record
         for sid, rec in self.records.items():
-            if rec.get("status") == "ok" and self._file_ok(rec):
+            if rec.status == "ok" and self._file_ok(rec):
                 self.verified.add(sid)
         self.compact()
         self._log = open(self.items_path, "a", encoding="utf-8")
-        bad = sum(1 for r in self.records.values() if r.get("status") == "ok") - len(self.verified)
+        bad = sum(1 for r in self.records.values() if r.status == "ok") - len(self.verified)
         logger.info("%s: %d records, %d verified files, %d ok records whose file is missing or changed",
                     self.items_path, len(self.records), len(self.verified), bad)
         return self
 
-    def _file_ok(self, rec: dict) -> bool:
-        rel = rec.get("file_path")
+    def _file_ok(self, rec: CrawlRecord) -> bool:
+        rel = rec.file_path
         if not rel:
             return False
         path = (self.folder / rel).resolve()
         if not path.is_relative_to(self.folder.resolve()) or not path.is_file():
             return False
-        return path.stat().st_size == rec.get("file_size") and sha256_file(path) == rec.get("sha256")
+        return path.stat().st_size == rec.file_size and sha256_file(path) == rec.sha256
 
     def should_fetch(self, sound_id: str) -> bool:
         """True when this run must (re)process the sound: new, failed with retry_failed, or an ok record
@@ -99,23 +76,22 @@ class CrawlState:
         rec = self.records.get(sound_id)
         if rec is None:
             return True
-        if rec.get("status") == "ok":
+        if rec.status == "ok":
             return sound_id not in self.verified
         return self.retry_failed
 
-    def append(self, record: dict) -> None:
-        self._log.write(json.dumps(record, ensure_ascii=False) + "\n")
+    def append(self, record: CrawlRecord) -> None:
+        self._log.write(record_line(record))
         self._log.flush()
-        self.records[record["id"]] = record
-        self.written.add(record["id"])
-        if record.get("status") == "ok":
-            self.verified.add(record["id"])
+        self.records[record.id] = record
+        self.written.add(record.id)
+        if record.status == "ok":
+            self.verified.add(record.id)
 
     def compact(self) -> None:
         """Rewrite items.jsonl with one line per id (the last record), atomically."""
         if self.items_path.exists() or self.records:
-            atomic_write_lines(self.items_path,
-                               [json.dumps(r, ensure_ascii=False) + "\n" for r in self.records.values()])
+            write_crawl_records(self.items_path, self.records.values())
 
     def close(self) -> None:
         if self._log is not None:

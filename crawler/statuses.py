@@ -1,4 +1,4 @@
-"""How a failed request becomes an items.jsonl status and message."""
+"""How a failed request becomes an items.jsonl status (manifests.crawl_record.STATUSES) and message."""
 from __future__ import annotations
 
 from scrapy.exceptions import (CannotResolveHostError, DownloadCancelledError, DownloadConnectionRefusedError,
@@ -7,9 +7,6 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet import defer
 from twisted.internet import error as twisted_error
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
-
-STATUSES = ("ok", "http_error", "not_audio", "empty", "too_large", "timeout", "truncated", "connection_error",
-            "no_audio_link", "robots_forbidden", "bad_row", "ignored", "cancelled", "unsafe_path", "error")
 
 
 class DownloadFailed(Exception):

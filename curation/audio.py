@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -243,9 +244,15 @@ def describe_bytes(path: str | os.PathLike) -> str:
 
 
 def _open(src: Path) -> sf.SoundFile:
-    if not src.is_file():
-        raise _Reject("missing_file", str(src))
-    if src.stat().st_size == 0:
+    try:
+        st = src.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise _Reject("missing_file", str(src)) from None
+    except OSError as e:  # a name too long, a loop of links, no permission: the path's fault, not the run's
+        raise _Reject("missing_file", f"{src}: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _Reject("missing_file", f"{src} is not a regular file")
+    if st.st_size == 0:
         raise _Reject("empty", "0 bytes")
     try:
         return sf.SoundFile(src)

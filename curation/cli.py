@@ -2,7 +2,7 @@
 
   wt5k-curate run --raw data/raw --out data/curated            # crawl output -> curated dataset
   wt5k-curate run --published meta.csv audio/ --out data/curated
-  wt5k-curate stats manifests/wavtext5k.csv [--out DIR]         # Table 1 of any manifest
+  wt5k-curate stats data/curated/wavtext5k.csv [--out DIR]     # Table 1 of any manifest
   wt5k-curate import-published manifests/wavtext5k_published.csv --out wavtext5k_import.csv
   wt5k-curate export-published data/curated/wavtext5k.csv --out published.csv
   wt5k-curate audiocaps --csv train=train.csv --csv val=val.csv --clips clips/ --out data/audiocaps
@@ -19,9 +19,11 @@ from pathlib import Path
 from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, published_to_manifest, read_manifest,
                        read_published_csv, write_manifest, write_published_csv, make_caption)
 
+from manifests.captions import BUILD_MODES
+
 from .audio import CHANNEL_POLICIES, FORMATS, OVERSHOOT_POLICIES, RESAMPLERS, AudioOptions
 from .converters_common import DEFAULT_ENCODING
-from .pipeline import CAPTION_MODES, FATAL_ERRNOS, CurateOptions, CurateReport, curate
+from .pipeline import FATAL_ERRNOS, CurateOptions, CurateReport, curate
 from .sources import read_id_list
 from .split import assign_split, parse_fractions
 from .text import NORMAL_FORMS, clean_tags, clean_text
@@ -181,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--raw", action="append", type=Path, help="crawl output folder (<spider>/items.jsonl); repeatable")
     r.add_argument("--published", nargs=2, action="append", metavar=("CSV", "AUDIO_DIR"),
                    help="a CSV in the published WavText5K format and the folder of its fname files; repeatable")
-    r.add_argument("--caption-mode", choices=CAPTION_MODES, default="title_description")
+    r.add_argument("--caption-mode", choices=BUILD_MODES, default="title_description")
     r.add_argument("--require-both", action=argparse.BooleanOptionalAction, default=True,
                    help="keep only sounds with both a title and a description (the paper's rule; default)")
     r.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
@@ -203,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="published-format CSV (default: the WavText5K one shipped in manifests/)")
     i.add_argument("--out", type=Path, required=True)
     i.add_argument("--audio-dir", default="audio", help="audio_path prefix for the fname files")
-    i.add_argument("--caption-mode", choices=CAPTION_MODES, default="title_description")
+    i.add_argument("--caption-mode", choices=BUILD_MODES, default="title_description")
     i.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
     i.add_argument("--require-both", action=argparse.BooleanOptionalAction, default=False,
                    help="leave out rows lacking a title or a description (default: keep every captioned row)")

@@ -32,6 +32,7 @@ from typing import Iterable
 from tqdm import tqdm
 
 from manifests import ManifestRow, make_caption, write_manifest
+from manifests.captions import BUILD_MODES, check_mode
 
 from .audio import AudioOptions, AudioResult, process_audio
 from .dedupe import find_duplicates
@@ -40,7 +41,6 @@ from .sources import Item, Reject, read_crawl_output, read_published_folder, wri
 from .split import DEFAULT_FRACTIONS, assign_split, check_fractions
 from .text import clean_tags, clean_text
 
-CAPTION_MODES = ("title_description", "description")
 STATE_DIR = ".state"
 RESULTS_FILE = "results.jsonl"
 # The optional manifest columns curation writes (manifests/README.md).
@@ -67,8 +67,7 @@ class CurateOptions:
     allow_outside: tuple[str, ...] = ()       # folders inputs may be read from besides their own (--allow-outside)
 
     def __post_init__(self):
-        if self.caption_mode not in CAPTION_MODES:
-            raise ValueError(f"unknown caption mode {self.caption_mode!r} (use one of {CAPTION_MODES})")
+        check_mode(self.caption_mode, BUILD_MODES)
         self.fractions = check_fractions(self.fractions)
         self.exclude = frozenset(self.exclude)
 

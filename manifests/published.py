@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .atomic import atomic_path
+from .captions import make_caption
 from .schema import ManifestError, ManifestRow, iter_csv
 
 PUBLISHED_COLUMNS = ("view_link", "download_link", "title", "description", "fname", "tags")
@@ -122,25 +123,6 @@ def write_published_csv(path: str | os.PathLike, rows: Iterable[PublishedRow]) -
         for r in rows:
             w.writerow({c: getattr(r, c) for c in PUBLISHED_COLUMNS})
     return path
-
-
-def make_caption(title: str, description: str, mode: str = "title_description") -> str:
-    """The paper's captions: ``"{title}. {description}"`` or the description alone.
-
-    Falls back to whichever of the two exists, so that a row is never captioned by an empty string;
-    curation decides separately whether rows lacking one of them are kept.
-    """
-    title, description = title.strip(), description.strip()
-    if mode == "description":
-        return description or title
-    if mode != "title_description":
-        raise ValueError(f"unknown caption mode {mode!r} (use 'title_description' or 'description')")
-    # 203 BigSoundBank rows repeat the title as description: "Foo. Foo" would only double the words.
-    if title and description and title.rstrip(".").casefold() != description.rstrip(".").casefold():
-        return f"{title.rstrip('.')}. {description}"
-    if description:
-        return description
-    return title or description
 
 
 def published_to_manifest(rows: Iterable[PublishedRow], caption_mode: str = "title_description",

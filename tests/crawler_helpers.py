@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from manifests import PublishedRow, write_published_csv
+from manifests.crawl_record import ITEMS_FILE, read_crawl_records
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE_CASES = Path(__file__).with_name("fixtures") / "site_edge_cases.json"
@@ -39,13 +40,12 @@ def run_crawl(out: Path, spiders: list[str], mirror, *extra: str, timeout: float
     return proc
 
 
-def read_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def items_by_id(out: Path, spider: str) -> dict[str, dict]:
-    """Records of <out>/<spider>/items.jsonl by id; fails on a duplicate id."""
-    records = read_lines(out / spider / "items.jsonl")
+    """Records of <out>/<spider>/items.jsonl by id (through the crawl-record reader); fails on a line that is
+    no record and on a duplicate id."""
+    lines = list(read_crawl_records(out / spider / ITEMS_FILE))
+    assert all(line.record for line in lines), [line.error for line in lines if not line.record]
+    records = [line.record.to_dict() for line in lines]
     ids = [r["id"] for r in records]
     assert len(ids) == len(set(ids)), f"duplicate ids in {spider}/items.jsonl"
     return {r["id"]: r for r in records}

@@ -8,14 +8,14 @@ import pytest
 import soundfile as sf
 
 from crawler.mirror import start_mirror
-from crawler_helpers import audio_hits, edge_cases, items_by_id, run_crawl, write_edge_case_csv
+from tests.crawler_helpers import audio_hits, edge_cases, items_by_id, run_crawl
 from manifests import PUBLISHED_CSV, PublishedRow, parse_tags, read_published_csv, write_published_csv
 
 
 @pytest.fixture(scope="module")
-def crawl(tmp_path_factory):
+def crawl(tmp_path_factory, edge_csv):
     tmp = tmp_path_factory.mktemp("e2e")
-    csv_path = write_edge_case_csv(tmp / "edge.csv")
+    csv_path = edge_csv
     with start_mirror(csv_path) as mirror:
         # One sound only on the category pages, one listed under its 2022 URL: both must be found.
         mirror.state.bsb[0].in_sitemap = False

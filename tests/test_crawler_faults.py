@@ -6,7 +6,7 @@ from urllib.parse import quote
 import pytest
 
 from crawler.mirror import Faults, start_mirror
-from crawler_helpers import items_by_id, run_crawl, write_edge_case_csv
+from tests.crawler_helpers import items_by_id, run_crawl
 
 FAULTS = {
     "not_found": "soundbible:2219", "server_error": "soundbible:2124", "slow": "soundbible:1877",
@@ -17,13 +17,13 @@ ROBOTS_PAGE = "/2114-Flush-Toilet--2.html"
 
 
 @pytest.fixture(scope="module")
-def crawl(tmp_path_factory):
+def crawl(tmp_path_factory, edge_csv):
     tmp = tmp_path_factory.mktemp("faults")
     faults = Faults(rate_limited={RATE_LIMITED_ONCE: 1, RATE_LIMITED_ALWAYS: 99}, retry_after_s=1.0, slow_s=3.0,
                     robots_disallow=[ROBOTS_PAGE, "/UPLOAD/flac/"], wav_gone=True, hostile_names=True)
     for name, sound_id in FAULTS.items():
         getattr(faults, name).add(sound_id)
-    with start_mirror(write_edge_case_csv(tmp / "edge.csv"), faults=faults) as mirror:
+    with start_mirror(edge_csv, faults=faults) as mirror:
         run_crawl(tmp / "out", ["soundbible", "bigsoundbank"], mirror,
                   "--set", "RETRY_TIMES=1", "--set", "DOWNLOAD_TIMEOUT=1")
         yield {"out": tmp / "out", "mirror": mirror, "sb": items_by_id(tmp / "out", "soundbible"),
@@ -122,9 +122,9 @@ def test_failed_downloads_leave_no_temporary_file(crawl):
 
 
 @pytest.fixture(scope="module")
-def bots_mirror(tmp_path_factory):
+def bots_mirror(tmp_path_factory, edge_csv):
     tmp = tmp_path_factory.mktemp("bots")
-    with start_mirror(write_edge_case_csv(tmp / "edge.csv"), faults=Faults(html_for_bots=True)) as mirror:
+    with start_mirror(edge_csv, faults=Faults(html_for_bots=True)) as mirror:
         yield tmp, mirror
 
 

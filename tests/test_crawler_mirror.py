@@ -11,7 +11,6 @@ import soundfile as sf
 
 from crawler.mirror import Faults, start_mirror
 from crawler.pipelines import sniff_audio_format
-from crawler_helpers import write_edge_case_csv
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -26,11 +25,6 @@ def get(url: str, follow: bool = True):
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
-
-
-@pytest.fixture(scope="module")
-def edge_csv(tmp_path_factory):
-    return write_edge_case_csv(tmp_path_factory.mktemp("mirror") / "edge.csv")
 
 
 def test_url_schemes_of_both_sites(edge_csv):

@@ -18,15 +18,14 @@ from crawler.state import CrawlState
 from crawler.statuses import DownloadFailed
 from manifests import parse_tags
 
-from crawler_helpers import edge_cases, write_edge_case_csv
+from tests.crawler_helpers import edge_cases
 
 SB_BASE, BSB_BASE = "https://soundbible.com", "https://bigsoundbank.com"
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    csv_path = write_edge_case_csv(tmp_path_factory.mktemp("edge") / "edge.csv")
-    sounds = load_catalog(csv_path)
+def catalog(edge_csv):
+    sounds = load_catalog(edge_csv)
     audio = AudioProvider()
     for s in sounds:
         audio.describe(s)

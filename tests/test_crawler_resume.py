@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 
 from crawler.mirror import Faults, start_mirror
-from crawler.state import read_records
-from crawler_helpers import ROOT, audio_hits, crawl_command, items_by_id, run_crawl, write_edge_case_csv
+from tests.crawler_helpers import ROOT, audio_hits, crawl_command, items_by_id, run_crawl
 from manifests import PUBLISHED_CSV
+from manifests.crawl_record import last_records
 
 SPIDERS = ["soundbible", "bigsoundbank"]
 
@@ -26,7 +26,7 @@ def audio_hits_of(mirror, sound_id: str) -> int:
 
 
 def ok_ids(out) -> set[str]:
-    return {r["id"] for s in SPIDERS for r in read_records(out / s / "items.jsonl") if r["status"] == "ok"}
+    return {r.id for s in SPIDERS for r in last_records(out / s / "items.jsonl").values() if r.status == "ok"}
 
 
 def interrupted_run(out, mirror, sig: int, after_items: int) -> int:
@@ -74,9 +74,9 @@ def test_killed_crawl_resumes_without_loss_duplicates_or_downloading_twice(tmp_p
     assert files == {r["file_path"] for r in final.values()}  # one file per sound, nothing stray
 
 
-def test_failed_sounds_are_fetched_again_only_with_retry_failed(tmp_path):
+def test_failed_sounds_are_fetched_again_only_with_retry_failed(tmp_path, edge_csv):
     out, broken = tmp_path / "out", "soundbible:2219"
-    with start_mirror(write_edge_case_csv(tmp_path / "edge.csv"), faults=Faults(not_found={broken})) as mirror:
+    with start_mirror(edge_csv, faults=Faults(not_found={broken})) as mirror:
         run_crawl(out, ["soundbible"], mirror)
         assert items_by_id(out, "soundbible")[broken]["status"] == "http_error"
         hits = audio_hits(mirror)

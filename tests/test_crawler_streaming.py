@@ -15,7 +15,7 @@ import soundfile as sf
 from crawler.mirror import Faults, start_mirror
 from crawler.state import PART_SUFFIX, sha256_file
 from crawler.streaming import StreamingDownloadHandler, check_private_api
-from crawler_helpers import ROOT, crawl_command, edge_cases, items_by_id
+from tests.crawler_helpers import ROOT, crawl_command, edge_cases, items_by_id
 from manifests import PublishedRow, write_published_csv
 
 BIG_ID = "soundbible:2124"       # "45min april rainstorm"; an even id: grab.php answers 302 to the static WAV

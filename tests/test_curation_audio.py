@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from curation.audio import REASONS, AudioOptions, mp3_declares_length, mp3_samples, process_audio, quantise
-from curation.synth import make_broken_files, sine, write
+from tests.synth import make_broken_files, sine, write
 
 SR = 44100
 

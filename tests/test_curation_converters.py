@@ -6,7 +6,7 @@ import pytest
 
 from curation.cli import main
 from curation.sources import read_rejects
-from curation.synth import sine, write
+from tests.synth import sine, write
 from manifests import ManifestError, make_caption, validate_manifest
 
 AUDIOCAPS_TRAIN = """audiocap_id,youtube_id,start_time,caption

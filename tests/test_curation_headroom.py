@@ -8,7 +8,7 @@ import soundfile as sf
 import soxr
 
 from curation.audio import AudioOptions, headroom_gain, process_audio, quantise
-from curation.synth import write
+from tests.synth import write
 
 SR = 44100
 RATES = (8000, 11025, 22050, 32000, 48000, 96000)

@@ -14,7 +14,7 @@ import soundfile as sf
 from curation.cli import main
 from curation.pipeline import CurateOptions, curate
 from curation.sources import read_rejects
-from curation.synth import sine, write
+from tests.synth import sine, write
 from manifests import read_manifest, resolve_audio
 
 SR = 22050
@@ -79,14 +79,30 @@ def hostile(tmp_path):
     add({"id": "site:dotdot_out", "file_path": "../../elsewhere/outside.wav"}, "unsafe_path")
     add({"id": "site:passwd", "file_path": "/etc/passwd"}, "unsafe_path")
     add({"id": "site:secret", "file_path": "../../secret.txt"}, "unsafe_path")
-    add({"id": "site:nul", "file_path": "files/1.wav\x00.txt"}, "unsafe_path")
-    add({"id": "site:notstr", "file_path": ["files/1.wav"]}, "unsafe_path")
+    add({"id": "site:nul", "file_path": "files/1.wav\x00.txt"}, "bad_path")
+    add({"id": "site:notstr", "file_path": ["files/1.wav"]}, "bad_path")
     (files / "link.wav").symlink_to(outside)
     add({"id": "site:symlink", "file_path": "files/link.wav"}, "unsafe_path")
+    add({"id": "site:longpath", "file_path": "files/" + "x" * 300 + ".wav"}, "bad_path")  # ENAMETOOLONG
     add({"id": "site:abs_in", "file_path": str(files / "15.wav")}, None, 15)         # absolute but inside: fine
     add({"id": "site:dotdot_in", "file_path": "files/../files/16.wav"}, None, 16)
-    lines = [json.dumps(r) for r in recs]
-    (raw / "items.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines = [json.dumps(r).encode() for r in recs]
+    lines[0] = b"\xef\xbb\xbf" + lines[0]  # a byte order mark before the first record: still a record
+    # Lines that are no records: each becomes a reject named by file and line, and the run goes on.
+    bad_lines = [
+        b'{"id": "site:latin1", "title": "caf\xe9", "status": "ok"}',  # not UTF-8
+        b'{"id": "site:torn", "title": ',                                # cut off
+        b'\x00\x00\x00\x00',                                            # NULs
+        b'["a", "list"]',
+        b'{"title": "no id"}',
+        b'{"id": "site:nul\\u0000id", "status": "ok", "file_path": "files/1.wav"}',  # NUL in the id
+        b'{"id": "site:\\ud800", "status": "ok", "file_path": "files/1.wav"}',       # lone surrogate id
+        b'{"id": "site:tags", "status": "ok", "file_path": "files/1.wav", "tags": 5}',
+    ]
+    for b in bad_lines:
+        lines.append(b)
+        expect[f"site/items.jsonl:{len(lines)}"] = "bad_record"
+    (raw / "items.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     return raw.parent, expect, outside
 
 
@@ -112,8 +128,11 @@ def test_hostile_records_cannot_escape_collide_or_abort(hostile, tmp_path):
         assert _freq(audio) == pytest.approx(expect[r.id], abs=8), r.id
     for i, want in expect.items():
         if isinstance(want, str):
-            assert (rejects[i].stage, rejects[i].reason) == ("input", want), (i, rejects[i])
-            assert "allow-outside" in rejects[i].detail or "path" in rejects[i].detail
+            stage, _, reason = want.rpartition("/")
+            assert (rejects[i].stage, rejects[i].reason) == (stage or "input", reason), (i, rejects[i])
+            assert rejects[i].detail
+            if want in ("unsafe_path", "bad_path"):
+                assert "allow-outside" in rejects[i].detail or "path" in rejects[i].detail
     assert str(outside) not in {str(resolve_audio(rep.manifest, r)) for r in rows}
     # a second run reuses every result (the paths are deterministic)
     again = curate(out, raw=[raw], options=CurateOptions(workers=1, progress=False, figures=False))

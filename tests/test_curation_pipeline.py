@@ -12,7 +12,7 @@ import curation.pipeline as pipeline
 from curation.cli import main
 from curation.pipeline import CurateOptions, curate
 from curation.sources import read_rejects
-from curation.synth import make_broken_files, sine, write
+from tests.synth import make_broken_files, sine, write
 from manifests import read_manifest, resolve_audio, validate_manifest
 
 

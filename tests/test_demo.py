@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from manifests.schema import read_manifest
-from training.demo import chance_levels, main
+from demo.run import chance_levels, main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def test_demo_refuses_a_folder_that_is_not_its_own(tmp_path):
 
 def test_quick_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "training.demo", "--out", str(out), "--quick"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "demo", "--out", str(out), "--quick"], cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())

@@ -213,3 +213,43 @@ def test_atomic_path_gives_the_permissions_a_plain_open_would(tmp_path: Path, um
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
     assert mode(tmp_path / "new.csv") == mode(tmp_path / "plain.csv") == 0o666 & ~umask
     assert mode(existing) == 0o640 and existing.read_text() == "new"
+
+
+def test_crawl_record_reader_reports_every_bad_line_and_keeps_going(tmp_path):
+    from manifests.crawl_record import FIELDS, CrawlRecord, last_records, read_crawl_records, record_line
+
+    good = CrawlRecord(id="soundbible:1", source="soundbible", source_id="1", title="Dog", status="ok")
+    lines = [
+        b"\xef\xbb\xbf" + record_line(good).encode(),            # 1: a BOM before the first record
+        b"\n",                                                    # 2: blank: skipped
+        b'{"id": "x:2", "title": "caf\xe9"}\n',                  # 3: latin-1 byte
+        b'{"id": "x:3", "title": \n',                            # 4: torn / bad JSON
+        b'["not", "an", "object"]\n',                             # 5
+        b'{"title": "no id"}\n',                                  # 6
+        b'{"id": 7}\n',                                           # 7: id not a string
+        b'{"id": "x:8", "file_path": "a\\u0000b", "extra": 1}\n',  # 8: NUL escaped in JSON, an unknown key
+        record_line(CrawlRecord(id="soundbible:1", status="http_error")).encode(),  # 9: newer record of id 1
+    ]
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b"".join(lines))
+    got = list(read_crawl_records(path))
+    assert [g.line for g in got] == [1, 3, 4, 5, 6, 7, 8, 9]
+    assert got[0].record == good and got[0].error is None
+    errors = {g.line: g.error for g in got if g.record is None}
+    assert set(errors) == {3, 4, 5, 6, 7}
+    assert errors[3].startswith("not UTF-8") and errors[4].startswith("not JSON")
+    assert "object" in errors[5] and errors[6] == "no id" and "7" in errors[7]
+    assert got[6].record.file_path == "a\x00b"  # a record: what its NUL means is for curation to judge
+    assert got[2].where == f"{path}:4"
+    last = last_records(path)
+    assert list(last) == ["x:8", "soundbible:1"] and last["soundbible:1"].status == "http_error"
+    assert list(CrawlRecord(id="a").to_dict()) == list(FIELDS)
+
+
+def test_crawl_records_round_trip(tmp_path):
+    from manifests.crawl_record import CrawlRecord, last_records, write_crawl_records
+
+    records = [CrawlRecord(id=f"s:{i}", tags=["a", "b"], duration_s=1.5, title="Ünïcode ✓") for i in range(3)]
+    path = write_crawl_records(tmp_path / "items.jsonl", records)
+    assert list(last_records(path).values()) == records
+    assert "✓" in path.read_text(encoding="utf-8")  # written as UTF-8, not \u escapes

@@ -10,7 +10,7 @@ import torch
 from training.encoders.text import TextConfig, TextEncoder, resolve_model_path
 from training.model import CLAP, CLAPConfig, Projection
 
-from test_model_common import minilm_path, tiny_config
+from tests.model_helpers import minilm_path, tiny_config
 
 TEXTS = ["a dog barks twice", "rain on a tin roof", "a car passes by quickly on a wet road"]
 

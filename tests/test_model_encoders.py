@@ -9,7 +9,7 @@ from training.encoders.cnn14 import Cnn14, Cnn14Config
 from training.encoders.htsat import HTSAT, HTSATConfig
 from training.model import AudioConfig, AudioEncoder, count_parameters
 
-from test_model_common import TINY_CNN14, TINY_HTSAT
+from tests.model_helpers import TINY_CNN14, TINY_HTSAT
 
 
 def tiny_cnn14(**kw) -> Cnn14:

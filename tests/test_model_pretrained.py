@@ -10,7 +10,7 @@ from training.frontend import FrontendConfig, slaney_mel_filterbank
 from training.model import CLAP
 from training.pretrained import CheckpointMismatchError, extract_state_dict, load_cnn14, load_htsat
 
-from test_model_common import TINY_CNN14, TINY_HTSAT, tiny_config
+from tests.model_helpers import TINY_CNN14, TINY_HTSAT, tiny_config
 
 # Key names as they appear in the published checkpoints (Cnn14_mAP=0.431.pth; HTSAT_AudioSet_Saved_1.ckpt)
 PANNS_KEYS = ["bn0.weight", "bn0.running_var", "conv_block1.conv1.weight", "conv_block1.bn1.running_mean",

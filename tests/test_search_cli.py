@@ -7,10 +7,10 @@ import soundfile as sf
 import soxr
 
 from manifests.schema import ManifestRow, write_manifest
-from training.demo_sounds import generate_demo_sounds
-from training.index import AudioIndex
+from demo.sounds import generate_demo_sounds
+from search.index import AudioIndex
 from training.inference import Embedder, to_model_rate, windows
-from training.search_cli import main
+from search.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from manifests.published import parse_tags, published_to_manifest, read_published_csv
-from training.demo_sounds import Event, describe, generate_demo_sounds, make_clips, synthesize_event
+from demo.sounds import Event, describe, generate_demo_sounds, make_clips, synthesize_event
 
 
 def _dominant_hz(x, sr):

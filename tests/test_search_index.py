@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from manifests.schema import ManifestRow, write_manifest
-from training.index import (AudioIndex, classify, items_from_folder, items_from_manifest, label_prompts, normalize,
+from training.inference import normalize
+from search.index import (AudioIndex, classify, items_from_folder, items_from_manifest, label_prompts,
                             top_k)
 
 

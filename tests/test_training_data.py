@@ -9,9 +9,10 @@ import soundfile as sf
 
 from manifests import ManifestRow, write_manifest
 from training.config import ManifestSpec
-from training.data import (MixingBatchSampler, PairDataset, allocate, caption_for, collate_pairs, crop_or_pad,
+from manifests import caption_for
+from training.data import (MixingBatchSampler, PairDataset, allocate, collate_pairs, crop_or_pad,
                            read_audio, read_pairs)
-from training_fixtures import make_manifest
+from tests.training_fixtures import make_manifest
 
 
 def _row(**kw) -> ManifestRow:

@@ -14,7 +14,7 @@ import torch
 import torch.multiprocessing as mp
 
 from training.model import CLAP, CLAPConfig
-from training_fixtures import TINY_MODEL, make_manifest, run_config
+from tests.training_fixtures import TINY_MODEL, make_manifest, run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = 2

@@ -13,7 +13,7 @@ from training.cli import eval_main, train_main
 from training.config import ManifestSpec, RunConfig
 from training.evaluate import embed_manifest, evaluate_checkpoints
 from training.train import NonFiniteLossError, train
-from training_fixtures import make_manifest, run_config
+from tests.training_fixtures import make_manifest, run_config
 
 
 @pytest.fixture(autouse=True)

@@ -38,12 +38,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
-def model_from_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
-    """The CLAP model of a checkpoint, in eval mode. Pretrained files are not read: the architecture comes
-    from the saved config and every weight from the checkpoint (strict: missing or extra keys are errors)."""
+def model_from_checkpoint(checkpoint: dict | str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """The CLAP model of a checkpoint (a file, or one already read with load_checkpoint: a paper-size
+    checkpoint with optimiser state is GBs, so commands read it once), in eval mode. Pretrained files are not
+    read: the architecture comes from the saved config and every weight from the checkpoint (strict: missing
+    or extra keys are errors)."""
     from training.model import CLAP, CLAPConfig  # the model pulls in transformers: imported when needed
 
-    ckpt = load_checkpoint(path, map_location)
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint, map_location)
     model = CLAP(CLAPConfig.from_dict(ckpt["config"]["model"]), load_pretrained=False)
     model.load_state_dict(ckpt["model"], strict=True)
     return model.to(map_location).eval()

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from manifests.captions import CAPTION_MODES
 from training.config import ManifestSpec, load_config
 
 
@@ -57,7 +58,7 @@ def eval_main(argv: list[str] | None = None) -> int:
                    help="manifest to evaluate, optionally PATH:SPLIT (repeatable; default: the run's own)")
     p.add_argument("--split", default="test", choices=("test", "val"),
                    help="which manifest list of the run config to use when no --manifest is given")
-    p.add_argument("--caption-mode", choices=("title_description", "description", "manifest"))
+    p.add_argument("--caption-mode", choices=CAPTION_MODES)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "

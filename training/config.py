@@ -24,7 +24,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-CAPTION_MODES = ("title_description", "description", "manifest")
+from manifests.captions import CAPTION_MODES
+
 
 
 @dataclass

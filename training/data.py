@@ -1,9 +1,7 @@
 """Training data: (audio, caption) pairs from one or more manifests, mixed in chosen proportions.
 
-* Captions: ``caption_mode`` "title_description" -> manifests.make_caption(title, description) as
-  "{title}. {description}"; "description" -> the description alone (title when there is none);
-  "manifest" -> the caption column as is. Rows with neither title nor description (AudioCaps, Clotho
-  manifests) always use their caption column.
+* Captions: ``caption_mode`` as manifests/captions.py defines it ("title_description", "description",
+  "manifest").
 * Audio: read with soundfile, mixed to mono, resampled to 44.1 kHz with soxr when the file differs.
   Training takes a random crop of ``crop_samples`` (only that part of a long file is read); shorter clips
   are repeat-padded (the clip tiled, as Microsoft's CLAP "repeatpad"). Evaluation does not use this module's
@@ -29,17 +27,10 @@ import soxr
 import torch
 from torch.utils.data import Dataset
 
-from manifests import ManifestRow, make_caption, read_manifest, resolve_audio
+from manifests import caption_for, read_manifest, resolve_audio
 from training.config import ManifestSpec
 
 SAMPLE_RATE = 44100
-
-
-def caption_for(row: ManifestRow, mode: str) -> str:
-    """The text paired with a row's audio under a caption mode (see the module docstring)."""
-    if mode == "manifest" or not (row.title.strip() or row.description.strip()):
-        return row.caption
-    return make_caption(row.title, row.description, mode)
 
 
 @dataclass(frozen=True)
@@ -67,6 +58,15 @@ def read_pairs(spec: ManifestSpec, default_mode: str) -> list[Pair]:
     if missing:  # fail at start-up, not hours into a run
         raise ValueError(f"{spec.manifest}: {len(missing)} audio file(s) not found, e.g. {missing[:3]}")
     return pairs
+
+
+def window_samples(model_config, crop_s: float | None = None) -> int:
+    """A model's input window in samples, the one length training crops to and evaluation and search cut long
+    clips into: ``crop_s`` (a run's data.crop_s) when set, else the model's own clip length (Cnn14: its
+    clip_seconds; HTSAT: exactly its frame window). ``model_config``: a CLAPConfig."""
+    if crop_s:
+        return int(round(crop_s * model_config.audio.frontend.sample_rate))
+    return int(model_config.audio.clip_samples)
 
 
 def caption_key_text(caption: str) -> str:

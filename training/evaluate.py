@@ -1,7 +1,7 @@
 """Retrieval evaluation of CLAP models on manifests, printed in the layout of the paper's Table 3.
 
 Embedding is deterministic: every distinct audio of a manifest is embedded once, whole, in fixed windows of
-the model's input length (training/inference.py: a short clip repeat-padded to one window; a long one cut
+the model's input length (training/data.py window_samples, training/inference.py: a short clip repeat-padded to one window; a long one cut
 into consecutive windows, the last aligned to the clip's end; the clip's embedding is the normalised mean
 of its windows'); every caption row is embedded once. Similarities are dot products and the metrics are
 training/metrics.py's (DCASE 2022 task 6b definitions, pessimistic ties).
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from training.config import ManifestSpec
-from training.data import read_pairs
+from training.data import read_pairs, window_samples
 from training.metrics import retrieval_metrics
 
 TABLE_METRICS = ("R@1", "R@5", "R@10", "mAP@10")
@@ -90,14 +90,15 @@ def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], specs: Sequen
         raise ValueError("give one name per checkpoint")
     rows = {}
     for i, path in enumerate(checkpoints):
-        config = load_checkpoint(path)["config"]
+        ckpt = load_checkpoint(path, map_location=device)  # read once: a checkpoint with Adam state is large
+        config = ckpt["config"]
         data = config.get("data", {})
         use = list(specs) if specs else [ManifestSpec(**s) for s in data.get(split, [])]
         if not use:
             raise ValueError(f"{path}: no manifests to evaluate (pass --manifest; its config has no {split!r} list)")
-        model = model_from_checkpoint(path, map_location=device)
-        sr = model.config.audio.frontend.sample_rate
-        window = int(round(data["crop_s"] * sr)) if data.get("crop_s") else int(model.config.audio.clip_samples)
+        model = model_from_checkpoint(ckpt, map_location=device)
+        del ckpt
+        window = window_samples(model.config, data.get("crop_s"))
         mode = caption_mode or data.get("caption_mode", "title_description")
         name = names[i] if names else f"{config.get('name', Path(path).parent.name)}/{Path(path).stem}"
         rows[name] = evaluate_model(model, use, mode, window, batch_size, device)

@@ -15,8 +15,19 @@ import numpy as np
 import torch
 
 from training.checkpoint import load_checkpoint, model_from_checkpoint
-from training.data import read_audio, to_model_rate
-from training.index import normalize
+from training.data import read_audio, to_model_rate, window_samples
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm, as float32; an all-zero row is an error, not a silent NaN."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.any(norms == 0) or not np.all(np.isfinite(norms)):
+        raise ValueError("cannot normalise embeddings: a row is all zeros or not finite")
+    return x / norms
+
 
 def windows(x: np.ndarray, length: int) -> np.ndarray:
     """[n_windows, length]: repeat-padded single window for short audio; consecutive windows, the last one
@@ -29,33 +40,30 @@ def windows(x: np.ndarray, length: int) -> np.ndarray:
     return np.stack([x[s:s + length] for s in starts])
 
 
-def _window_seconds(config: dict, model: torch.nn.Module) -> float:
-    """The evaluation window of a run: its data.crop_s, else the model's own clip length."""
-    crop = (config.get("data") or {}).get("crop_s")
-    return float(crop) if crop else float(model.config.audio.clip_seconds)
-
-
 class Embedder:
     """A CLAP model wrapped for inference: ``embed_audio_files``, ``embed_audio``, ``embed_texts`` -> float32 numpy
     arrays of L2-normalised rows."""
 
     def __init__(self, model: torch.nn.Module, window_s: float | None = None, batch_size: int = 16,
                  device: str = "cpu"):
-        window_s = window_s or model.config.audio.clip_seconds
-        if window_s <= 0 or batch_size < 1:
+        if (window_s is not None and window_s <= 0) or batch_size < 1:
             raise ValueError(f"need window_s > 0 and batch_size >= 1, got {window_s}, {batch_size}")
         self.model = model.to(device).eval()
         self.sample_rate = int(model.config.audio.frontend.sample_rate)
-        self.window = int(round(window_s * self.sample_rate))
+        self.window = window_samples(model.config, window_s)
         self.batch_size = batch_size
         self.device = device
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, window_s: float | None = None, batch_size: int = 16,
                         device: str = "cpu") -> "Embedder":
-        config = load_checkpoint(path).get("config") or {}
-        model = model_from_checkpoint(path)
-        return cls(model, window_s or _window_seconds(config, model), batch_size, device)
+        """The model of a training checkpoint; the window is ``window_s``, else the run's data.crop_s, else the
+        model's own clip length."""
+        ckpt = load_checkpoint(path)
+        model = model_from_checkpoint(ckpt)
+        crop_s = window_s or (ckpt["config"].get("data") or {}).get("crop_s")
+        del ckpt  # the optimiser state is not needed past here
+        return cls(model, crop_s, batch_size, device)
 
     @property
     def logit_scale(self) -> float:

@@ -21,7 +21,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from tqdm import tqdm
 from manifests.atomic import atomic_path
 from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.config import RunConfig
-from training.data import MixingBatchSampler, PairDataset, collate_pairs, read_pairs
+from training.data import MixingBatchSampler, PairDataset, collate_pairs, read_pairs, window_samples
 from training.loss import contrastive_loss
 from training.metrics import selection_score
 
@@ -84,13 +84,6 @@ def build_model(cfg: RunConfig, load_pretrained: bool = True):
     from training.model import CLAP, CLAPConfig
 
     return CLAP(CLAPConfig.from_dict(cfg.model), load_pretrained=load_pretrained)
-
-
-def crop_samples(cfg: RunConfig, model_config) -> int:
-    """Training crop / evaluation window in samples: data.crop_s when set, else the model's clip length
-    (Cnn14: its clip_seconds; HTSAT: exactly its frame window). ``model_config``: a CLAPConfig."""
-    sr = model_config.audio.frontend.sample_rate
-    return int(round(cfg.data.crop_s * sr)) if cfg.data.crop_s else int(model_config.audio.clip_samples)
 
 
 def train_step(model: torch.nn.Module, batch: dict, optimizer: torch.optim.Optimizer,
@@ -181,31 +174,89 @@ def _model_config_differences(given: dict, saved: dict, prefix: str = "") -> lis
     return out
 
 
-def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> dict:
-    """Train a run to ``cfg.epochs`` epochs (from its latest.pt with ``resume``); returns a summary."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    d = setup_distributed()
-    run_dir = cfg.run_dir
-    latest, best = run_dir / "latest.pt", run_dir / "best.pt"
-    ckpt = None
-    if resume:
-        if not latest.is_file():
-            raise FileNotFoundError(f"--resume: {latest} does not exist")
-        ckpt = load_checkpoint(latest)
-        diffs = _model_config_differences(cfg.model, ckpt["config"]["model"])
-        if diffs:
-            raise ValueError("cannot resume with a different model: " + "; ".join(diffs))
-        cfg.model = ckpt["config"]["model"]
-    elif latest.exists():
-        raise FileExistsError(f"{run_dir} already holds a run: pass --resume, or choose another name/out_dir")
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint so that a resumed run continues exactly."""
+    epoch: int = 0                 # epochs finished
+    batch_in_epoch: int = 0        # batches of the current epoch finished
+    step: int = 0
+    best_score: float | None = None
+    epoch_losses: list[float] = field(default_factory=list)  # this epoch's losses so far
+    last_loss: float | None = None
 
+
+@dataclass
+class Run:
+    """Everything the loop of one run works with (built by ``start_run``)."""
+    cfg: RunConfig
+    dist: DistInfo
+    model: torch.nn.Module         # DDP-wrapped when distributed
+    core: torch.nn.Module          # the CLAP module itself
+    sampler: MixingBatchSampler
+    loader: DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    amp: bool
+    window: int                    # training crop = validation window, in samples
+    saved_config: dict
+    logs: MetricsLog
+    progress: Progress
+
+    @property
+    def latest(self) -> Path:
+        return self.cfg.run_dir / "latest.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.cfg.run_dir / "best.pt"
+
+    def save(self, path: Path) -> None:
+        """A checkpoint holding model, optimiser, scheduler, scaler, progress, RNG states and config together."""
+        _check_finite_parameters(self.core)  # on every rank (identical parameters): all stop together
+        if not self.dist.is_main:
+            return
+        p = self.progress
+        save_checkpoint(path, {
+            "model": self.core.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": p.epoch,
+            "batch_in_epoch": p.batch_in_epoch, "step": p.step, "best_score": p.best_score,
+            "config": self.saved_config, "epoch_losses": list(p.epoch_losses) if p.batch_in_epoch else [],
+            "rng": rng_state(),
+        })
+
+    def barrier(self) -> None:
+        if self.dist.world_size > 1:
+            dist.barrier()
+
+
+def read_resume_checkpoint(cfg: RunConfig, resume: bool) -> dict | None:
+    """The run's latest.pt when resuming (its model config must agree with ``cfg``'s, and replaces it), else
+    None after checking that the run folder holds no run yet."""
+    latest = cfg.run_dir / "latest.pt"
+    if not resume:
+        if latest.exists():
+            raise FileExistsError(f"{cfg.run_dir} already holds a run: pass --resume, or choose another name/out_dir")
+        return None
+    if not latest.is_file():
+        raise FileNotFoundError(f"--resume: {latest} does not exist")
+    ckpt = load_checkpoint(latest)
+    diffs = _model_config_differences(cfg.model, ckpt["config"]["model"])
+    if diffs:
+        raise ValueError("cannot resume with a different model: " + "; ".join(diffs))
+    cfg.model = ckpt["config"]["model"]
+    return ckpt
+
+
+def start_run(cfg: RunConfig, ckpt: dict | None, d: DistInfo) -> Run:
+    """Data, model, optimiser and logs of a run, restored from ``ckpt`` when resuming."""
     from training.model import CLAPConfig
 
     # Data first: a bad manifest or a missing file fails before a large model is loaded, and a bad
     # validation manifest before the first epoch rather than after it.
     model_config = CLAPConfig.from_dict(cfg.model)
-    crop, sample_rate = crop_samples(cfg, model_config), model_config.audio.frontend.sample_rate
-    dataset = PairDataset(cfg.data.train, cfg.data.caption_mode, crop, cfg.data.cache_mb, sample_rate)
+    window, sample_rate = window_samples(model_config, cfg.data.crop_s), model_config.audio.frontend.sample_rate
+    dataset = PairDataset(cfg.data.train, cfg.data.caption_mode, window, cfg.data.cache_mb, sample_rate)
     for spec in cfg.data.val:
         read_pairs(spec, cfg.data.caption_mode)
 
@@ -232,92 +283,106 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> d
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, cfg.optim.lr_step_epochs, cfg.optim.lr_gamma)
     amp = cfg.amp and d.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    epoch, batch_in_epoch, step, best_score = 0, 0, 0, None
-    epoch_losses: list[float] = []  # this epoch's losses so far (kept in mid-epoch checkpoints)
+    progress = Progress()
     if ckpt is not None:
         core.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
-        epoch, batch_in_epoch, step = ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]
-        best_score, epoch_losses = ckpt["best_score"], list(ckpt["epoch_losses"])
+        progress = Progress(ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"], ckpt["best_score"],
+                            list(ckpt["epoch_losses"]))
         set_rng_state(ckpt["rng"])
-        del ckpt
 
     saved_config = cfg.to_dict()
-    saved_config["data"]["crop_s"] = crop / sample_rate  # the effective window, for inference tools
+    saved_config["data"]["crop_s"] = window / sample_rate  # the effective window, for inference tools
     if d.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
-    logs = MetricsLog(run_dir, d.is_main, step if resume else None)
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        (cfg.run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
+    logs = MetricsLog(cfg.run_dir, d.is_main, progress.step if ckpt is not None else None)
+    return Run(cfg, d, model, core, sampler, loader, optimizer, scheduler, scaler, amp, window, saved_config,
+               logs, progress)
 
-    def save(path: Path, epoch_done: int, batch_done: int) -> None:
-        _check_finite_parameters(core)
-        if d.is_main:
-            save_checkpoint(path, {
-                "model": core.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch_done,
-                "batch_in_epoch": batch_done, "step": step, "best_score": best_score, "config": saved_config,
-                "epoch_losses": list(epoch_losses) if batch_done else [], "rng": rng_state(),
-            })
 
-    def barrier() -> None:
-        if d.world_size > 1:
-            dist.barrier()
+def train_one_epoch(run: Run, show_progress: bool = True) -> None:
+    """The rest of the current epoch (all of it, or what a resumed checkpoint left), then the LR step."""
+    cfg, p = run.cfg, run.progress
+    run.sampler.set_epoch(p.epoch, p.batch_in_epoch)
+    run.model.train()
+    t0, seen = time.perf_counter(), 0
+    bar = tqdm(run.loader, desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
+               disable=not (show_progress and run.dist.is_main), initial=p.batch_in_epoch,
+               total=run.sampler.batches_per_epoch, dynamic_ncols=True)
+    for batch in bar:
+        p.last_loss = train_step(run.model, batch, run.optimizer, run.scaler, run.dist.device, run.amp,
+                                 cfg.optim.grad_clip_norm)
+        p.epoch_losses.append(p.last_loss)
+        p.step += 1
+        p.batch_in_epoch += 1
+        seen += cfg.batch_size
+        bar.set_postfix(loss=f"{p.last_loss:.4f}")
+        if p.step % cfg.log_every == 0:
+            lr, scale = run.optimizer.param_groups[0]["lr"], float(run.core.scale().detach())
+            rate = seen / (time.perf_counter() - t0)
+            run.logs.write({"event": "train", "epoch": p.epoch + 1, "step": p.step, "loss": p.last_loss, "lr": lr,
+                            "logit_scale": scale, "samples_per_s": rate},
+                           {"train/loss": p.last_loss, "train/lr": lr, "train/logit_scale": scale,
+                            "train/samples_per_s": rate})
+        if (cfg.save_every_steps and p.step % cfg.save_every_steps == 0
+                and p.batch_in_epoch < run.sampler.batches_per_epoch):
+            run.save(run.latest)
+            run.barrier()
+    run.scheduler.step()
+    p.epoch, p.batch_in_epoch = p.epoch + 1, 0
+    record = {"event": "epoch", "epoch": p.epoch, "step": p.step, "time_s": time.perf_counter() - t0,
+              "train_loss": float(np.mean(p.epoch_losses))}
+    run.logs.write(record, {"epoch/train_loss": record["train_loss"]})
+    p.epoch_losses = []
 
-    last_loss = None
+
+def validate(run: Run) -> float | None:
+    """Mean mAP@10 over the validation manifests (logged), or None when this epoch is not validated."""
+    cfg, p = run.cfg, run.progress
+    if not cfg.data.val or not (p.epoch % cfg.val_every == 0 or p.epoch == cfg.epochs):
+        return None
+    results = evaluate_on(run.core, cfg.data.val, cfg.data.caption_mode, run.window, cfg.data.eval_batch_size,
+                          run.dist.device)
+    score = selection_score(results)
+    scalars = {f"val/{name}/{direction}_{k}": v for name, r in results.items()
+               for direction in ("t2a", "a2t") for k, v in r[direction].items()}
+    run.logs.write({"event": "val", "epoch": p.epoch, "step": p.step, "score": score, "metrics": results},
+                   {"val/score": score, **scalars})
+    return score
+
+
+def save_epoch_checkpoints(run: Run, score: float | None) -> None:
+    """The checkpoint policy: latest.pt after every epoch; best.pt when the validation score improved.
+    Without validation manifests best.pt follows latest.pt; epochs not validated never become best."""
+    p = run.progress
+    improved = (not run.cfg.data.val) or (score is not None and (p.best_score is None or score > p.best_score))
+    if improved and score is not None:
+        p.best_score = score
+    run.save(run.latest)
+    if improved and run.dist.is_main:
+        with atomic_path(run.best) as tmp:
+            shutil.copyfile(run.latest, tmp)
+
+
+def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> dict:
+    """Train a run to ``cfg.epochs`` epochs (from its latest.pt with ``resume``); returns a summary."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    d = setup_distributed()
+    ckpt = read_resume_checkpoint(cfg, resume)
+    run = start_run(cfg, ckpt, d)
+    del ckpt
     try:
-        while epoch < cfg.epochs:
-            sampler.set_epoch(epoch, batch_in_epoch)
-            model.train()
-            t0, seen = time.perf_counter(), 0
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (show_progress and d.is_main),
-                       initial=batch_in_epoch, total=sampler.batches_per_epoch, dynamic_ncols=True)
-            for batch in bar:
-                last_loss = train_step(model, batch, optimizer, scaler, d.device, amp, cfg.optim.grad_clip_norm)
-                epoch_losses.append(last_loss)
-                step += 1
-                batch_in_epoch += 1
-                seen += cfg.batch_size
-                bar.set_postfix(loss=f"{last_loss:.4f}")
-                if step % cfg.log_every == 0:
-                    lr, scale = optimizer.param_groups[0]["lr"], float(core.scale().detach())
-                    rate = seen / (time.perf_counter() - t0)
-                    logs.write({"event": "train", "epoch": epoch + 1, "step": step, "loss": last_loss, "lr": lr,
-                                "logit_scale": scale, "samples_per_s": rate},
-                               {"train/loss": last_loss, "train/lr": lr, "train/logit_scale": scale,
-                                "train/samples_per_s": rate})
-                if cfg.save_every_steps and step % cfg.save_every_steps == 0 and batch_in_epoch < sampler.batches_per_epoch:
-                    save(latest, epoch, batch_in_epoch)
-                    barrier()
-            scheduler.step()
-            epoch, batch_in_epoch = epoch + 1, 0
-            record = {"event": "epoch", "epoch": epoch, "step": step, "time_s": time.perf_counter() - t0,
-                      "train_loss": float(np.mean(epoch_losses))}
-            logs.write(record, {"epoch/train_loss": record["train_loss"]})
-            epoch_losses = []
-            _check_finite_parameters(core)  # on every rank (identical parameters): all stop together
+        while run.progress.epoch < cfg.epochs:
+            train_one_epoch(run, show_progress)
+            _check_finite_parameters(run.core)  # on every rank (identical parameters): all stop together
             if d.is_main:
-                score = None
-                validate = bool(cfg.data.val) and (epoch % cfg.val_every == 0 or epoch == cfg.epochs)
-                if validate:
-                    results = evaluate_on(core, cfg.data.val, cfg.data.caption_mode, crop,
-                                          cfg.data.eval_batch_size, d.device)
-                    score = selection_score(results)
-                    scalars = {f"val/{name}/{direction}_{k}": v for name, r in results.items()
-                               for direction in ("t2a", "a2t") for k, v in r[direction].items()}
-                    logs.write({"event": "val", "epoch": epoch, "step": step, "score": score, "metrics": results},
-                               {"val/score": score, **scalars})
-                # without validation manifests best.pt follows latest.pt; epochs not validated never become best
-                improved = (not cfg.data.val) or (validate and (best_score is None or score > best_score))
-                if improved:
-                    best_score = score if score is not None else best_score
-                save(latest, epoch, 0)
-                if improved:
-                    with atomic_path(best) as tmp:
-                        shutil.copyfile(latest, tmp)
-            barrier()
+                save_epoch_checkpoints(run, validate(run))
+            run.barrier()
     finally:
-        logs.close()
-    return {"run_dir": str(run_dir), "epochs": epoch, "step": step, "best_score": best_score,
-            "last_loss": last_loss, "latest": str(latest), "best": str(best)}
+        run.logs.close()
+    p = run.progress
+    return {"run_dir": str(cfg.run_dir), "epochs": p.epoch, "step": p.step, "best_score": p.best_score,
+            "last_loss": p.last_loss, "latest": str(run.latest), "best": str(run.best)}

@@ -20,48 +20,19 @@ from typing import Sequence
 
 import numpy as np
 
-from training.index import (DEFAULT_TEMPLATE, AudioIndex, Hit, classify, items_from_folder, items_from_manifest,
-                            label_prompts)
+from search.index import DEFAULT_TEMPLATE, AudioIndex, classify, format_hits, label_prompts
 
 
-def _embedder(checkpoint: str | None, index: AudioIndex | None = None, batch_size: int = 16,
-              window_s: float | None = None):
-    from training.inference import Embedder  # torch and the model load only when a command needs them
+def _embedder(checkpoint: str | None, index: AudioIndex | None = None):
+    from search.build import embedder_for  # torch and the model load only when a command needs them
 
-    ckpt = checkpoint or (index.meta.get("checkpoint") if index else None)
-    if not ckpt:
-        raise SystemExit("error: no checkpoint: pass --checkpoint (or an --index built with one)")
-    if not Path(ckpt).is_file():
-        raise SystemExit(f"error: checkpoint not found: {ckpt}")
-    window_s = window_s or (index.meta.get("window_s") if index else None)
-    return Embedder.from_checkpoint(ckpt, window_s=window_s, batch_size=batch_size)
-
-
-def build_index(checkpoint: str, out: str | Path, manifest: str | None = None, folder: str | None = None,
-                batch_size: int = 16, window_s: float | None = None) -> AudioIndex:
-    """Embed a manifest's or a folder's audio (and captions) and save the index to ``out``."""
-    if (manifest is None) == (folder is None):
-        raise ValueError("index either a manifest or a folder of audio")
-    items = items_from_manifest(manifest) if manifest else items_from_folder(folder)
-    emb = _embedder(checkpoint, batch_size=batch_size, window_s=window_s)
-    meta = {"checkpoint": str(Path(checkpoint).resolve()), "source": str(Path(manifest or folder).resolve()),
-            "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
-            "logit_scale": emb.logit_scale}
-    index = AudioIndex.build(emb, items, meta)
-    index.save(out)
-    return index
-
-
-def format_hits(hits: list[Hit], show_text: bool = True) -> str:
-    lines = [f"{'rank':>4}  {'score':>7}  {'id':<24} path" + ("  | caption" if show_text else "")]
-    for h in hits:
-        text = f"  | {h.text}" if show_text and h.text else ""
-        lines.append(f"{h.rank:>4}  {h.score:>7.4f}  {h.id:<24} {h.path}{text}")
-    return "\n".join(lines)
+    return embedder_for(checkpoint, index)
 
 
 def _cmd_index(a) -> int:
     t0 = time.perf_counter()
+    from search.build import build_index
+
     index = build_index(a.checkpoint, a.out, a.manifest, a.folder, a.batch_size, a.window_s)
     print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions in "
           f"{time.perf_counter() - t0:.1f} s -> {Path(a.out).resolve()}")

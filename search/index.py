@@ -20,6 +20,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from manifests.schema import read_manifest, resolve_audio
+from training.inference import normalize
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 DEFAULT_TEMPLATE = "This is a sound of {}."
@@ -42,15 +43,12 @@ class Hit:
     text: str  # the matched caption (text results) or the item's first caption (audio results)
 
 
-def normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm, as float32; an all-zero row is an error, not a silent NaN."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if np.any(norms == 0) or not np.all(np.isfinite(norms)):
-        raise ValueError("cannot normalise embeddings: a row is all zeros or not finite")
-    return x / norms
+def format_hits(hits: list[Hit], show_text: bool = True) -> str:
+    lines = [f"{'rank':>4}  {'score':>7}  {'id':<24} path" + ("  | caption" if show_text else "")]
+    for h in hits:
+        text = f"  | {h.text}" if show_text and h.text else ""
+        lines.append(f"{h.rank:>4}  {h.score:>7.4f}  {h.id:<24} {h.path}{text}")
+    return "\n".join(lines)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

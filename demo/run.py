@@ -1,10 +1,10 @@
-"""`make demo` = `python -m training.demo --out data/demo`: the whole toolkit, offline, in a few minutes on a CPU.
+"""`make demo` = `python -m demo --out data/demo` (or `wt5k-demo`): the whole toolkit, offline, in a few minutes on a CPU.
 
-1. generate a few hundred procedural sounds with captions that describe them (training/demo_sounds.py);
+1. generate a few hundred procedural sounds with captions that describe them (demo/sounds.py);
 2. serve them from the project's mirror of SoundBible and BigSoundBank (crawler.mirror) on loopback;
 3. crawl the mirror with the real spiders (`wt5k-crawl` in a subprocess, politeness off, base URLs -> mirror);
 4. curate the crawl (`wt5k-curate run`): 44.1 kHz FLAC, manifest, rejects, statistics, split;
-5. train a small CLAP on CPU (`wt5k-train`, configs/demo.json with the curated manifest);
+5. train a small CLAP on CPU (`wt5k-train`, demo/demo.json with the curated manifest);
 6. evaluate it (`wt5k-eval`): Table 3 metrics on the test split, with the chance levels beside them, on the
    curated captions and on five other wordings of each test sound;
 7. index every curated sound (`wt5k-search index`) and run a few searches and a zero-shot classification.
@@ -23,10 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+from manifests.crawl_record import ITEMS_FILE, last_records
 from manifests.schema import ManifestRow, read_manifest, write_manifest
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = REPO / "configs" / "demo.json"
+# Package data: the demo runs the same from a source checkout and from an installed wheel.
+DEMO_CONFIG = Path(__file__).with_name("demo.json")
 MARKER = ".wt5k-demo"  # marks a folder as the demo's own, so that a re-run may clear it
 SUBFOLDERS = ("sounds", "raw", "curated", "runs", "index", "logs")
 SPLIT_FRACTIONS = "0.75,0.1,0.15"
@@ -55,7 +56,7 @@ def _prepare(out: Path) -> None:
     for sub in SUBFOLDERS:
         shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("created by python -m training.demo; re-runs clear this folder's demo outputs\n")
+    (out / MARKER).write_text("created by python -m demo; re-runs clear this folder's demo outputs\n")
     (out / "logs").mkdir()
 
 
@@ -74,16 +75,13 @@ def _crawl(csv_path: Path, audio_dir: Path, raw: Path, log: Path) -> dict:
                "soundbible", "bigsoundbank"]
         print("$ wt5k-crawl " + " ".join(cmd[3:]), flush=True)
         with open(log, "w") as f:
-            rc = subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT).returncode
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise SystemExit(f"error: the crawl failed (exit {rc}); see {log}")
     counts = {}
-    for items in sorted(raw.glob("*/items.jsonl")):
-        last = {}
-        for line in items.read_text().splitlines():
-            rec = json.loads(line)
-            last[rec["id"]] = rec["status"]
-        counts[items.parent.name] = {s: list(last.values()).count(s) for s in sorted(set(last.values()))}
+    for items in sorted(raw.glob(f"*/{ITEMS_FILE}")):
+        statuses = [r.status for r in last_records(items).values()]
+        counts[items.parent.name] = {s: statuses.count(s) for s in sorted(set(statuses))}
     return counts
 
 
@@ -121,8 +119,8 @@ def _print_metrics(rows: dict) -> dict:
 
 def _searches(checkpoint: Path, curated: Path, index_dir: Path) -> list[dict]:
     """Index every curated sound, then text -> audio, audio -> text, audio -> audio and zero-shot queries."""
-    from training.index import AudioIndex, classify, label_prompts
-    from training.search_cli import build_index, format_hits
+    from search.build import build_index
+    from search.index import AudioIndex, classify, format_hits, label_prompts
     from training.inference import Embedder
 
     index = build_index(str(checkpoint), index_dir, manifest=str(curated))
@@ -165,7 +163,7 @@ def run_demo(out: str | Path, n_sounds: int = 400, seed: int = 0, config: str | 
     and the paths of every artefact."""
     from training.cli import eval_main, train_main
     from curation.cli import main as curate_main
-    from training.demo_sounds import generate_demo_sounds
+    from demo.sounds import generate_demo_sounds
 
     out = Path(out).resolve()
     _prepare(out)
@@ -181,7 +179,7 @@ def run_demo(out: str | Path, n_sounds: int = 400, seed: int = 0, config: str | 
     t0 = _stage(2, "serve them from the offline mirror and crawl it with the SoundBible and BigSoundBank spiders")
     counts = _crawl(csv_path, paths["sounds"] / "audio", paths["raw"], paths["logs"] / "crawl.log")
     for spider, c in counts.items():
-        print(f"{spider}: {c}  -> {paths['raw'] / spider / 'items.jsonl'}")
+        print(f"{spider}: {c}  -> {paths['raw'] / spider / ITEMS_FILE}")
     times["mirror+crawl"] = time.perf_counter() - t0
 
     t0 = _stage(3, "curate the crawl")
@@ -249,7 +247,7 @@ def run_demo(out: str | Path, n_sounds: int = 400, seed: int = 0, config: str | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--out", default="data/demo", help="folder for everything the demo writes (cleared on re-run)")
     ap.add_argument("--sounds", type=int, default=None, help="number of generated sounds (default 400)")

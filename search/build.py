@@ -1,0 +1,35 @@
+"""Building a search index: a checkpoint's embedder over a manifest's or a folder's audio, saved to a folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from search.index import AudioIndex, items_from_folder, items_from_manifest
+from training.inference import Embedder
+
+
+def embedder_for(checkpoint: str | os.PathLike | None, index: AudioIndex | None = None, batch_size: int = 16,
+                 window_s: float | None = None) -> Embedder:
+    """The embedder of ``checkpoint``, else of the checkpoint ``index`` was built with (and its window)."""
+    ckpt = checkpoint or (index.meta.get("checkpoint") if index else None)
+    if not ckpt:
+        raise ValueError("no checkpoint: pass --checkpoint (or an --index built with one)")
+    if not Path(ckpt).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt}")
+    window_s = window_s or (index.meta.get("window_s") if index else None)
+    return Embedder.from_checkpoint(ckpt, window_s=window_s, batch_size=batch_size)
+
+
+def build_index(checkpoint: str | os.PathLike, out: str | os.PathLike, manifest: str | None = None,
+                folder: str | None = None, batch_size: int = 16, window_s: float | None = None) -> AudioIndex:
+    """Embed a manifest's or a folder's audio (and captions) and save the index to ``out``."""
+    if (manifest is None) == (folder is None):
+        raise ValueError("index either a manifest or a folder of audio")
+    items = items_from_manifest(manifest) if manifest else items_from_folder(folder)
+    emb = embedder_for(checkpoint, batch_size=batch_size, window_s=window_s)
+    meta = {"checkpoint": str(Path(checkpoint).resolve()), "source": str(Path(manifest or folder).resolve()),
+            "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
+            "logit_scale": emb.logit_scale}
+    index = AudioIndex.build(emb, items, meta)
+    index.save(out)
+    return index

@@ -1,0 +1,18 @@
+"""Fixtures shared by the test modules. Plain helper functions live beside them (tests/crawler_helpers.py,
+tests/training_fixtures.py, tests/model_helpers.py, tests/synth.py); tests/ is a package so that the benchmarks
+can import the same fixture generators (``tests.synth``) without touching sys.path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.crawler_helpers import write_edge_case_csv
+
+
+@pytest.fixture(scope="session")
+def edge_csv(tmp_path_factory) -> Path:
+    """The 29 real edge-case records of both sites as a published-format CSV (what the mirror is built from).
+    Shared by the whole session: tests read it, none writes it."""
+    return write_edge_case_csv(tmp_path_factory.mktemp("edge") / "edge.csv")
+
