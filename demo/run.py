@@ -52,7 +52,7 @@ def chance_levels(n_audios: int, n_captions: int, ks=(1, 5, 10)) -> dict:
 
 def _prepare(out: Path) -> None:
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise SystemExit(f"error: {out} exists and is not a demo folder; choose another --out")
+        raise FileExistsError(f"{out} exists and is not a demo folder; choose another --out")
     for sub in SUBFOLDERS:
         shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -259,7 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     n = a.sounds or (QUICK["n_sounds"] if a.quick else 400)
     overrides = (QUICK["overrides"] if a.quick else []) + a.overrides
-    run_demo(a.out, n, a.seed, a.config, overrides)
+    try:
+        run_demo(a.out, n, a.seed, a.config, overrides)
+    except FileExistsError as e:  # a usage error: exit 2
+        print(f"python -m demo: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

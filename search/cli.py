@@ -55,16 +55,13 @@ def _query_audio(a, index: AudioIndex) -> tuple[np.ndarray, str | None]:
     try:
         return index.embedding_of(a.query), a.query
     except KeyError:
-        raise SystemExit(f"error: {a.query!r} is neither an audio file nor an id in the index") from None
+        raise ValueError(f"{a.query!r} is neither an audio file nor an id in the index") from None
 
 
 def _cmd_audio(a) -> int:
     index = AudioIndex.load(a.index)
     query, _ = _query_audio(a, index)
-    try:
-        hits = index.search_captions(query, a.k)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    hits = index.search_captions(query, a.k)
     print(f"audio -> text: {a.query}  ({len(index.caption_refs)} captions in {a.index})")
     print(format_hits(hits))
     return 0
@@ -84,10 +81,7 @@ def _cmd_classify(a) -> int:
     if a.labels_file:
         labels += Path(a.labels_file).read_text(encoding="utf-8").splitlines()
     labels = [label.strip() for label in labels if label.strip()]
-    try:
-        prompts = label_prompts(labels, a.template)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    prompts = label_prompts(labels, a.template)
     index = AudioIndex.load(a.index) if a.index else None
     emb = _embedder(a.checkpoint, index)
     if a.files:
@@ -95,7 +89,7 @@ def _cmd_classify(a) -> int:
     elif index is not None:
         names, audio = [f"{it['id']}  {it['path']}" for it in index.items], np.asarray(index.audio)
     else:
-        raise SystemExit("error: give audio files to classify, or an --index whose sounds to classify")
+        raise ValueError("give audio files to classify, or an --index whose sounds to classify")
     probs = classify(audio, emb.embed_texts(prompts), emb.logit_scale)
     shown = min(a.top, len(labels))
     print(f"zero-shot over {len(labels)} labels, prompt {a.template!r}")
@@ -145,13 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if getattr(args, "k", 1) < 1:
-        raise SystemExit("error: -k must be at least 1")
+        parser.error("-k must be at least 1")  # exit 2, like every usage error
     try:
         return args.func(args)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:  # usage errors and unusable inputs: exit 2
+        print(f"wt5k-search {args.command}: error: {e}", file=sys.stderr)
         return 2
 
 
