@@ -508,13 +508,14 @@ def output_error(path: Path, e: Exception) -> OSError:
 
 def _convert(src: Path, dst: Path, tmp: Path, opts: AudioOptions, res: AudioResult) -> None:
     """Convert with the headroom policy: the resampled signal's peak decides one gain for the whole file.
-    Output blocks are held in memory (up to ``opts.hold_frames``) until the peak is known; a longer file is
-    written as it streams, and only when its peak turns out to overshoot is it decoded a second time, at the
-    gain the first pass measured (the second pass holds nothing)."""
+    Output blocks are held in memory (up to ``opts.hold_frames``) until the peak is known. A longer file is
+    written as it streams; if its peak turns out to overshoot, writing stops there, the rest is only measured,
+    and the file is decoded a second time at the measured gain (the second pass holds nothing)."""
     attenuate = opts.on_overshoot == "attenuate"
     dst.parent.mkdir(parents=True, exist_ok=True)
     out_peak = 0.0
-    held: list[np.ndarray] | None = [] if attenuate else None
+    mode = "hold" if attenuate else "stream"  # then "stream" (written at gain 1) or "measure" (peak only)
+    held: list[np.ndarray] = []
     n_held = 0
     writer: _Writer | None = None
     try:
@@ -524,29 +525,35 @@ def _convert(src: Path, dst: Path, tmp: Path, opts: AudioOptions, res: AudioResu
                 if not len(y):
                     continue
                 out_peak = max(out_peak, _peak(y))
-                if held is None:
-                    if writer is None:
-                        writer = _Writer(tmp, opts, out_ch, 1.0)
-                    writer.write(y)
-                    continue
-                held.append(y if y.flags.owndata else y.copy())  # views of the decode buffer change
-                n_held += len(y)
-                if n_held > opts.hold_frames:  # too long to hold: write at gain 1, redo if the peak overshoots
-                    writer = _Writer(tmp, opts, out_ch, 1.0)
-                    for b in held:
+                if mode == "hold":
+                    held.append(y if y.flags.owndata else y.copy())  # views of the decode buffer change
+                    n_held += len(y)
+                    if n_held <= opts.hold_frames:
+                        continue
+                    mode, blocks, held = "stream", held, []  # too long to hold
+                else:
+                    blocks = [y]
+                if mode == "stream" and attenuate and headroom_gain(out_peak, opts.subtype) < 1.0:
+                    mode = "measure"  # it will be written again, at a gain: stop encoding now
+                    if writer is not None:
+                        writer.close()
+                        writer = None
+                if mode == "stream":
+                    writer = writer or _Writer(tmp, opts, out_ch, 1.0)
+                    for b in blocks:
                         writer.write(b)
-                    held = None
         gain = headroom_gain(out_peak, opts.subtype) if attenuate else 1.0
-        if writer is None:  # everything was held (or nothing came out)
+        if mode == "hold":
             writer = _Writer(tmp, opts, out_ch, gain)
-            for b in held or ():
+            for b in held:
                 writer.write(b)
-        elif gain < 1.0:  # a streamed file that overshoots: second pass at the measured gain
-            writer.close()
+        elif mode == "measure":  # a streamed file that overshoots: second pass at the measured gain
             writer = _Writer(tmp, opts, out_ch, gain)
             with _open(src) as f:
                 for y in _resampled(src, f, opts, AudioResult(status="rejected")):
                     writer.write(y)
+        elif writer is None:  # nothing came out of the resampler
+            writer = _Writer(tmp, opts, out_ch, gain)
     finally:
         if writer is not None:
             writer.close()

@@ -81,9 +81,10 @@ def test_clip_policy_keeps_levels_and_counts_clipped_samples(tmp_path, fmt, stre
 def test_material_that_fits_is_left_untouched(tmp_path):
     x = _signal("noise", 44100, 1, 0.3)  # full scale but already at the output rate: nothing overshoots
     src = write(tmp_path / "in.wav", x, 44100, "PCM_16")
-    res = process_audio(src, tmp_path / "o.flac")
-    assert (res.gain, res.clipped_samples) == (1.0, 0)
-    assert np.array_equal(sf.read(str(tmp_path / "o.flac"), dtype="int16")[0], sf.read(str(src), dtype="int16")[0])
+    for opts in (AudioOptions(), AudioOptions(**STREAMED)):  # held, and written as it streams
+        res = process_audio(src, tmp_path / "o.flac", opts)
+        assert (res.gain, res.clipped_samples) == (1.0, 0)
+        assert np.array_equal(sf.read(str(tmp_path / "o.flac"), dtype="int16")[0], sf.read(str(src), dtype="int16")[0])
 
 
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24"])
@@ -99,6 +100,16 @@ def test_gain_puts_the_peak_on_the_top_step_and_never_above(subtype):
         q = quantise(y, subtype, headroom_gain(p, subtype), clipped) >> (8 if bits == 24 else 0)
         # on the top step, or one below it where float32 cannot hold 24 bits exactly; never above
         assert clipped == [0] and top - (bits == 24) <= int(q.max()) <= top and int(q.min()) >= -top
+
+
+def test_overshoot_found_late_in_a_streamed_file_rewrites_it_at_one_gain(tmp_path):
+    """Quiet for a while, then full scale: blocks already written at gain 1 are redone at the file's gain."""
+    x = np.concatenate([_signal("noise", 22050, 1, 0.5) * 0.1, _signal("square", 22050, 1, 0.25)])
+    src = write(tmp_path / "in.wav", x, 22050, "PCM_16")
+    held = process_audio(src, tmp_path / "h.flac")
+    streamed = process_audio(src, tmp_path / "s.flac", AudioOptions(**STREAMED))
+    assert held.gain < 1 and streamed.gain == held.gain and streamed.clipped_samples == 0
+    assert streamed.content_hash == held.content_hash
 
 
 def test_overshoot_policy_is_checked():
