@@ -178,11 +178,9 @@ def _work(item_id: str, src: str, out_dir: str, rel: str, opts: AudioOptions) ->
     st = os.stat(src) if os.path.isfile(src) else None
     try:
         res = process_audio(src, Path(out_dir) / rel, opts)
-    except OSError as e:
-        if e.errno in FATAL_ERRNOS:
+    except Exception as e:  # an unforeseen failure (a library bug) costs this item, not the whole run ...
+        if isinstance(e, OSError) and e.errno in FATAL_ERRNOS:  # ... but a full disk stops it
             raise
-        res = AudioResult(status="rejected", reason=ERROR_REASON, detail=f"{type(e).__name__}: {e}")
-    except Exception as e:  # an unforeseen failure (a library bug) costs this item, not the whole run
         res = AudioResult(status="rejected", reason=ERROR_REASON, detail=f"{type(e).__name__}: {e}")
     return {"id": item_id, "input": src, "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None,
             "options": opts.key(), "output": rel, **asdict(res)}

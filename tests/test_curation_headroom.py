@@ -115,3 +115,32 @@ def test_overshoot_found_late_in_a_streamed_file_rewrites_it_at_one_gain(tmp_pat
 def test_overshoot_policy_is_checked():
     with pytest.raises(ValueError, match="overshoot"):
         AudioOptions(on_overshoot="limit")
+
+
+def test_curate_records_the_gain_and_stats_report_it(tmp_path):
+    from curation.pipeline import CurateOptions, curate
+    from curation.sources import Item
+    from curation.stats import headroom, headroom_markdown
+    from manifests import read_manifest
+
+    loud = write(tmp_path / "loud.wav", _signal("square", 22050, 1, 0.3), 22050, "PCM_16")
+    quiet = write(tmp_path / "quiet.wav", _signal("noise", 22050, 1, 0.3) * 0.25, 22050, "PCM_16")
+    items = [Item(id=f"t:{p.stem}", source="t", source_id=p.stem, audio=str(p), title_raw="T", description_raw="D")
+             for p in (loud, quiet)]
+    for policy in ("attenuate", "clip"):
+        out = tmp_path / policy
+        rep = curate(out, items=items, options=CurateOptions(audio=AudioOptions(on_overshoot=policy), workers=1,
+                                                              progress=False, figures=False))
+        rows = {r.id: r for r in read_manifest(rep.manifest)}
+        assert rows["t:quiet"].gain_db == 0 and rows["t:quiet"].clipped_samples == 0
+        assert rows["t:loud"].peak_dbfs > 0.5  # the resampled square wave overshoots full scale
+        h = headroom(list(rows.values()))
+        if policy == "attenuate":
+            assert rows["t:loud"].gain_db == pytest.approx(-rows["t:loud"].peak_dbfs, abs=0.01)
+            assert rows["t:loud"].clipped_samples == 0
+            assert (h["n_attenuated"], h["max_attenuation_db"], h["n_clipped"]) == (1, round(-rows["t:loud"].gain_db, 2), 0)
+        else:
+            assert rows["t:loud"].gain_db == 0 and rows["t:loud"].clipped_samples > 0
+            assert (h["n_attenuated"], h["n_clipped"]) == (0, 1)
+        assert rep.stats["headroom"] == h
+        assert headroom_markdown(h) in (out / "stats.md").read_text()
