@@ -168,7 +168,8 @@ def process_audio(src: str | os.PathLike, dst: str | os.PathLike, opts: AudioOpt
 
 class _StderrCapture:
     """Collects what C libraries write to file descriptor 2 while converting one file (libmpg123 prints its
-    notes there, without the file's name). One temporary file per process, reused."""
+    notes there, without the file's name). One temporary file per process, reused. File descriptors belong to
+    the process: conversions run one at a time per process (curation's workers are processes)."""
     _file = None
 
     def __enter__(self) -> "_StderrCapture":

@@ -193,6 +193,8 @@ def test_published_folder_input_and_cli(tmp_path):
                     "Dog Bark", " A dog barks.", "dog bark_0.wav", "['dog', ' ']"])
         w.writerow(["https://bigsoundbank.com/detail-0100-rain.html", "https://bigsoundbank.com/UPLOAD/wav/0100.wav",
                     "Rain", "Rain on a roof.", "rain_1.wav", ""])
+        w.writerow(["https://soundbible.com/13-Leak.html", "https://soundbible.com/grab.php?id=13&type=wav",
+                    "Leak", "A file from elsewhere.", "../meta.csv", ""])  # fname leading out of the folder
     out = tmp_path / "cur"
     assert main(["run", "--published", str(csv_path), str(audio), "--out", str(out), "--workers", "1",
                  "--no-progress", "--no-figures", "--format", "wav", "--channels", "keep"]) == 0
@@ -201,7 +203,8 @@ def test_published_folder_input_and_cli(tmp_path):
     assert rows[0].audio_path == "audio/soundbible/12.wav"
     assert sf.info(str(out / rows[0].audio_path)).subtype == "PCM_24"
     rej = read_rejects(out / "rejects.csv")
-    assert [(r.id, r.stage, r.reason) for r in rej] == [("bigsoundbank:0100", "input", "missing_audio")]
+    assert [(r.id, r.stage, r.reason) for r in rej] == [("bigsoundbank:0100", "input", "missing_audio"),
+                                                        ("soundbible:13", "input", "unsafe_path")]
 
 
 def test_split_is_deterministic_and_follows_fractions():
