@@ -46,7 +46,7 @@ mirror: setup  ## serve the offline mirror of both sites on loopback
 curate: setup  ## curate $(DATA)/raw into $(DATA)/curated (manifest, rejects, stats, figures)
 	$(BIN)/wt5k-curate run --raw $(DATA)/raw --out $(DATA)/curated $(CURATE_ARGS)
 
-stats: setup  ## Table 1 statistics of a manifest: make stats MANIFEST=...
+stats: setup  ## Table 1 statistics: make stats MANIFEST=<manifest, published CSV or AudioCaps/Clotho caption CSVs>
 	$(BIN)/wt5k-curate stats $(MANIFEST)
 
 train: setup  ## train CLAP from a config: make train CONFIG=configs/tiny.json

@@ -24,11 +24,12 @@ def _clip_names(audiocap_id: str, ytid: str, start: int) -> list[str]:
             f"{ytid}_{start * 1000}", f"Y{ytid}", ytid, audiocap_id]
 
 
-def audiocaps_items(csvs: dict[str, str | os.PathLike], clips_dir: str | os.PathLike,
+def audiocaps_items(csvs: dict[str, str | os.PathLike], clips_dir: str | os.PathLike | None,
                     encoding: str = DEFAULT_ENCODING) -> list[Item]:
-    """Items of AudioCaps splits ({"train": path, "val": path, "test": path}), one per clip with its captions;
-    the CSVs are read as ``encoding`` text."""
-    index = index_audio(clips_dir)
+    """Items of AudioCaps splits ({"train": path, "val": path, "test": path}), one per clip with its captions
+    (every caption cell as written, empty ones included); the CSVs are read as ``encoding`` text. ``clips_dir``
+    None: captions only, no audio looked up (statistics)."""
+    index = index_audio(clips_dir) if clips_dir is not None else {}
     items: dict[str, Item] = {}
     for split, path in csvs.items():
         for line, row in read_csv(path, COLUMNS, encoding):

@@ -2,7 +2,8 @@
 
   wt5k-curate run --raw data/raw --out data/curated            # crawl output -> curated dataset
   wt5k-curate run --published meta.csv audio/ --out data/curated
-  wt5k-curate stats data/curated/wavtext5k.csv [--out DIR]     # Table 1 of any manifest
+  wt5k-curate stats manifests/wavtext5k_published.csv [--out DIR]  # Table 1 of a manifest or published CSV
+  wt5k-curate stats train=train.csv val=val.csv test=test.csv     # ... or of AudioCaps / Clotho caption CSVs
   wt5k-curate import-published manifests/wavtext5k_published.csv --out wavtext5k_import.csv
   wt5k-curate export-published data/curated/wavtext5k.csv --out published.csv
   wt5k-curate audiocaps --csv train=train.csv --csv val=val.csv --clips clips/ --out data/audiocaps
@@ -16,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, published_to_manifest, read_manifest,
-                       read_published_csv, write_manifest, write_published_csv, make_caption)
+from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, read_manifest, read_published_csv,
+                       write_manifest, write_published_csv)
 
 from manifests.captions import BUILD_MODES
 
@@ -25,8 +26,8 @@ from .audio import CHANNEL_POLICIES, FORMATS, OVERSHOOT_POLICIES, RESAMPLERS, Au
 from .converters_common import DEFAULT_ENCODING
 from .pipeline import FATAL_ERRNOS, CurateOptions, CurateReport, curate
 from .sources import read_id_list
-from .split import assign_split, parse_fractions
-from .text import NORMAL_FORMS, clean_tags, clean_text
+from .split import parse_fractions
+from .text import NORMAL_FORMS
 
 
 def _number(kind: type, low: float, low_ok: bool, what: str):
@@ -107,42 +108,47 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
-    from .stats import headroom, headroom_markdown, table1, to_markdown, write_report
-    rows = read_manifest(a.manifest)
+    from .stats import headroom, headroom_markdown, write_records_report
+    from .table1 import read_records, table1_of_records, to_markdown
+    recs, paths, kinds, manifest_rows = [], [], [], []
+    for spec in a.inputs:
+        split, sep, path = spec.partition("=")
+        if not sep:
+            split, path = None, spec
+        kind, got = read_records(path, split)
+        kinds.append(f"{path}: {kind}")
+        if kind == "manifest":  # curated manifests record what the headroom policy did
+            manifest_rows += read_manifest(path)
+        recs += got
+        paths.append(path)
+    h = headroom(manifest_rows) if manifest_rows else None
     if a.out:
-        report = write_report(rows, a.out, a.manifest, figures=not a.no_figures)
+        report = write_records_report(recs, a.out, paths, figures=not a.no_figures, headroom_section=h)
         print(f"wrote {Path(a.out) / 'stats.json'} and stats.md" + (" and figures/" if not a.no_figures else ""))
+        for name, why in report.get("figures_not_drawn", {}).items():
+            print(f"  {name} not drawn: {why}")
         table = report["table1"]
     else:
-        table = table1(rows, a.manifest)
-    h = headroom(rows)
+        table = table1_of_records(recs)
     if a.json:
-        print(json.dumps({"table1": table, "headroom": h}, indent=2))
+        print(json.dumps(table, indent=2))
     else:
-        print(to_markdown(table) + "\n" + headroom_markdown(h), end="")
+        print("read " + "; ".join(kinds) + "\n")
+        print(to_markdown(table) + ("\n" + headroom_markdown(h) if h else ""), end="")
     return 0
 
 
 def cmd_import_published(a: argparse.Namespace) -> int:
+    from .published import import_published
     published = read_published_csv(a.csv)
-    fractions = parse_fractions(a.fractions)
-    rows = published_to_manifest(published, caption_mode=a.caption_mode, audio_dir=a.audio_dir)
-    kept, left = [], []
-    for r in rows:
-        # The same text cleaning as curation, the published text kept as the raw columns.
-        r.title, r.description = clean_text(r.title_raw), clean_text(r.description_raw)
-        r.tags = clean_tags(r.tags)
-        r.caption = make_caption(r.title, r.description, a.caption_mode)
-        r.split = assign_split(r.id, fractions)  # the split curation would give the same id
-        if not r.caption or (a.require_both and not (r.title and r.description)):
-            left.append(r.id)
-        else:
-            kept.append(r)
-    uncaptioned = len(published) - len(rows)
-    write_manifest(a.out, kept, optional=("title_raw", "description_raw"))
-    print(f"{a.out}: {len(kept)} rows from {len(published)} published rows "
-          f"({uncaptioned} without title and description, {len(left)} more left out after cleaning"
-          f"{' and by --require-both' if a.require_both else ''})")
+    rows, failing = import_published(published, a.caption_mode, a.audio_dir, parse_fractions(a.fractions),
+                                     a.require_both)
+    write_manifest(a.out, rows, optional=("title_raw", "description_raw", "tags_raw"))
+    rule = "a title and a description" if a.require_both else "a title or a description"
+    print(f"{a.out}: {len(rows)} rows from {len(published)} published rows; "
+          f"{len(rows) - sum(failing.values())} pass the filter ({rule}) and have a split")
+    for reason, n in sorted(failing.items()):
+        print(f"  {n} rows with {reason}: kept without a split")
     return 0
 
 
@@ -184,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--published", nargs=2, action="append", metavar=("CSV", "AUDIO_DIR"),
                    help="a CSV in the published WavText5K format and the folder of its fname files; repeatable")
     r.add_argument("--caption-mode", choices=BUILD_MODES, default="title_description")
-    r.add_argument("--require-both", action=argparse.BooleanOptionalAction, default=True,
-                   help="keep only sounds with both a title and a description (the paper's rule; default)")
+    r.add_argument("--require-both", action="store_true",
+                   help="keep only sounds with both a title and a description (default: the paper's filter, "
+                        "a title or a description; a title-only sound is captioned by its title in both modes)")
     r.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
     r.add_argument("--allow-outside", action="append", default=[], type=Path, metavar="ROOT",
                    help="also read audio files under ROOT (by default a file_path or fname that leads out of its "
@@ -193,8 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_curate_options(r, "wavtext5k.csv")
     r.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("stats", help="Table 1 statistics (and figures with --out) of any manifest")
-    s.add_argument("manifest", type=Path)
+    s = sub.add_parser("stats", help="Table 1 statistics (and figures with --out) of manifests, published-format "
+                                     "CSVs or AudioCaps/Clotho caption CSVs (no audio needed)")
+    s.add_argument("inputs", nargs="+", metavar="[SPLIT=]CSV",
+                   help="a manifest, a published WavText5K-format CSV, or AudioCaps / Clotho caption CSVs (kind "
+                        "detected from the columns; several files give one row each, e.g. train=train.csv, and a "
+                        "total; SPLIT defaults to the file name)")
     s.add_argument("--out", type=Path, help="write stats.json, stats.md and figures/ here")
     s.add_argument("--no-figures", action="store_true")
     s.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
@@ -207,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--audio-dir", default="audio", help="audio_path prefix for the fname files")
     i.add_argument("--caption-mode", choices=BUILD_MODES, default="title_description")
     i.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
-    i.add_argument("--require-both", action=argparse.BooleanOptionalAction, default=False,
-                   help="leave out rows lacking a title or a description (default: keep every captioned row)")
+    i.add_argument("--require-both", action="store_true",
+                   help="the filter wants both a title and a description (default: the paper's filter, a title "
+                        "or a description); rows it rejects are kept without a split")
     i.set_defaults(func=cmd_import_published)
 
     e = sub.add_parser("export-published", help="manifest -> published WavText5K CSV format")

@@ -18,10 +18,11 @@ CAPTION_COLUMNS = tuple(f"caption_{i}" for i in range(1, 6))
 
 def clotho_items(splits: list[tuple[str, str | os.PathLike, str | os.PathLike]],
                  encoding: str = DEFAULT_ENCODING) -> list[Item]:
-    """Items of Clotho splits given as (split, captions csv, audio folder); the CSVs are read as ``encoding``."""
+    """Items of Clotho splits given as (split, captions csv, audio folder); the CSVs are read as ``encoding``.
+    An audio folder None: captions only, no audio looked up (statistics)."""
     items: dict[str, Item] = {}
     for split, csv_path, audio_dir in splits:
-        index = index_audio(audio_dir)
+        index = index_audio(audio_dir) if audio_dir is not None else {}
         for line, row in read_csv(csv_path, ("file_name",) + CAPTION_COLUMNS, encoding):
             name = row["file_name"].strip()
             if not name:

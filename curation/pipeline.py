@@ -4,7 +4,7 @@ Stages, in order; an item leaves at the first stage that rejects it, so every in
 or a line of rejects.csv:
   input/crawl  the crawler (or the input folder) has no usable file for it (its status and error)
   exclude      its id is on the exclusion list (e.g. overlaps an evaluation set)
-  text         no caption: title or description missing (``require_both``, the paper's rule) or both missing
+  text         the paper's filter: no title and no description (with ``require_both``: either one missing)
   audio        the file fails a check in curation.audio (empty, unreadable, truncated, silent, ...), or "error"
                for an unexpected exception (retried on the next run)
   dedupe       its converted audio equals another item's: rejected with ``duplicate_of=<kept id>``; its converted
@@ -44,8 +44,8 @@ from .text import clean_tags, clean_text
 STATE_DIR = ".state"
 RESULTS_FILE = "results.jsonl"
 # The optional manifest columns curation writes (manifests/README.md).
-MANIFEST_COLUMNS = ("title_raw", "description_raw", "orig_sample_rate", "orig_channels", "gain_db", "peak_dbfs",
-                    "clipped_samples")
+MANIFEST_COLUMNS = ("title_raw", "description_raw", "tags_raw", "orig_sample_rate", "orig_channels", "gain_db",
+                    "peak_dbfs", "clipped_samples")
 ERROR_REASON = "error"  # an unexpected exception while processing: rejected this run, tried again on the next
 # Errors that are no record's fault (a full disk, a read-only output): they stop the run, whose results so far
 # are kept, instead of rejecting every remaining item.
@@ -55,7 +55,7 @@ FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 @dataclass
 class CurateOptions:
     caption_mode: str = "title_description"
-    require_both: bool = True                 # the paper kept only sounds with both a title and a description
+    require_both: bool = False                # False: the paper's filter (a title or a description suffices)
     text_form: str = "NFC"                    # Unicode normal form: NFC, or NFKC to fold compatibility characters
     audio: AudioOptions = field(default_factory=AudioOptions)
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
@@ -151,6 +151,16 @@ def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
                         stats=stats)
 
 
+def missing_metadata(title: str, description: str, require_both: bool = False) -> str:
+    """The text filter of every entry point (``run``, ``import-published``): "" when a sound's cleaned text
+    passes, else the reason ("no title and no description"). The paper's rule, the default, keeps a sound
+    with a title or a description; ``require_both`` keeps only sounds with both."""
+    missing = [name for name, v in (("title", title), ("description", description)) if not v]
+    if len(missing) == 2 or (missing and require_both):
+        return "no " + " and no ".join(missing)
+    return ""
+
+
 def _early_reject(item: Item, opts: CurateOptions) -> Reject | _Candidate:
     """The checks that need no audio: crawl status, exclusion list, text."""
     if item.status != "ok":
@@ -164,9 +174,9 @@ def _early_reject(item: Item, opts: CurateOptions) -> Reject | _Candidate:
         if not captions:
             return Reject(item.id, "text", "empty_caption", f"{len(item.captions)} caption(s), all empty")
     else:
-        missing = [name for name, v in (("title", title), ("description", description)) if not v]
-        if len(missing) == 2 or (missing and opts.require_both):
-            return Reject(item.id, "text", "empty_metadata", "no " + " and no ".join(missing))
+        missing = missing_metadata(title, description, opts.require_both)
+        if missing:
+            return Reject(item.id, "text", "empty_metadata", missing)
         captions = [(item.description_raw, make_caption(title, description, opts.caption_mode))]
     if not item.audio:
         return Reject(item.id, "audio", "missing_file", "no audio file for this item")
@@ -316,7 +326,7 @@ def _rows(c: _Candidate, res: dict, out_dir: Path, manifest_dir: Path, opts: Cur
         duration_s=round(res["duration_s"], 6), sample_rate=res["sample_rate"], channels=res["channels"],
         sha256=res["sha256"], title=c.title, description=cap if fixed else c.description, tags=tags,
         author=it.author, license=it.license, view_link=it.view_link, download_link=it.download_link, split=split,
-        title_raw=it.title_raw, description_raw=raw,
+        title_raw=it.title_raw, description_raw=raw, tags_raw=it.tags_raw,
         orig_sample_rate=res["orig_sample_rate"], orig_channels=res["orig_channels"],
         gain_db=round(_db(res["gain"]), 6), peak_dbfs=round(_db(res["out_peak"]), 6),
         clipped_samples=res["clipped_samples"],

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from manifests import ManifestError, parse_tags, read_published_csv
+from manifests.published import format_tags
 from manifests.crawl_record import ITEMS_FILE, CrawlRecord, read_crawl_records
 
 from .paths import contained
@@ -30,6 +31,7 @@ class Item:
     title_raw: str = ""
     description_raw: str = ""
     tags: list[str] = field(default_factory=list)
+    tags_raw: str = ""                # the tags as published (Python-list string), for the manifest's tags_raw
     author: str = ""
     license: str = ""
     view_link: str = ""
@@ -129,6 +131,7 @@ def _item_from_record(rec: CrawlRecord, base: Path, allow_outside: Iterable[str 
     source_id = _s(rec.source_id) or (rest if colon else rid)
     fp = rec.file_path
     tags = rec.tags or []
+    tags_raw = tags if isinstance(tags, str) else format_tags(_s(t) for t in tags)
     if isinstance(tags, str):  # tolerate a Python-list string as in the published CSV
         tags = parse_tags(tags)
     status = _s(rec.status) or "missing_status"
@@ -141,6 +144,7 @@ def _item_from_record(rec: CrawlRecord, base: Path, allow_outside: Iterable[str 
     return Item(
         id=rid, source=source, source_id=source_id, audio=audio,
         title_raw=_s(rec.title), description_raw=_s(rec.description), tags=[_s(t) for t in tags],
+        tags_raw=tags_raw,
         author=_s(rec.author), license=_s(rec.license), view_link=_s(rec.view_link),
         download_link=_s(rec.download_link), status=status, error=error,
         fail_stage="input" if status in INPUT_PATH_REASONS else "crawl",
@@ -185,7 +189,7 @@ def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathL
         ok = audio is not None and os.path.isfile(audio)
         items[rid] = Item(
             id=rid, source=source, source_id=source_id, audio=audio if ok else None,
-            title_raw=row.title, description_raw=row.description, tags=parse_tags(row.tags),
+            title_raw=row.title, description_raw=row.description, tags=parse_tags(row.tags), tags_raw=row.tags,
             view_link=row.view_link, download_link=row.download_link,
             status="ok" if ok else reason or "missing_audio",
             error="" if ok else problem or f"no file {row.fname!r} in {audio_dir}", fail_stage="input",

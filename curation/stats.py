@@ -1,5 +1,6 @@
-"""Dataset statistics with the columns of the paper's Table 1, for any manifest (curated, converted, or imported
-from the published CSV), as JSON and Markdown."""
+"""Dataset statistics with the columns of the paper's Table 1 (defined and computed in curation/table1.py), for
+any manifest (curated, converted, or imported from the published CSV) or caption file, as JSON, Markdown and
+figures."""
 from __future__ import annotations
 
 import json
@@ -10,20 +11,7 @@ import soundfile as sf
 
 from manifests import ManifestRow, resolve_audio
 
-from .text import count_words
-
-# Where each source's captions come from (Table 1's "text source").
-TEXT_SOURCE = {
-    "soundbible": "web metadata (title, description)",
-    "bigsoundbank": "web metadata (title, description)",
-    "audiocaps": "human annotation (crowdsourced)",
-    "clotho": "human annotation (crowdsourced)",
-}
-LANGUAGE = {"bigsoundbank": "English", "soundbible": "English", "audiocaps": "English", "clotho": "English"}
-COLUMNS = ("source", "language", "duration_h", "n_audios", "n_captions", "max_duration_s", "avg_duration_s",
-           "max_words", "avg_words", "text_source")
-_HEAD = ("Source", "Language", "Duration (h)", "# audios", "# captions", "Max dur. (s)", "Avg dur. (s)",
-         "Max words", "Avg words", "Text source")
+from .table1 import DEFINITIONS, AudioText, records_from_manifest_rows, table1_of_records, to_markdown
 
 
 def audio_durations(rows: list[ManifestRow], manifest_path: str | os.PathLike | None = None) -> dict[str, float | None]:
@@ -44,68 +32,40 @@ def audio_durations(rows: list[ManifestRow], manifest_path: str | os.PathLike | 
     return out
 
 
-def _row(name: str, rows: list[ManifestRow], durations: dict[str, float | None]) -> dict:
-    ids = list(dict.fromkeys(r.id for r in rows))
-    durs = [durations[i] for i in ids if durations.get(i) is not None]
-    words = [count_words(r.caption) for r in rows]
-    sources = sorted({r.source for r in rows})
-    return {
-        "source": name,
-        "language": "/".join(sorted({LANGUAGE.get(s, "unknown") for s in sources})),
-        "duration_h": round(sum(durs) / 3600, 3) if durs else None,
-        "n_audios": len(ids),
-        "n_captions": len(rows),
-        "max_duration_s": round(max(durs), 2) if durs else None,
-        "avg_duration_s": round(sum(durs) / len(durs), 2) if durs else None,
-        "max_words": max(words) if words else 0,
-        "avg_words": round(sum(words) / len(words), 2) if words else 0,
-        "text_source": "; ".join(sorted({TEXT_SOURCE.get(s, "unknown") for s in sources})),
-        "n_audios_with_duration": len(durs),
-    }
-
-
 def table1(rows: list[ManifestRow], manifest_path: str | os.PathLike | None = None) -> list[dict]:
-    """One Table 1 row per source, plus a total when there are several sources."""
-    durations = audio_durations(rows, manifest_path)
-    by_source: dict[str, list[ManifestRow]] = {}
-    for r in rows:
-        by_source.setdefault(r.source, []).append(r)
-    table = [_row(s, by_source[s], durations) for s in sorted(by_source)]
-    if len(by_source) > 1:
-        table.append(_row("total", rows, durations))
-    return table
-
-
-def to_markdown(table: list[dict]) -> str:
-    def fmt(v) -> str:
-        return "n/a" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))
-    lines = ["| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
-    lines += ["| " + " | ".join(fmt(t[c]) for c in COLUMNS) + " |" for t in table]
-    missing = [t for t in table if t["n_audios_with_duration"] < t["n_audios"]]
-    if missing:
-        lines.append("")
-        lines.append("Durations known for " + ", ".join(
-            f"{t['n_audios_with_duration']} of {t['n_audios']} audios ({t['source']})" for t in missing)
-            + "; n/a where none is known (no audio yet).")
-    return "\n".join(lines) + "\n"
+    """Table 1 of a manifest: one row per source, plus a total when there are several (curation/table1.py)."""
+    return table1_of_records(records_from_manifest_rows(rows, audio_durations(rows, manifest_path)))
 
 
 def write_report(rows: list[ManifestRow], out_dir: str | os.PathLike, manifest_path: str | os.PathLike | None = None,
                  figures: bool = True) -> dict:
-    """Write stats.json, stats.md and (optionally) figures/*.png into out_dir; return the JSON content."""
+    """Write stats.json, stats.md and (optionally) figures/*.png of a manifest into out_dir; return the JSON
+    content."""
+    recs = records_from_manifest_rows(rows, audio_durations(rows, manifest_path))
+    return write_records_report(recs, out_dir, [manifest_path] if manifest_path else [], figures, headroom(rows))
+
+
+def write_records_report(recs: list[AudioText], out_dir: str | os.PathLike, inputs: list[str | os.PathLike],
+                         figures: bool = True, headroom_section: dict | None = None) -> dict:
+    """stats.json, stats.md and figures/ of Table 1 records read from any inputs (curation/table1.py), with the
+    headroom section (``headroom()``) of curated manifests when given."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = table1(rows, manifest_path)
-    manifest = os.path.relpath(manifest_path, out_dir) if manifest_path else None  # portable: relative to out_dir
-    report = {"manifest": manifest, "table1": table, "headroom": headroom(rows)}
+    table = table1_of_records(recs)
+    # portable: inputs relative to out_dir
+    report = {"inputs": [os.path.relpath(p, out_dir) for p in inputs], "table1": table, "definitions": DEFINITIONS}
+    md = "# Dataset statistics (Table 1 columns)\n\n" + to_markdown(table)
+    if headroom_section is not None:
+        report["headroom"] = headroom_section
+        md += "\n" + headroom_markdown(headroom_section)
     if figures:
         from .figures import write_figures
-        report["figures"] = [str(p.relative_to(out_dir)) for p in write_figures(rows, out_dir / "figures",
-                                                                              audio_durations(rows, manifest_path))]
-    (out_dir / "stats.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    md = "# Dataset statistics (Table 1 columns)\n\n" + to_markdown(table) + "\n" + headroom_markdown(report["headroom"])
-    if figures:
+        made, skipped = write_figures(recs, out_dir / "figures")
+        report["figures"] = [str(p.relative_to(out_dir)) for p in made]
+        report["figures_not_drawn"] = skipped
         md += "\n" + "\n".join(f"![{Path(f).stem}]({f})" for f in report["figures"]) + "\n"
+        md += "".join(f"\n{name} not drawn: {why}.\n" for name, why in skipped.items())
+    (out_dir / "stats.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out_dir / "stats.md").write_text(md, encoding="utf-8")
     return report
 

@@ -12,7 +12,6 @@ _TAG = re.compile(r"<[^<>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 # A lone surrogate (JSON "\ud800" escapes decode to one) is not text and cannot be written as UTF-8.
 SURROGATE = re.compile(r"[\ud800-\udfff]")
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 NORMAL_FORMS = ("NFC", "NFKC")
 
 
@@ -39,12 +38,3 @@ def clean_tags(tags: list[str] | None, form: str = "NFC") -> list[str]:
         if t and t not in out:
             out.append(t)
     return out
-
-
-def words(text: str) -> list[str]:
-    """The words of a text (letters/digits, inner apostrophes kept), as used for word counts and Figure 1."""
-    return _WORD.findall(text)
-
-
-def count_words(text: str) -> int:
-    return len(words(text))

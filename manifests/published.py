@@ -127,25 +127,26 @@ def write_published_csv(path: str | os.PathLike, rows: Iterable[PublishedRow]) -
 
 def published_to_manifest(rows: Iterable[PublishedRow], caption_mode: str = "title_description",
                           audio_dir: str = "audio") -> list[ManifestRow]:
-    """Manifest rows for published rows (audio not yet fetched: durations unknown, audio_path from fname).
-    Rows with neither title nor description cannot be captioned and are left out; callers that must
-    account for them compare ids."""
+    """One manifest row per published row, none left out (audio not yet fetched: durations unknown, audio_path
+    from fname). The published text and tags are kept exactly in ``title_raw``, ``description_raw`` and
+    ``tags_raw``; a row with neither title nor description gets an empty caption and no split (the schema
+    allows exactly that), so the published file survives a round trip whole. Which rows a dataset keeps is the
+    curation filter's decision, not the import's."""
     out = []
     for r in rows:
-        caption = make_caption(r.title, r.description, caption_mode)
-        if not caption:
-            continue
         out.append(ManifestRow(
             id=r.id, source=r.source, audio_path=f"{audio_dir}/{r.fname}" if audio_dir else r.fname,
-            caption=caption, title=r.title.strip(), description=r.description.strip(),
-            tags=parse_tags(r.tags), view_link=r.view_link, download_link=r.download_link,
-            license="", title_raw=r.title, description_raw=r.description,
+            caption=make_caption(r.title, r.description, caption_mode), title=r.title.strip(),
+            description=r.description.strip(), tags=parse_tags(r.tags), view_link=r.view_link,
+            download_link=r.download_link, license="", title_raw=r.title, description_raw=r.description,
+            tags_raw=r.tags,
         ))
     return out
 
 
 def manifest_to_published(rows: Iterable[ManifestRow]) -> list[PublishedRow]:
-    """One published row per audio (the first row of each id), fname from the audio file's name."""
+    """One published row per audio (the first row of each id), fname from the audio file's name; the raw
+    columns, where a row has them, give back the published text and tags exactly."""
     out, seen = [], set()
     for r in rows:
         if r.id in seen:
@@ -154,6 +155,6 @@ def manifest_to_published(rows: Iterable[ManifestRow]) -> list[PublishedRow]:
         out.append(PublishedRow(
             view_link=r.view_link, download_link=r.download_link,
             title=r.title_raw or r.title, description=r.description_raw or r.description,
-            fname=Path(r.audio_path).name, tags=format_tags(r.tags),
+            fname=Path(r.audio_path).name, tags=r.tags_raw or format_tags(r.tags),
         ))
     return out

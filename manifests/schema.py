@@ -24,7 +24,7 @@ COLUMNS = (
     "title", "description", "caption", "tags", "author", "license", "view_link", "download_link", "split",
 )
 # Columns a manifest may have; readers fill them with defaults where absent.
-OPTIONAL_COLUMNS = ("title_raw", "description_raw", "duplicate_of", "orig_sample_rate", "orig_channels",
+OPTIONAL_COLUMNS = ("title_raw", "description_raw", "tags_raw", "duplicate_of", "orig_sample_rate", "orig_channels",
                     "gain_db", "peak_dbfs", "clipped_samples")
 
 
@@ -61,6 +61,7 @@ class ManifestRow:
     split: str = ""
     title_raw: str = ""
     description_raw: str = ""
+    tags_raw: str = ""
     duplicate_of: str = ""
     orig_sample_rate: int | None = None
     orig_channels: int | None = None
@@ -132,13 +133,20 @@ def _parse_row(raw: dict[str, str], path, line: int) -> ManifestRow:
             raise err(col, "must not be empty")
     if os.path.isabs(vals["audio_path"]):
         raise err("audio_path", f"must be relative to the manifest, got {vals['audio_path']!r}")
-    if not vals["caption"].strip():
-        raise err("caption", "must not be empty")
+    if not vals["caption"].strip() and not _metadata_only(vals):
+        raise err("caption", "must not be empty (only a row with no title, no description and no split may "
+                             "lack one: published metadata kept as it is, used by no split)")
     if vals["sha256"] and not _SHA256.match(vals["sha256"]):
         raise err("sha256", f"not a lowercase hex sha256: {vals['sha256']!r}")
     if vals["split"] not in SPLITS:
         raise err("split", f"must be one of train, val, test or empty, got {vals['split']!r}")
     return ManifestRow(**vals)
+
+
+def _metadata_only(vals: dict) -> bool:
+    """A row that nothing can caption and that no split uses: import-published keeps the published rows
+    without title and description this way, so that the published CSV survives a round trip whole."""
+    return not vals["title"].strip() and not vals["description"].strip() and not vals["split"]
 
 
 def iter_manifest(path: str | os.PathLike) -> Iterator[ManifestRow]:

@@ -69,6 +69,22 @@ def test_soundbible_page_without_metadata_records_nothing_invented():
     assert item["tags"] == [] and item["audio_urls"] == []
 
 
+def test_soundbible_author_and_licence_come_from_the_information_block_only(catalog):
+    """A description that says "Recorded by ..." or "Public Domain" names neither the author nor the licence."""
+    import dataclasses
+    sound = dataclasses.replace(catalog["soundbible:2219"], author="Daniel Simion", license="Attribution 3.0",
+                                description=" Recorded by my uncle in 1990, now Public Domain. A plane lands.")
+    item = soundbible.parse_detail(html(f"{SB_BASE}/{sound.slug}", pages.sb_detail(sound)))
+    assert item["description"] == sound.description  # the text is kept in the description
+    assert (item["author"], item["license"]) == ("Daniel Simion", "Attribution 3.0")
+    # without an information block nothing is taken from the free text
+    page = ("<html><body><section id='course-details'><div class='col-lg-8'><h3>X</h3>"
+            "<p>Recorded by Someone Else. Public Domain.</p></div></section>"
+            "<footer><p>Recorded by the footer</p></footer></body></html>")
+    item = soundbible.parse_detail(html(f"{SB_BASE}/5-X.html", page))
+    assert item["author"] is None and item["license"] is None
+
+
 @pytest.mark.parametrize("era", ["today", "2022"])
 @pytest.mark.parametrize("case", edge_cases()["bigsoundbank"], ids=lambda c: c["fname"])
 def test_bigsoundbank_detail_both_eras(case, era, catalog):

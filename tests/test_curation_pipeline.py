@@ -42,6 +42,8 @@ def raw(tmp_path):
     write(bsb / "files/0008.wav", sine(96000, 0.5, 300, 0.3), 96000, "PCM_16")  # exact duplicate of 0007
     write(bsb / "files/0009.wav", sine(44100, 0.5, 1300, 0.3), 44100, "PCM_16")
     write(bsb / "files/0010.wav", sine(44100, 0.5, 1700, 0.3), 44100, "PCM_16")
+    write(bsb / "files/0012.wav", sine(44100, 0.5, 2100, 0.3), 44100, "PCM_16")
+    write(bsb / "files/0013.wav", sine(44100, 0.5, 2500, 0.3), 44100, "PCM_16")
     sb_recs = [
         _record("soundbible:1", "Old title", "old", "files/1.wav"),
         _record("soundbible:2", "Dog  Bark\u200b", " A dog &amp; <b>cat</b>\tbark.", "files/2.mp3"),
@@ -58,7 +60,9 @@ def raw(tmp_path):
     bsb_recs = [
         _record("bigsoundbank:0007", "Engine", "Diesel engine.", "files/0007.wav"),
         _record("bigsoundbank:0008", "Engine copy", "Same file.", "files/0008.wav"),
-        _record("bigsoundbank:0009", "Bell", "", "files/0009.wav"),                  # no description
+        _record("bigsoundbank:0009", "Bell", "", "files/0009.wav"),                  # title only: kept
+        _record("bigsoundbank:0012", " ", "<p></p>", "files/0012.wav"),             # no text after cleaning
+        _record("bigsoundbank:0013", "", "A lone chime.", "files/0013.wav"),         # description only: kept
         _record("bigsoundbank:0010", "Excluded", "On the eval list.", "files/0010.wav"),
         _record("bigsoundbank:0011", "Missing", "File gone.", "files/0011.wav"),     # ok but file absent
     ]
@@ -68,10 +72,11 @@ def raw(tmp_path):
     expected = {f"soundbible:{i}": ("audio", reason) for i, (_, reason) in enumerate(sorted(broken.items()), 100)}
     expected.update({
         "soundbible:4": ("crawl", "http_error"), "soundbible:5": ("crawl", "not_audio"),
-        "bigsoundbank:0008": ("dedupe", "duplicate"), "bigsoundbank:0009": ("text", "empty_metadata"),
+        "bigsoundbank:0008": ("dedupe", "duplicate"), "bigsoundbank:0012": ("text", "empty_metadata"),
         "bigsoundbank:0010": ("exclude", "excluded"), "bigsoundbank:0011": ("audio", "missing_file"),
     })
-    kept = {"soundbible:1", "soundbible:2", "soundbible:3", "bigsoundbank:0007"}
+    kept = {"soundbible:1", "soundbible:2", "soundbible:3", "bigsoundbank:0007", "bigsoundbank:0009",
+            "bigsoundbank:0013"}
     return raw, expected, kept
 
 
@@ -118,6 +123,10 @@ def test_curate_accounts_for_every_item(raw, tmp_path):
         assert r.split in ("train", "val", "test")
         assert hashlib.sha256(resolve_audio(rep.manifest, r).read_bytes()).hexdigest() == r.sha256
     assert by_id["bigsoundbank:0007"].orig_sample_rate == 96000 and sb1.orig_channels == 2
+    # the paper's filter: a title or a description suffices; the caption is whichever exists
+    assert by_id["bigsoundbank:0009"].caption == "Bell" and by_id["bigsoundbank:0013"].caption == "A lone chime."
+    assert rejects["bigsoundbank:0012"].detail == "no title and no description"
+    assert sb1.tags_raw == "['a', ' ']"  # the crawled tags as they came, beside the cleaned ones
 
     stats = json.loads((out / "stats.json").read_text())
     total = {t["source"]: t for t in stats["table1"]}
@@ -174,11 +183,14 @@ def test_interrupted_run_resumes_to_the_same_result(raw, tmp_path, monkeypatch):
 
 def test_caption_policies(raw, tmp_path):
     raw_dir, _, kept = raw
-    rep = curate(tmp_path / "c", raw=[raw_dir], options=_opts(tmp_path, workers=1, require_both=False,
+    rep = curate(tmp_path / "c", raw=[raw_dir], options=_opts(tmp_path, workers=1, require_both=True,
                                                                caption_mode="description"))
     rows = {r.id: r for r in read_manifest(rep.manifest)}
-    assert set(rows) == kept | {"bigsoundbank:0009"}  # kept without a description when not required
-    assert rows["bigsoundbank:0009"].caption == "Bell"  # falls back to the title
+    assert set(rows) == kept - {"bigsoundbank:0009", "bigsoundbank:0013"}  # both texts required
+    rejects = {r.id: r for r in read_rejects(rep.rejects)}
+    assert [(rejects[i].stage, rejects[i].detail) for i in ("bigsoundbank:0009", "bigsoundbank:0012",
+                                                             "bigsoundbank:0013")] == \
+        [("text", "no description"), ("text", "no title and no description"), ("text", "no title")]
     assert rows["soundbible:1"].caption == "Heavy rain. Thunder."
 
 
@@ -229,10 +241,10 @@ def test_cli_run_on_crawl_output_then_stats(raw, tmp_path, capsys):
     assert "dedupe/duplicate: 1" in printed and "exclude/excluded: 1" in printed
     assert {r.id for r in read_manifest(out / "wavtext5k.csv")} == kept
     assert main(["stats", str(out / "wavtext5k.csv"), "--json"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    table = {t["source"]: t for t in printed["table1"]}
+    table = {t["source"]: t for t in json.loads(capsys.readouterr().out)}
     assert table["total"]["n_audios"] == len(kept)
-    assert printed["headroom"]["n_known"] == len(kept)
+    assert main(["stats", str(out / "wavtext5k.csv")]) == 0
+    assert f"Headroom: 0 of {len(kept)} audios attenuated" in capsys.readouterr().out
     assert main(["stats", str(tmp_path / "nope.csv")]) == 2  # a clear error, not a traceback
 
 

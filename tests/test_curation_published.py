@@ -1,5 +1,5 @@
-"""The published WavText5K CSV through the CLI: import, export (round trip), and Table 1 statistics."""
-import json
+"""The published WavText5K CSV through the CLI: import, export (byte-for-byte round trip), the text filter."""
+import csv
 
 import pytest
 
@@ -15,50 +15,78 @@ def imported(tmp_path_factory):
     return d, read_published_csv(PUBLISHED_CSV), read_manifest(d / "imported.csv")
 
 
-def test_import_keeps_every_captionable_row_with_clean_text(imported):
+def test_import_keeps_every_row_with_clean_text(imported):
     _, published, rows = imported
-    captionable = [p for p in published if p.title.strip() or p.description.strip()]
-    assert [r.id for r in rows] == [p.id for p in captionable]
-    for p, r in zip(captionable, rows):
-        assert (r.title_raw, r.description_raw) == (p.title, p.description)  # provenance kept exactly
+    assert [r.id for r in rows] == [p.id for p in published]  # the 5 rows without any text included
+    for p, r in zip(published, rows):
+        assert (r.title_raw, r.description_raw, r.tags_raw) == (p.title, p.description, p.tags)  # provenance
         assert "  " not in r.caption and "\u200b" not in r.caption and "\r" not in r.caption and "<" not in r.caption
         assert r.tags == parse_tags(p.tags)
-        assert r.split == assign_split(r.id)  # the split curation gives the same id
+        passes = bool(r.title or r.description)  # the paper's filter
+        assert r.split == (assign_split(r.id) if passes else "")  # the split curation gives the same id
+    assert sum(not r.split for r in rows) == 5
+    assert sum(r.split != "" and not r.description for r in rows) == 172  # title-only sounds kept, by title
+    assert all(r.caption == r.title for r in rows if r.split and not r.description)
 
 
-def test_round_trip_export_gives_back_the_published_rows(imported):
+def test_round_trip_export_gives_back_the_published_file_byte_for_byte(imported):
     d, published, _ = imported
     assert main(["export-published", str(d / "imported.csv"), "--out", str(d / "exported.csv")]) == 0
-    exported = {p.id: p for p in read_published_csv(d / "exported.csv")}
-    orig = {p.id: p for p in published if p.title.strip() or p.description.strip()}
-    assert exported.keys() == orig.keys()
-    for i, p in orig.items():
-        e = exported[i]
-        assert (e.view_link, e.download_link, e.title, e.description, e.fname) == \
-               (p.view_link, p.download_link, p.title, p.description, p.fname)
-        assert parse_tags(e.tags) == parse_tags(p.tags)
+    assert (d / "exported.csv").read_bytes() == PUBLISHED_CSV.read_bytes()
+    repeated = [p for p in published if len(parse_tags(p.tags)) < len(p.tags.split("', '"))]
+    assert repeated  # published tags with repeats (or leaked HTML) come back exactly, not cleaned
 
 
-def test_stats_on_the_published_import(imported, capsys):
-    d, published, _ = imported
-    capsys.readouterr()
-    assert main(["stats", str(d / "imported.csv"), "--out", str(d / "stats")]) == 0
-    md = capsys.readouterr().out
-    table = {t["source"]: t for t in json.loads((d / "stats" / "stats.json").read_text())["table1"]}
-    for source in ("soundbible", "bigsoundbank"):
-        expected = [p for p in published if p.source == source and (p.title.strip() or p.description.strip())]
-        assert table[source]["n_audios"] == table[source]["n_captions"] == len(expected)
-        assert table[source]["duration_h"] is None  # no audio fetched: durations unknown, not invented
-        assert f"| {source} | English |" in md
-    assert table["total"]["n_audios"] == table["soundbible"]["n_audios"] + table["bigsoundbank"]["n_audios"]
-    assert table["soundbible"]["avg_words"] > table["bigsoundbank"]["avg_words"] > 3
-    assert (d / "stats" / "figures" / "top_words.png").stat().st_size > 5000
-
-
-def test_require_both_leaves_out_rows_lacking_one(imported, tmp_path):
+def test_require_both_gives_no_split_to_rows_lacking_one(imported, tmp_path):
     _, published, rows = imported
     assert main(["import-published", str(PUBLISHED_CSV), "--out", str(tmp_path / "both.csv"), "--require-both",
                  "--caption-mode", "description"]) == 0
     both = read_manifest(tmp_path / "both.csv")
-    assert 0 < len(both) < len(rows)
-    assert all(r.title and r.description and r.caption == r.description for r in both)
+    assert len(both) == len(rows)
+    with_split = [r for r in both if r.split]
+    assert len(with_split) == 4348 and all(r.title and r.description and r.caption == r.description
+                                           for r in with_split)
+
+
+def _published_folder(tmp_path):
+    """A published-format CSV and its audio: title-only, description-only, neither, both, broken audio."""
+    from tests.synth import sine, write
+    audio = tmp_path / "audio"
+    cases = {  # fname: (title, description, audio)
+        "1.wav": ("Bell", "", "good"), "2.wav": ("", "A dog barks twice.", "good"),
+        "3.wav": ("", "  ", "good"), "4.wav": ("Rain", "Rain on a tin roof.", "good"),
+        "5.wav": ("Wind", "Strong wind.", "broken"),
+    }
+    with open(tmp_path / "meta.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["view_link", "download_link", "title", "description", "fname", "tags"])
+        for i, (fname, (title, desc, kind)) in enumerate(cases.items(), 1):
+            if kind == "good":
+                write(audio / fname, sine(44100, 0.4, 300 + 200 * i, 0.3), 44100, "PCM_16")
+            else:
+                (audio / fname).parent.mkdir(parents=True, exist_ok=True)
+                (audio / fname).write_bytes(b"RIFF\x00\x00")
+            w.writerow([f"https://soundbible.com/{i}-x.html", "", title, desc, fname, ""])
+    return tmp_path / "meta.csv", audio
+
+
+@pytest.mark.parametrize("require_both", [False, True])
+def test_run_and_import_published_apply_the_same_filter(tmp_path, require_both):
+    from curation.sources import read_rejects
+    meta, audio = _published_folder(tmp_path)
+    flag = ["--require-both"] if require_both else []
+    assert main(["run", "--published", str(meta), str(audio), "--out", str(tmp_path / "cur"), "--workers", "1",
+                 "--no-progress", "--no-figures", *flag]) == 0
+    assert main(["import-published", str(meta), "--out", str(tmp_path / "imp.csv"), *flag]) == 0
+    curated = {r.id: r for r in read_manifest(tmp_path / "cur" / "wavtext5k.csv")}
+    rejects = {r.id: r for r in read_rejects(tmp_path / "cur" / "rejects.csv")}
+    imported = {r.id: r for r in read_manifest(tmp_path / "imp.csv")}
+    passes = {i for i, r in imported.items() if r.split}
+    text_rejects = {i for i, r in rejects.items() if r.stage == "text"}
+    assert rejects["soundbible:5"].stage == "audio"  # broken audio: only curation can know
+    assert passes == set(curated) | {"soundbible:5"}  # the same text filter in both entry points
+    assert text_rejects == set(imported) - passes
+    expected = {"soundbible:4"} if require_both else {"soundbible:1", "soundbible:2", "soundbible:4"}
+    assert set(curated) == expected
+    if not require_both:
+        assert curated["soundbible:1"].caption == "Bell" and curated["soundbible:2"].caption == "A dog barks twice."

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from curation.sources import read_crawl_output, read_id_list
-from curation.text import clean_tags, clean_text, count_words
+from curation.text import clean_tags, clean_text
 
 
 @pytest.mark.parametrize("raw,clean", [
@@ -28,9 +28,8 @@ def test_nfkc_folds_compatibility_characters():
         clean_text("x", "NFD")
 
 
-def test_tags_and_words():
+def test_tags():
     assert clean_tags(["rain", " ", "rain", "<li>storm</li>", "Thunder\u200b"]) == ["rain", "storm", "Thunder"]
-    assert count_words("A dog's bark, 2 times - loud!") == 6
 
 
 def test_id_list(tmp_path):

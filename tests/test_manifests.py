@@ -128,18 +128,23 @@ def test_published_csv_round_trips_byte_for_byte(tmp_path: Path) -> None:
 def test_published_to_manifest_and_back_keeps_every_field(tmp_path: Path) -> None:
     rows = read_published_csv(PUBLISHED_CSV)
     manifest = published_to_manifest(rows)
-    # rows with neither title nor description cannot be captioned
-    uncaptionable = {r.id for r in rows if not r.title.strip() and not r.description.strip()}
-    assert {m.id for m in manifest} == {r.id for r in rows} - uncaptionable
+    assert [m.id for m in manifest] == [r.id for r in rows]  # nothing left out, even rows without text
+    uncaptionable = [m for m in manifest if not m.caption]
+    assert len(uncaptionable) == 5 and all(not m.title and not m.description and not m.split for m in uncaptionable)
     path = write_manifest(tmp_path / "m.csv", manifest)
-    back = {p.fname: p for p in manifest_to_published(read_manifest(path))}
-    for r in rows:
-        if r.id in uncaptionable:
-            continue
-        p = back[r.fname]
-        assert (p.view_link, p.download_link, p.title, p.description) == \
-            (r.view_link, r.download_link, r.title, r.description)
-        assert parse_tags(p.tags) == parse_tags(r.tags)
+    back = manifest_to_published(read_manifest(path))
+    assert back == rows  # every field, raw tags with their repeats included
+    assert write_published_csv(tmp_path / "p.csv", back).read_bytes() == PUBLISHED_CSV.read_bytes()
+
+
+def test_only_text_less_rows_without_split_may_lack_a_caption(tmp_path: Path) -> None:
+    base = ManifestRow(id="soundbible:1", source="soundbible", audio_path="a.wav", caption="")
+    write_manifest(tmp_path / "ok.csv", [base])
+    assert read_manifest(tmp_path / "ok.csv")[0].caption == ""
+    for bad in (dict(split="train"), dict(title="Dog")):
+        write_manifest(tmp_path / "bad.csv", [ManifestRow(**{**base.__dict__, **bad})])
+        with pytest.raises(ManifestError, match="caption"):
+            read_manifest(tmp_path / "bad.csv")
 
 
 def test_parse_tags_repairs_leaked_html() -> None:

@@ -3,7 +3,7 @@
     wt5k-train --config configs/tiny.json [--resume] [key=value ...]
     torchrun --nproc-per-node 4 -m training.cli --config configs/exp_B.json     # several GPUs
     wt5k-eval --checkpoint runs/tiny/best.pt [--checkpoint runs/other/best.pt] [--manifest PATH[:SPLIT] ...]
-              [--split test|val] [--json out.json]
+              [--split test|val] [--paper ROW] [--json out.json]
 """
 from __future__ import annotations
 
@@ -61,14 +61,20 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--caption-mode", choices=CAPTION_MODES)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--paper", metavar="ROW", help="print the paper's row beside each checkpoint's, with the "
+                   "difference (A, B, C, D, table4_title_description, table4_description; default: the row the "
+                   "checkpoint's config names in paper_row, if any)")
     p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "
                                   "checkpoint)")
     args = p.parse_args(argv)
     from training.evaluate import evaluate_checkpoints, format_table, write_json
+    from training.paper import check_paper_row
 
     try:
+        if args.paper:
+            check_paper_row(args.paper)
         rows = evaluate_checkpoints(args.checkpoint, args.manifest, args.split, args.caption_mode,
-                                    args.batch_size, args.device, args.name)
+                                    args.batch_size, args.device, args.name, args.paper)
     except (ValueError, FileNotFoundError) as e:
         print(f"wt5k-eval: {e}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ Layout (every key optional except ``name``, ``model`` and ``data.train``)::
               "samples_per_epoch": null, "num_workers": 4, "cache_mb": 0, "eval_batch_size": 32},
      "optim": {"lr": 1e-4, "weight_decay": 0.0, "lr_step_epochs": 20, "lr_gamma": 0.1, "grad_clip_norm": null},
      "epochs": 45, "batch_size": 128, "seed": 0, "out_dir": "runs", "amp": true, "log_every": 10,
-     "val_every": 1, "save_every_steps": 0, "sync_batchnorm": true}
+     "val_every": 1, "save_every_steps": 0, "sync_batchnorm": true, "paper_row": null}
 
 Manifest paths are relative to the current directory (run from the repository root). ``batch_size`` is the
 GLOBAL batch: with N ranks each takes batch_size / N pairs. Overrides are ``dotted.key=value`` with a JSON
@@ -88,6 +88,7 @@ class RunConfig:
     save_every_steps: int = 0  # also write latest.pt every N steps (0: at the end of each epoch only)
     sync_batchnorm: bool = True  # SyncBatchNorm across ranks (CUDA multi-GPU only; gloo/CPU lacks it)
     find_unused_parameters: bool = False
+    paper_row: str | None = None  # the row of the paper's Table 3/4 this run reproduces (training/paper.py)
 
     def __post_init__(self):
         if not self.name or "/" in self.name:
@@ -106,6 +107,9 @@ class RunConfig:
         for key in ("epochs", "batch_size", "val_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.paper_row is not None:
+            from training.paper import check_paper_row
+            check_paper_row(self.paper_row)
         if self.data.crop_s is not None and not self.data.crop_s > 0:
             raise ValueError(f"data.crop_s must be positive, got {self.data.crop_s}")
 

@@ -19,6 +19,7 @@ import torch
 from training.config import ManifestSpec
 from training.data import read_pairs, window_samples
 from training.metrics import retrieval_metrics
+from training.paper import compare_with_paper
 
 TABLE_METRICS = ("R@1", "R@5", "R@10", "mAP@10")
 
@@ -72,18 +73,26 @@ def format_table(rows: dict[str, dict[str, dict]]) -> str:
         for ds in datasets:
             r = per_dataset.get(ds)
             for direction in ("t2a", "a2t"):
-                vals = ([f"{100 * r[direction][m]:>{cell}.1f}" for m in TABLE_METRICS] if r
+                vals = ([_cell(r[direction].get(m), cell) for m in TABLE_METRICS] if r
                         else [f"{'-':>{cell}}"] * len(TABLE_METRICS))
                 cells.append("".join(vals))
         out.append(f"{name:<{name_w}}" + "".join(f" | {cells[2 * i]} | {cells[2 * i + 1]}" for i in range(len(datasets))))
     return "\n".join(out)
 
 
+def _cell(value: float | None, width: int) -> str:
+    """A fraction as a percentage; None (a value the paper row lacks) as "-"."""
+    return f"{'-':>{width}}" if value is None else f"{100 * value:>{width}.1f}"
+
+
 def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], specs: Sequence[ManifestSpec] | None = None,
                          split: str = "test", caption_mode: str | None = None, batch_size: int = 32,
-                         device: str = "cpu", names: Sequence[str] | None = None) -> dict[str, dict[str, dict]]:
+                         device: str = "cpu", names: Sequence[str] | None = None, paper: str | None = None
+                         ) -> dict[str, dict[str, dict]]:
     """Evaluate each checkpoint on ``specs`` (default: its own config's ``split`` manifests, "test" or
-    "val"); returns {row name: {dataset label: metrics}} (row name: run name/checkpoint file stem)."""
+    "val"); returns {row name: {dataset label: metrics}} (row name: run name/checkpoint file stem). After a
+    checkpoint's row come the paper's row and the difference (training/paper.py) when ``paper`` names a row
+    of the paper's tables, or else when the checkpoint's config names one (``paper_row``)."""
     from training.checkpoint import load_checkpoint, model_from_checkpoint
 
     if names is not None and len(names) != len(checkpoints):
@@ -102,6 +111,9 @@ def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], specs: Sequen
         mode = caption_mode or data.get("caption_mode", "title_description")
         name = names[i] if names else f"{config.get('name', Path(path).parent.name)}/{Path(path).stem}"
         rows[name] = evaluate_model(model, use, mode, window, batch_size, device)
+        row = paper or config.get("paper_row")
+        if row:
+            rows.update(compare_with_paper(name, rows[name], row))
     return rows
 
 

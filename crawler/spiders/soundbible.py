@@ -14,6 +14,27 @@ KNOWN_LICENSES = re.compile(r"Attribution(?: Noncommercial)? \d\.\d|Sampling Plu
                             r"Personal Use Only|Noncommercial \d\.\d")
 
 
+def _info_block(response: Response) -> tuple[str | None, str | None]:
+    """(author, licence) from the sound's information block (``section#course-details div.course-info``:
+    ``<h5>Author</h5><p>Recorded by X</p>``, ``<h5>License</h5><p>...</p>``), never from free text elsewhere:
+    a description saying "Recorded by ..." or "Public Domain" is not the sound's author or licence."""
+    author = license_ = None
+    for block in response.css("section#course-details div.course-info"):
+        label = (block.xpath("./h5").xpath("string()").get() or "").strip().lower()
+        value = (block.xpath("./p").xpath("string()").get() or "").strip()  # raw, as the site shows it
+        if not value:
+            continue
+        m = re.search(r"Recorded by\s+(.+)", value)
+        if author is None and (label.startswith("author") or (m and not label)):
+            author = m.group(1).strip() if m else value
+        elif license_ is None and label.startswith("licen"):
+            license_ = value
+    if license_ is None:  # an unlabelled block naming one of the site's licences
+        texts = response.css("section#course-details div.course-info p").xpath("string()").getall()
+        license_ = next((m.group(0) for t in texts if (m := KNOWN_LICENSES.search(t))), None)
+    return author, license_
+
+
 def parse_detail(response: Response, position: int | None = None, listing_title: str | None = None) -> SoundItem:
     """A SoundItem from a detail page (raw texts as shown; audio_urls: wav, mp3, then the player's mp3)."""
     m = DETAIL_HREF.search(response.url)
@@ -26,12 +47,7 @@ def parse_detail(response: Response, position: int | None = None, listing_title:
     visible = [t for t in (a.xpath("string()").get() for a in response.css("li a[href^='tags-']")) if t.strip()]
     keywords = response.xpath("//meta[@name='keywords']/@content").get() or ""
     tags = list(dict.fromkeys(t.strip() for t in visible + keywords.split(",") if t.strip()))
-    texts = [t.strip() for t in response.xpath("//body//text()").getall() if t.strip()]
-    author = next((m.group(1).strip() for t in texts if (m := re.search(r"Recorded by\s+(.+)", t))), None)
-    license_ = response.xpath("//div[contains(@class,'course-info')][h5[contains(., 'Licen')]]/p").xpath(
-        "string()").get()
-    if not (license_ and license_.strip()):
-        license_ = next((m.group(0) for t in texts if (m := KNOWN_LICENSES.search(t))), None)
+    author, license_ = _info_block(response)
     grabs = [response.urljoin(h) for h in response.css("a[href*='grab.php']::attr(href)").getall()]
     urls = sorted(grabs, key=lambda u: 0 if "type=wav" in u else 1)
     player = response.css("#ag1::attr(data-source)").get()

@@ -1,0 +1,102 @@
+"""The paper's Table 3 / Table 4 rows as data, the paper configs that name them, and wt5k-eval printing them
+beside the measured row with the difference."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.cli import eval_main, train_main
+from training.config import load_config
+from training.model import CLAP, CLAPConfig
+from training.paper import paper_metrics, paper_results
+from tests.training_fixtures import TINY_MODEL, make_manifest, run_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PAPER_CONFIGS = {"exp_A": "A", "exp_B": "B", "exp_C": "C", "exp_D": "D",
+                 "table4_title_description": "table4_title_description", "table4_description": "table4_description"}
+
+
+def test_paper_results_hold_every_row_dataset_direction_and_metric():
+    data = paper_results()
+    assert set(data["rows"]) == set(PAPER_CONFIGS.values())
+    for row in data["rows"].values():
+        assert set(row["percent"]) == {"AudioCaps", "Clotho"}
+        for dirs in row["percent"].values():
+            assert set(dirs) == {"t2a", "a2t"}
+            assert all(list(v) == data["metrics"] for v in dirs.values())
+    # Table 4's "Desc. + Title" row is Table 3's Exp D (the paper says so): the same numbers
+    assert data["rows"]["table4_title_description"]["percent"] == data["rows"]["D"]["percent"]
+    d = paper_metrics("D")["AudioCaps"]
+    assert (d["t2a"]["mAP@10"], d["t2a"]["R@1"], d["a2t"]["mAP@10"], d["a2t"]["R@1"]) == \
+        pytest.approx((0.4945, 0.3469, 0.3081, 0.4191))
+
+
+def test_paper_configs_name_their_rows_and_table4_is_exp_d():
+    cfgs = {n: load_config(CONFIGS / f"{n}.json") for n in PAPER_CONFIGS}
+    assert {n: c.paper_row for n, c in cfgs.items()} == PAPER_CONFIGS
+    for name in ("table4_title_description", "table4_description"):
+        assert cfgs[name].model == cfgs["exp_D"].model  # Cnn14 + HTSAT with both pretrained checkpoints
+        assert [s.manifest for s in cfgs[name].data.train] == [s.manifest for s in cfgs["exp_D"].data.train]
+        # the Exp D model, built at tiny sizes (no pretrained files read)
+        model = copy.deepcopy(cfgs[name].model)
+        model["audio"] = {**TINY_MODEL["audio"], "encoder": model["audio"]["encoder"]}
+        model["text"], model["projection"] = TINY_MODEL["text"], TINY_MODEL["projection"]
+        clap = CLAP(CLAPConfig.from_dict(model), load_pretrained=False)
+        assert clap.audio_encoder.cnn14 is not None and clap.audio_encoder.htsat is not None
+        assert clap.audio_encoder.output_dim == clap.audio_encoder.cnn14.embedding_dim + \
+            clap.audio_encoder.htsat.embedding_dim
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny run trained with exp_D's paper_row, its test set labelled "AudioCaps" like the paper configs'."""
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("paper")
+    manifest = make_manifest(tmp / "data", 6)
+    cfg = run_config(tmp, [{"manifest": str(manifest)}], epochs=1, batch_size=3)
+    cfg["data"]["test"] = [{"manifest": str(manifest), "name": "AudioCaps"}]
+    cfg["paper_row"] = load_config(CONFIGS / "exp_D.json").paper_row
+    (tmp / "c.json").write_text(json.dumps(cfg))
+    assert train_main(["--config", str(tmp / "c.json"), "--quiet"]) == 0
+    return tmp / "t" / "best.pt"
+
+
+def test_each_paper_configs_eval_carries_the_papers_row(checkpoint, tmp_path, capsys):
+    # one checkpoint per paper config, its config naming the row as that config does
+    ckpt = load_checkpoint(checkpoint)
+    paths = []
+    for name in PAPER_CONFIGS:
+        ckpt["config"]["paper_row"] = load_config(CONFIGS / f"{name}.json").paper_row
+        paths.append(save_checkpoint(tmp_path / f"{name}.pt", ckpt))
+    args = [a for p, n in zip(paths, PAPER_CONFIGS) for a in ("--checkpoint", str(p), "--name", n)]
+    capsys.readouterr()
+    assert eval_main(args + ["--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = json.loads((tmp_path / "e.json").read_text())
+    for name, row in PAPER_CONFIGS.items():
+        assert f"paper {row}" in rows and f"{name} - paper {row}" in rows  # the JSON carries both, and the difference
+        assert any(line.startswith(f"paper {row} ") for line in out)
+        paper = paper_metrics(row)["AudioCaps"]
+        diff = rows[f"{name} - paper {row}"]["AudioCaps"]
+        for d in ("t2a", "a2t"):
+            for m, v in paper[d].items():
+                expected = None if v is None else rows[name]["AudioCaps"][d][m] - v
+                assert diff[d][m] == (pytest.approx(expected) if expected is not None else None)
+    line = next(line for line in out if line.startswith("paper D "))
+    assert line.split("|")[1].split() == ["34.7", "-", "-", "49.5"]  # AudioCaps T2A: R@1 R@5 R@10 mAP@10
+    assert line.split("|")[2].split() == ["41.9", "-", "-", "30.8"]  # AudioCaps A2T
+
+
+def test_paper_option_chooses_the_row_and_rejects_unknown_ones(checkpoint, tmp_path, capsys):
+    capsys.readouterr()
+    assert eval_main(["--checkpoint", str(checkpoint), "--name", "run", "--paper", "table4_description",
+                      "--json", str(tmp_path / "e.json")]) == 0
+    assert set(json.loads((tmp_path / "e.json").read_text())) == {"run", "paper table4_description",
+                                                                  "run - paper table4_description"}
+    assert eval_main(["--checkpoint", str(checkpoint), "--paper", "E"]) == 2
+    assert "unknown paper row 'E'" in capsys.readouterr().err
