@@ -115,7 +115,7 @@ def cmd_stats(a: argparse.Namespace) -> int:
         split, sep, path = spec.partition("=")
         if not sep:
             split, path = None, spec
-        kind, got = read_records(path, split)
+        kind, got = read_records(path, split, a.encoding)
         kinds.append(f"{path}: {kind}")
         if kind == "manifest":  # curated manifests record what the headroom policy did
             manifest_rows += read_manifest(path)
@@ -209,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="write stats.json, stats.md and figures/ here")
     s.add_argument("--no-figures", action="store_true")
     s.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    s.add_argument("--encoding", type=_encoding, default=DEFAULT_ENCODING,
+                   help="text encoding of AudioCaps/Clotho CSVs (copies of Clotho's circulate in cp949)")
     s.set_defaults(func=cmd_stats)
 
     i = sub.add_parser("import-published", help="published WavText5K CSV -> manifest (audio not fetched)")

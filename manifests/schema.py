@@ -5,6 +5,7 @@ several captions per audio repeats the audio's row with the same ``id`` and anot
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import math
@@ -182,6 +183,11 @@ def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable
             yield reader.line_num, raw
 
 
+def encoding_label(encoding: str) -> str:
+    """How messages name an encoding: "UTF-8" for both UTF-8 codecs (with and without a byte order mark)."""
+    return "UTF-8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
+
+
 def _decoded_lines(f, path: Path, encoding: str, hint: str) -> Iterator[str]:
     """The lines of a binary file as text, decoded one by one so that an undecodable byte is reported with the
     line it is on (the csv module counts the same physical lines)."""
@@ -189,7 +195,8 @@ def _decoded_lines(f, path: Path, encoding: str, hint: str) -> Iterator[str]:
         try:
             yield raw.decode(encoding)
         except UnicodeDecodeError as e:
-            raise ManifestError(path, n, None, f"not {encoding} text: bytes {raw[e.start:e.start + 4]!r} at byte "
+            raise ManifestError(path, n, None, f"not {encoding_label(encoding)} text: bytes "
+                                               f"{raw[e.start:e.start + 4]!r} at byte "
                                                f"{e.start + 1} of the line{'; ' + hint if hint else ''}") from None
 
 

@@ -114,7 +114,7 @@ def test_clotho_csv_in_cp949_names_file_row_and_encoding_then_reads_with_encodin
             "--no-progress", "--no-figures"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert str(path) in err and "row 3" in err and "utf-8-sig" in err and "--encoding" in err, err
+    assert str(path) in err and "row 3" in err and "not UTF-8 text" in err and "--encoding" in err, err
     assert main(args + ["--encoding", "cp949"]) == 0
     rows = validate_manifest(tmp_path / "o" / "clotho.csv")
     assert [r.caption for r in rows if r.id == "clotho:b.wav"][0] == "새가 운다 멀리"
@@ -138,3 +138,15 @@ def test_usage_errors_exit_2_with_a_message_about_the_option(audiocaps, tmp_path
     assert rc == 2
     err = capsys.readouterr().err
     assert message in err and "target_sr" not in err, err
+
+
+def test_stats_of_a_cp949_clotho_csv_needs_and_takes_encoding(tmp_path, capsys):
+    header = ",".join(["file_name"] + [f"caption_{i}" for i in range(1, 6)])
+    path = tmp_path / "clotho_captions_evaluation.csv"
+    rows = [f"a.wav,{','.join(['A bell rings'] * 5)}", f"b.wav,{','.join(['새가 운다'] * 5)}"]
+    path.write_bytes(("\n".join([header] + rows) + "\n").encode("cp949"))
+    assert main(["stats", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "not UTF-8 text" in err and "--encoding" in err, err
+    assert main(["stats", str(path), "--encoding", "cp949"]) == 0
+    assert "clotho" in capsys.readouterr().out
