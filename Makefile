@@ -17,8 +17,11 @@ CONFIG  ?= configs/tiny.json
 CHECKPOINT ?=
 EVAL_ARGS ?=
 PYTEST_ARGS ?=
+# weights: which published pretrained files to fetch (wt5k-weights list names them all) and where
+WEIGHTS ?= cnn14 roberta-base
+WEIGHTS_DIR ?= $(DATA)/pretrained
 
-.PHONY: help setup crawl mirror curate stats train eval test bench demo clean
+.PHONY: help setup crawl mirror curate stats train eval test bench demo weights clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -63,6 +66,9 @@ bench: setup  ## run the benchmarks (crawl speed, curation throughput, training 
 
 demo: setup  ## offline end to end: mirror -> crawl -> curate -> train -> eval -> search
 	$(BIN)/python -m demo --out $(DATA)/demo
+
+weights: setup  ## download and check pretrained files where the paper configs look: make weights WEIGHTS="cnn14 roberta-base"
+	$(BIN)/wt5k-weights fetch $(WEIGHTS) --dir $(WEIGHTS_DIR)
 
 clean:  ## remove generated data and runs (not the venv)
 	rm -rf $(DATA) runs bench_out

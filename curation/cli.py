@@ -73,7 +73,7 @@ def _add_curate_options(p: argparse.ArgumentParser, manifest_name: str) -> None:
     p.add_argument("--exclude", type=Path, help="ids to leave out: one per line, or a CSV with an id column")
     p.add_argument("--text-form", choices=NORMAL_FORMS, default="NFC", help="Unicode normal form of the text")
     p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bars")
 
 
 def _options(a: argparse.Namespace, **extra) -> CurateOptions:

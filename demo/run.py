@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from manifests.crawl_record import ITEMS_FILE, last_records
+from manifests.progress import silence_progress_bars
 from manifests.schema import ManifestRow, read_manifest, write_manifest
 
 # Package data: the demo runs the same from a source checkout and from an installed wheel.
@@ -36,18 +36,6 @@ TEXT_QUERIES = ("a loud high-pitched tone followed by a burst of noise", "a quie
 ZERO_SHOT_LABELS = ("a steady tone", "a rising sweep", "a falling sweep", "clicks", "a noise burst", "beeps")
 # --quick: the same pipeline on fewer sounds and 64 training steps (the test suite runs it)
 QUICK = {"n_sounds": 160, "overrides": ["epochs=8", "data.samples_per_epoch=256", "val_every=8"]}
-
-
-def chance_levels(n_audios: int, n_captions: int, ks=(1, 5, 10)) -> dict:
-    """Expected metrics of a random ranking. t2a: one relevant audio among n_audios. a2t: c = n_captions /
-    n_audios relevant captions among n_captions (a hit when any of them is in the top k)."""
-    c = max(1, round(n_captions / n_audios))
-    out = {"t2a": {f"R@{k}": min(1.0, k / n_audios) for k in ks},
-           "a2t": {f"R@{k}": 1 - math.comb(n_captions - c, k) / math.comb(n_captions, k) if k <= n_captions
-                   else 1.0 for k in ks}}
-    # mAP@10 of one relevant item at a uniformly random rank: mean of 1/r over r <= 10
-    out["t2a"]["mAP@10"] = sum(1 / r for r in range(1, min(10, n_audios) + 1)) / n_audios
-    return out
 
 
 def _prepare(out: Path) -> None:
@@ -106,7 +94,7 @@ def _print_metrics(rows: dict) -> dict:
     print(f"\n{'dataset':<24} {'direction':<9} {'R@1':>14} {'R@10':>14} {'mAP@10':>8}   (model vs chance, %)")
     for per_dataset in rows.values():
         for label, m in per_dataset.items():
-            chance = chance_levels(m["n_audios"], m["n_captions"])
+            chance = m["chance"]  # retrieval_metrics' exact chance levels of this dataset
             summary[label] = {"n_audios": m["n_audios"], "n_captions": m["n_captions"], "model": {}, "chance": chance}
             for d in ("t2a", "a2t"):
                 summary[label]["model"][d] = {k: m[d][k] for k in ("R@1", "R@5", "R@10", "mAP@10")}
@@ -158,7 +146,7 @@ def _searches(checkpoint: Path, curated: Path, index_dir: Path) -> list[dict]:
 
 
 def run_demo(out: str | Path, n_sounds: int = 400, seed: int = 0, config: str | Path = DEMO_CONFIG,
-             overrides: list[str] | None = None) -> dict:
+             overrides: list[str] | None = None, quiet: bool = False) -> dict:
     """Run every stage into ``out``; returns (and writes to out/summary.json) metrics, chance levels, timings
     and the paths of every artefact."""
     from training.cli import eval_main, train_main
@@ -200,7 +188,7 @@ def run_demo(out: str | Path, n_sounds: int = 400, seed: int = 0, config: str | 
     run_config = paths["runs"] / "demo_config.json"
     run_config.parent.mkdir(parents=True, exist_ok=True)
     run_config.write_text(json.dumps(cfg, indent=2))
-    train_args = ["--config", str(run_config)] + (["--quiet"] if not sys.stderr.isatty() else []) + list(overrides or [])
+    train_args = ["--config", str(run_config)] + (["--quiet"] if quiet or not sys.stderr.isatty() else []) + list(overrides or [])
     print("$ wt5k-train " + " ".join(train_args), flush=True)
     if train_main(train_args) != 0:
         raise SystemExit("error: training failed")
@@ -255,12 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=str(DEMO_CONFIG), help="training config (manifest paths are filled in)")
     ap.add_argument("--quick", action="store_true", help="a shortened run (fewer sounds, a smaller model, 3 "
                                                          "epochs): checks the pipeline, not the model's quality")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is not a terminal)")
     ap.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides, e.g. epochs=10")
     a = ap.parse_args(argv)
+    if a.quiet:
+        silence_progress_bars()
     n = a.sounds or (QUICK["n_sounds"] if a.quick else 400)
     overrides = (QUICK["overrides"] if a.quick else []) + a.overrides
     try:
-        run_demo(a.out, n, a.seed, a.config, overrides)
+        run_demo(a.out, n, a.seed, a.config, overrides, a.quiet)
     except FileExistsError as e:  # a usage error: exit 2
         print(f"python -m demo: error: {e}", file=sys.stderr)
         return 2

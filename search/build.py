@@ -21,14 +21,18 @@ def embedder_for(checkpoint: str | os.PathLike | None, index: AudioIndex | None 
 
 
 def build_index(checkpoint: str | os.PathLike, out: str | os.PathLike, manifest: str | None = None,
-                folder: str | None = None, batch_size: int = 16, window_s: float | None = None) -> AudioIndex:
-    """Embed a manifest's or a folder's audio (and captions) and save the index to ``out``."""
+                folder: str | None = None, batch_size: int = 16, window_s: float | None = None,
+                split: str | None = None) -> AudioIndex:
+    """Embed a manifest's (its ``split`` rows when given) or a folder's audio (and captions) and save the index
+    to ``out``."""
     if (manifest is None) == (folder is None):
         raise ValueError("index either a manifest or a folder of audio")
-    items = items_from_manifest(manifest) if manifest else items_from_folder(folder)
+    if split is not None and manifest is None:
+        raise ValueError("a split selects rows of a manifest; a folder has none")
+    items = items_from_manifest(manifest, split) if manifest else items_from_folder(folder)
     emb = embedder_for(checkpoint, batch_size=batch_size, window_s=window_s)
     meta = {"checkpoint": str(Path(checkpoint).resolve()), "source": str(Path(manifest or folder).resolve()),
-            "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
+            "split": split, "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
             "logit_scale": emb.logit_scale}
     index = AudioIndex.build(emb, items, meta)
     index.save(out)

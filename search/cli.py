@@ -1,6 +1,7 @@
 """`wt5k-search`: index audio with a trained checkpoint, then search it by text, by audio, or classify zero-shot.
 
     wt5k-search index --checkpoint runs/tiny/best.pt --manifest data/curated/wavtext5k.csv --out data/index
+    wt5k-search index --checkpoint runs/tiny/best.pt --manifest data/curated/wavtext5k.csv:test --out data/index
     wt5k-search index --checkpoint runs/tiny/best.pt --folder ~/sounds --out data/index
     wt5k-search text "a dog barking" --index data/index -k 10        # text -> audio
     wt5k-search audio query.wav --index data/index -k 10             # audio -> captions
@@ -8,11 +9,15 @@
     wt5k-search classify a.wav b.wav --labels "dog,rain,siren" --index data/index
     wt5k-search classify --labels "dog,rain,siren" --index data/index   # every indexed sound
 
-Queries load the checkpoint the index was built with (``--checkpoint`` overrides it).
+Queries load the checkpoint the index was built with (``--checkpoint`` overrides it). ``--json`` prints the
+results as one JSON object (text, audio, similar: "hits" with rank, score, id, path, text; classify: per sound
+every label's probability, best first); ``--quiet`` shows no progress bar.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from search.index import DEFAULT_TEMPLATE, AudioIndex, classify, format_hits, label_prompts
+from manifests.progress import silence_progress_bars
+from search.index import DEFAULT_TEMPLATE, AudioIndex, Hit, classify, format_hits, label_prompts
 
 
 def _embedder(checkpoint: str | None, index: AudioIndex | None = None):
@@ -33,7 +39,11 @@ def _cmd_index(a) -> int:
     t0 = time.perf_counter()
     from search.build import build_index
 
-    index = build_index(a.checkpoint, a.out, a.manifest, a.folder, a.batch_size, a.window_s)
+    from training.config import ManifestSpec
+
+    spec = ManifestSpec.from_arg(a.manifest) if a.manifest else None
+    index = build_index(a.checkpoint, a.out, spec.manifest if spec else None, a.folder, a.batch_size, a.window_s,
+                        split=spec.split if spec else None)
     print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions in "
           f"{time.perf_counter() - t0:.1f} s -> {Path(a.out).resolve()}")
     return 0
@@ -43,9 +53,18 @@ def _cmd_text(a) -> int:
     index = AudioIndex.load(a.index)
     emb = _embedder(a.checkpoint, index)
     hits = index.search_audio(emb.embed_texts([a.query])[0], a.k)
-    print(f'text -> audio: "{a.query}"  ({len(index)} sounds in {a.index})')
-    print(format_hits(hits))
+    _print_hits(a, "text -> audio", hits, f'text -> audio: "{a.query}"  ({len(index)} sounds in {a.index})')
     return 0
+
+
+def _print_hits(a, kind: str, hits: list[Hit], title: str) -> None:
+    """The results as a table under a title, or (``--json``) as one JSON object."""
+    if a.json:
+        print(json.dumps({"kind": kind, "query": a.query, "index": str(a.index),
+                          "hits": [dataclasses.asdict(h) for h in hits]}, indent=2, ensure_ascii=False))
+    else:
+        print(title)
+        print(format_hits(hits))
 
 
 def _query_audio(a, index: AudioIndex) -> tuple[np.ndarray, str | None]:
@@ -62,8 +81,8 @@ def _cmd_audio(a) -> int:
     index = AudioIndex.load(a.index)
     query, _ = _query_audio(a, index)
     hits = index.search_captions(query, a.k)
-    print(f"audio -> text: {a.query}  ({len(index.caption_refs)} captions in {a.index})")
-    print(format_hits(hits))
+    _print_hits(a, "audio -> text", hits, f"audio -> text: {a.query}  ({len(index.caption_refs)} captions in "
+                                          f"{a.index})")
     return 0
 
 
@@ -71,8 +90,7 @@ def _cmd_similar(a) -> int:
     index = AudioIndex.load(a.index)
     query, own_id = _query_audio(a, index)
     hits = index.similar_audio(query, a.k, exclude_id=own_id)
-    print(f"audio -> audio: {a.query}  ({len(index)} sounds in {a.index})")
-    print(format_hits(hits))
+    _print_hits(a, "audio -> audio", hits, f"audio -> audio: {a.query}  ({len(index)} sounds in {a.index})")
     return 0
 
 
@@ -85,17 +103,25 @@ def _cmd_classify(a) -> int:
     index = AudioIndex.load(a.index) if a.index else None
     emb = _embedder(a.checkpoint, index)
     if a.files:
-        names, audio = list(a.files), emb.embed_audio_files(a.files)
+        sounds, audio = [(None, f) for f in a.files], emb.embed_audio_files(a.files)
     elif index is not None:
-        names, audio = [f"{it['id']}  {it['path']}" for it in index.items], np.asarray(index.audio)
+        sounds, audio = [(it["id"], it["path"]) for it in index.items], np.asarray(index.audio)
     else:
         raise ValueError("give audio files to classify, or an --index whose sounds to classify")
     probs = classify(audio, emb.embed_texts(prompts), emb.logit_scale)
     shown = min(a.top, len(labels))
+    if a.json:
+        results = [{"id": sid, "path": path, "labels": [{"label": labels[j], "probability": float(p[j])}
+                                                       for j in np.argsort(-p, kind="stable")]}
+                   for (sid, path), p in zip(sounds, probs)]
+        print(json.dumps({"kind": "zero-shot", "template": a.template, "labels": labels, "results": results},
+                         indent=2, ensure_ascii=False))
+        return 0
     print(f"zero-shot over {len(labels)} labels, prompt {a.template!r}")
-    for name, p in zip(names, probs):
+    for (sid, path), p in zip(sounds, probs):
         order = np.argsort(-p, kind="stable")[:shown]
-        print(f"{name}\n  " + "  ".join(f"{labels[j]}: {p[j]:.3f}" for j in order))
+        print(f"{f'{sid}  {path}' if sid is not None else path}\n  "
+              + "  ".join(f"{labels[j]}: {p[j]:.3f}" for j in order))
     return 0
 
 
@@ -103,11 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="wt5k-search", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print the results as JSON")
 
-    p = sub.add_parser("index", help="embed a manifest or a folder of audio and save the index")
+    p = sub.add_parser("index", parents=[common], help="embed a manifest or a folder of audio and save the index")
     p.add_argument("--checkpoint", required=True)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--manifest", help="manifest CSV (captions are indexed too)")
+    src.add_argument("--manifest", metavar="PATH[:SPLIT]",
+                     help="manifest CSV, optionally only its train/val/test rows (captions are indexed too)")
     src.add_argument("--folder", help="folder of audio files (searched recursively)")
     p.add_argument("--out", required=True, help="index folder to write")
     p.add_argument("--batch-size", type=int, default=16)
@@ -115,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_index)
 
     def query_parser(name: str, help_: str, query_help: str, func) -> None:
-        q = sub.add_parser(name, help=help_)
+        q = sub.add_parser(name, parents=[common, as_json], help=help_)
         q.add_argument("query", help=query_help)
         q.add_argument("--index", required=True, help="index folder (from `wt5k-search index`)")
         q.add_argument("-k", type=int, default=10, help="results to show")
@@ -126,14 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     query_parser("audio", "audio -> text: captions matching a sound", "audio file or indexed id", _cmd_audio)
     query_parser("similar", "audio -> audio: sounds like a sound", "audio file or indexed id", _cmd_similar)
 
-    c = sub.add_parser("classify", help="zero-shot classification of sounds over a list of labels")
+    c = sub.add_parser("classify", parents=[common, as_json],
+                       help="zero-shot classification of sounds over a list of labels")
     c.add_argument("files", nargs="*", help="audio files (default: every sound in --index)")
     c.add_argument("--labels", help="comma-separated labels")
     c.add_argument("--labels-file", help="file with one label per line")
     c.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt, '{}' is replaced by the label")
     c.add_argument("--index", help="index folder (its checkpoint, and its sounds when no files are given)")
     c.add_argument("--checkpoint")
-    c.add_argument("--top", type=int, default=3, help="labels to show per sound")
+    c.add_argument("--top", type=int, default=3, help="labels to show per sound (--json gives them all)")
     c.set_defaults(func=_cmd_classify)
     return ap
 
@@ -143,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "k", 1) < 1:
         parser.error("-k must be at least 1")  # exit 2, like every usage error
+    if args.quiet:
+        silence_progress_bars()
     try:
         return args.func(args)
     except (FileNotFoundError, NotADirectoryError, ValueError) as e:  # usage errors and unusable inputs: exit 2

@@ -197,10 +197,16 @@ def label_prompts(labels: Sequence[str], template: str = DEFAULT_TEMPLATE) -> li
 
 
 # --- what to index ----------------------------------------------------------------------------------------
-def items_from_manifest(manifest: str | os.PathLike) -> list[dict]:
-    """One item per audio id of a manifest, with all of its captions (rows sharing an id), in file order."""
+def items_from_manifest(manifest: str | os.PathLike, split: str | None = None) -> list[dict]:
+    """One item per audio id of a manifest (of its rows of ``split`` when given), with all of its captions
+    (rows sharing an id), in file order."""
     by_id: dict[str, dict] = {}
-    for row in read_manifest(manifest):
+    rows = read_manifest(manifest)
+    if split is not None:
+        rows = [row for row in rows if row.split == split]
+        if not rows:
+            raise ValueError(f"{manifest}: no rows of split {split!r}")
+    for row in rows:
         it = by_id.setdefault(row.id, {"id": row.id, "path": str(resolve_audio(manifest, row)), "captions": []})
         if row.caption not in it["captions"]:
             it["captions"].append(row.caption)

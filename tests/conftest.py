@@ -16,3 +16,19 @@ def edge_csv(tmp_path_factory) -> Path:
     Shared by the whole session: tests read it, none writes it."""
     return write_edge_case_csv(tmp_path_factory.mktemp("edge") / "edge.csv")
 
+
+
+@pytest.fixture
+def restore_progress_bars(monkeypatch):
+    """For tests of --quiet (manifests/progress.py): bars on at the start, and on again afterwards, with the
+    environment variables the switch sets put back by monkeypatch."""
+    from huggingface_hub.utils import enable_progress_bars
+    from transformers.utils import logging
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    enable_progress_bars()
+    logging.enable_progress_bar()
+    yield
+    enable_progress_bars()
+    logging.enable_progress_bar()

@@ -144,3 +144,56 @@ def test_cli_folder_index_and_clear_errors(trained, tmp_path, capsys):
     bad = write_manifest(tmp_path / "bad.csv", [ManifestRow(id="x:1", source="x", audio_path="nope.wav", caption="c")])
     assert main(["index", "--checkpoint", ckpt, "--manifest", str(bad), "--out", str(tmp_path / "b")]) == 2
     assert "nope.wav" in capsys.readouterr().err
+
+
+def test_cli_manifest_split_and_json_results(trained, embedder, tmp_path, capsys):
+    """index --manifest PATH:SPLIT as wt5k-eval takes it; text/audio/similar/classify --json."""
+    from manifests.schema import read_manifest
+
+    root, ckpt, manifest = trained
+    rows = read_manifest(manifest)
+    for i, r in enumerate(rows):
+        r.split = "test" if i % 3 == 0 else "train"
+    split_manifest = write_manifest(root / "with:colon.csv", rows)  # a colon in the name stays in the path
+    ix = tmp_path / "ix"
+    assert main(["index", "--checkpoint", ckpt, "--manifest", f"{split_manifest}:test", "--out", str(ix),
+                 "--quiet"]) == 0
+    index = AudioIndex.load(ix)
+    test_ids = [r.id for r in rows if r.split == "test"]
+    assert [it["id"] for it in index.items] == test_ids and index.meta["split"] == "test"
+    assert main(["index", "--checkpoint", ckpt, "--manifest", str(split_manifest), "--out", str(tmp_path / "all")]) == 0
+    assert len(AudioIndex.load(tmp_path / "all")) == 16
+    assert main(["index", "--checkpoint", ckpt, "--manifest", f"{split_manifest}:val",
+                 "--out", str(tmp_path / "v")]) == 2
+    assert "no rows of split 'val'" in capsys.readouterr().err
+
+    query = "a quiet falling sweep"
+    assert main(["text", query, "--index", str(ix), "-k", "3", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    expected = index.audio @ embedder.embed_texts([query])[0]
+    order = np.argsort(-expected, kind="stable")[:3]
+    assert got["kind"] == "text -> audio" and got["query"] == query
+    assert [h["id"] for h in got["hits"]] == [index.items[i]["id"] for i in order]
+    assert [h["rank"] for h in got["hits"]] == [1, 2, 3]
+    assert got["hits"][0]["score"] == pytest.approx(float(expected[order[0]]), abs=1e-5)
+    assert got["hits"][0]["path"] == index.items[order[0]]["path"] and got["hits"][0]["text"]
+
+    assert main(["audio", index.items[0]["id"], "--index", str(ix), "-k", "2", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["kind"] == "audio -> text" and len(got["hits"]) == 2
+    assert got["hits"][0]["score"] >= got["hits"][1]["score"]
+    assert main(["similar", index.items[0]["id"], "--index", str(ix), "-k", "2", "--json"]) == 0
+    assert index.items[0]["id"] not in [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]]
+
+    labels = ["tone", "clicks", "noise", "beeps"]
+    assert main(["classify", "--labels", ",".join(labels), "--index", str(ix), "--top", "1", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["labels"] == labels and [r["id"] for r in got["results"]] == test_ids
+    for r in got["results"]:
+        p = [x["probability"] for x in r["labels"]]
+        assert sorted(x["label"] for x in r["labels"]) == sorted(labels), "--json gives every label, not --top"
+        assert p == sorted(p, reverse=True) and sum(p) == pytest.approx(1.0, abs=1e-5)
+    wav = index.items[0]["path"]
+    assert main(["classify", wav, "--labels", ",".join(labels), "--checkpoint", ckpt, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["results"][0]["id"] is None and got["results"][0]["path"] == wav

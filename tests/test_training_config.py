@@ -59,3 +59,14 @@ def test_errors_name_the_problem(tmp_path):
         load_config(tmp_path / "bad.json")
     with pytest.raises(ValueError, match="no such config"):
         load_config(tmp_path / "missing.json")
+
+
+def test_manifest_argument_path_and_split():
+    """PATH[:SPLIT] as wt5k-eval --manifest and wt5k-search index --manifest take it."""
+    from training.config import ManifestSpec
+
+    assert ManifestSpec.from_arg("data/m.csv:test") == ManifestSpec("data/m.csv", split="test")
+    assert ManifestSpec.from_arg("data/m.csv") == ManifestSpec("data/m.csv")
+    assert ManifestSpec.from_arg("C:/x/a:b.csv") == ManifestSpec("C:/x/a:b.csv")  # not a split: part of the path
+    assert ManifestSpec.from_arg("a:b.csv:val") == ManifestSpec("a:b.csv", split="val")
+    assert ManifestSpec.from_arg("m.csv:dev") == ManifestSpec("m.csv:dev")

@@ -115,3 +115,32 @@ def test_selection_score_is_mean_of_both_directions_and_manifests():
     assert selection_score({"x": r1, "y": r2}) == pytest.approx((0.3 + 0.3) / 2)
     with pytest.raises(ValueError):
         selection_score({})
+
+
+def test_chance_levels_equal_the_mean_of_random_rankings():
+    """The exact chance levels against Monte Carlo: metrics of random similarity matrices averaged over many
+    draws, on a set whose audios have 1 to 5 captions (a2t's relevant count varies by query)."""
+    from training.metrics import chance_levels
+
+    gen = torch.Generator().manual_seed(0)
+    counts = [1, 5, 2, 3, 1, 4, 1, 2, 5, 1, 3, 2, 1, 1, 2, 4, 1, 3, 2, 1]
+    ids = [f"a{i}" for i in range(len(counts))]
+    caps = [a for a, c in zip(ids, counts) for _ in range(c)]
+    expected = chance_levels(counts)
+    trials = [retrieval_metrics(torch.rand(len(ids), len(caps), generator=gen), ids, caps) for _ in range(600)]
+    assert trials[0]["chance"] == expected, "retrieval_metrics carries the chance levels of its set"
+    for d in ("t2a", "a2t"):
+        for k in ("R@1", "R@5", "R@10", "R@50", "mAP@10", "mean_rank"):
+            measured = float(np.mean([t[d][k] for t in trials]))
+            scale = expected[d][k] if k == "mean_rank" else 1.0
+            assert abs(measured - expected[d][k]) < 0.01 * scale + 0.004, (d, k, measured, expected[d][k])
+        median = float(np.mean([t[d]["median_rank"] for t in trials]))
+        assert abs(median - expected[d]["median_rank"]) <= 2, (d, median, expected[d]["median_rank"])
+    # by hand: 4 audios of 1 caption: t2a R@1 = 1/4, mAP@10 = (1 + 1/2 + 1/3 + 1/4) / 4, mean rank 2.5
+    c = chance_levels([1, 1, 1, 1])
+    assert c["t2a"]["R@1"] == 0.25 and c["t2a"]["R@10"] == 1.0 and c["t2a"]["mean_rank"] == 2.5
+    assert abs(c["t2a"]["mAP@10"] - (1 + 1 / 2 + 1 / 3 + 1 / 4) / 4) < 1e-12 and c["a2t"] == c["t2a"]
+    # one audio with all 3 captions: every ranking finds them, AP = 1
+    assert chance_levels([3])["a2t"]["R@1"] == 1.0 and abs(chance_levels([3])["a2t"]["mAP@10"] - 1) < 1e-12
+    with pytest.raises(ValueError):
+        chance_levels([1, 0])

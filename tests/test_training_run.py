@@ -163,3 +163,17 @@ def test_table_3_layout_with_several_datasets():
     assert lines[4].split("|")[1].split() == ["12.3", "50.0", "75.0", "25.0"]
     assert lines[5].split("|")[1].split() == ["-"] * 4  # B has no AudioCaps result
     assert lines[5].split("|")[4].split() == ["20.0", "40.0", "60.0", "30.0"]
+
+
+def test_table_ends_with_the_chance_row_of_each_dataset():
+    from training.evaluate import format_table
+    from training.metrics import retrieval_metrics
+
+    sim = torch.eye(4)
+    small = retrieval_metrics(sim, list("abcd"), list("abcd"))  # chance t2a R@1 = 1/4
+    large = retrieval_metrics(torch.eye(20), [str(i) for i in range(20)], [str(i) for i in range(20)])
+    lines = format_table({"model": {"small": small, "large": large}}).splitlines()
+    assert lines[-2].startswith("model") and lines[-1].startswith("(chance)")
+    cells = lines[-1].split("|")
+    assert cells[1].split() == [f"{100 * small['chance']['t2a'][k]:.1f}" for k in ("R@1", "R@5", "R@10", "mAP@10")]
+    assert cells[1].split()[0] == "25.0" and cells[3].split()[0] == "5.0"  # 1/4 and 1/20

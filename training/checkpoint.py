@@ -5,12 +5,21 @@ CLAPConfig dict, so a model rebuilds offline without its pretrained files), and 
 "optimizer", "scheduler", "scaler", "epoch" (epochs completed), "batch_in_epoch", "step", "best_score",
 "rng" (python, numpy, torch and CUDA generator states). RNG states are stored as tensors and plain lists so
 that the safe weights_only loader reads them; nothing in a checkpoint executes code when loaded.
+
+Frozen encoders are not rewritten into every ``latest.pt``: ``save_checkpoint(..., separate=prefixes)`` writes
+the state-dict entries under those prefixes once to a sibling ``frozen-<sha256 of the tensors>.pt``
+(content-addressed: unchanged frozen weights are never written again) and the checkpoint holds
+``"frozen": {"file", "sha256", "keys"}`` in their place. ``load_checkpoint`` puts them back, after checking
+the names and the digest, so every reader sees a whole state dict. ``best.pt`` is saved whole: the file to
+evaluate, copy or share stays self-contained.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -18,23 +27,67 @@ import torch
 from manifests.atomic import atomic_path
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+FROZEN_FILE_PREFIX = "frozen-"
+
+
+def frozen_prefixes(model_config: dict) -> tuple[str, ...]:
+    """The state-dict prefixes of the encoders a model config freezes (CLAP's ``audio_encoder`` and
+    ``text_encoder``; their projections always train)."""
+    return tuple(prefix for prefix, key in (("audio_encoder.", "audio"), ("text_encoder.", "text"))
+                 if model_config.get(key, {}).get("freeze"))
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of a state dict (independent of how it is pickled)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict, separate: Sequence[str] = ()) -> Path:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then a rename, so a
-    crash never leaves a truncated checkpoint behind."""
+    crash never leaves a truncated checkpoint behind. ``separate``: state-dict prefixes (frozen encoders)
+    whose tensors go to a content-addressed sibling file, written only when no such file exists yet."""
     path = Path(path)
+    if separate:
+        model = state["model"]
+        frozen = {k: v for k, v in model.items() if k.startswith(tuple(separate))}
+        if frozen:
+            digest = tensors_digest(frozen)
+            sibling = path.with_name(f"{FROZEN_FILE_PREFIX}{digest[:16]}.pt")
+            if not sibling.is_file():
+                with atomic_path(sibling) as tmp:
+                    torch.save(frozen, tmp)
+            state = {**state, "model": {k: v for k, v in model.items() if k not in frozen},
+                     "frozen": {"file": sibling.name, "sha256": digest, "keys": sorted(frozen)}}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint (safe loader: tensors and plain containers only)."""
+    """Read a checkpoint (safe loader: tensors and plain containers only), with the frozen weights of a
+    ``separate`` save put back from their sibling file (checked: the same names and sha256)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint: {path}")
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path}: not a training checkpoint (needs 'model' and 'config')")
+    ref = ckpt.get("frozen")
+    if ref:
+        sibling = path.with_name(ref["file"])
+        if not sibling.is_file():
+            raise FileNotFoundError(f"{path}: its frozen encoder weights are in {ref['file']}, which is not beside "
+                                    f"it; copy that file too, or use best.pt (always self-contained)")
+        frozen = torch.load(sibling, map_location=map_location, weights_only=True)
+        if sorted(frozen) != ref["keys"] or tensors_digest(frozen) != ref["sha256"]:
+            raise ValueError(f"{sibling}: does not hold the frozen weights {path.name} was saved with "
+                             f"(names or sha256 differ)")
+        ckpt["model"] = {**ckpt["model"], **frozen}
     return ckpt
 
 

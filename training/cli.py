@@ -3,7 +3,7 @@
     wt5k-train --config configs/tiny.json [--resume] [key=value ...]
     torchrun --nproc-per-node 4 -m training.cli --config configs/exp_B.json     # several GPUs
     wt5k-eval --checkpoint runs/tiny/best.pt [--checkpoint runs/other/best.pt] [--manifest PATH[:SPLIT] ...]
-              [--split test|val] [--paper ROW] [--json out.json]
+              [--split test|val] [--paper ROW] [--json out.json] [--quiet]
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from manifests.captions import CAPTION_MODES
+from manifests.progress import silence_progress_bars
 from training.config import ManifestSpec, load_config
 
 
@@ -23,6 +24,8 @@ def train_main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides with JSON values, e.g. epochs=2 optim.lr=3e-4 data.num_workers=0")
     args = p.parse_args(argv)
+    if args.quiet:
+        silence_progress_bars()
     from training.train import NonFiniteLossError, train
 
     import torch.distributed as dist
@@ -45,16 +48,11 @@ def train_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _manifest_spec(text: str) -> ManifestSpec:
-    path, _, split = text.rpartition(":") if text.rsplit(":", 1)[-1] in ("train", "val", "test") else (text, "", "")
-    return ManifestSpec(manifest=path, split=split or None)
-
-
 def eval_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="wt5k-eval", description="Retrieval metrics (Table 3 layout) of checkpoints.")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint .pt (repeat for more rows)")
     p.add_argument("--name", action="append", help="row name per checkpoint (default: run/file stem)")
-    p.add_argument("--manifest", action="append", type=_manifest_spec,
+    p.add_argument("--manifest", action="append", type=ManifestSpec.from_arg,
                    help="manifest to evaluate, optionally PATH:SPLIT (repeatable; default: the run's own)")
     p.add_argument("--split", default="test", choices=("test", "val"),
                    help="which manifest list of the run config to use when no --manifest is given")
@@ -66,7 +64,10 @@ def eval_main(argv: list[str] | None = None) -> int:
                    "checkpoint's config names in paper_row, if any)")
     p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "
                                   "checkpoint)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
+    if args.quiet:
+        silence_progress_bars()
     from training.evaluate import evaluate_checkpoints, format_table, write_json
     from training.paper import check_paper_row
 

@@ -39,6 +39,13 @@ class ManifestSpec:
     caption_mode: str | None = None
     name: str | None = None
 
+    @classmethod
+    def from_arg(cls, text: str) -> "ManifestSpec":
+        """``PATH`` or ``PATH:SPLIT`` as the command lines take it (SPLIT: train, val or test; any other text
+        after the last colon is part of the path)."""
+        path, sep, split = text.rpartition(":")
+        return cls(manifest=path, split=split) if sep and path and split in ("train", "val", "test") else cls(text)
+
     @property
     def label(self) -> str:
         if self.name:

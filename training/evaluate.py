@@ -59,7 +59,7 @@ def format_table(rows: dict[str, dict[str, dict]]) -> str:
     datasets: list[str] = []
     for per_dataset in rows.values():
         datasets += [k for k in per_dataset if k not in datasets]
-    name_w = max([len("Model")] + [len(r) for r in rows])
+    name_w = max([len("Model"), len("(chance)")] + [len(r) for r in rows])
     cell = 7
     group_w = 2 * len(TABLE_METRICS) * cell + 3
     line1 = " " * name_w + "".join(f" | {ds:^{group_w}}" for ds in datasets)
@@ -68,7 +68,8 @@ def format_table(rows: dict[str, dict[str, dict]]) -> str:
     metric_cells = "".join(f"{m:>{cell}}" for m in TABLE_METRICS)
     line3 = f"{'Model':<{name_w}}" + "".join(f" | {metric_cells} | {metric_cells}" for _ in datasets)
     out = [line1, line2, line3, "-" * len(line3)]
-    for name, per_dataset in rows.items():
+
+    def row_line(name: str, per_dataset: dict) -> str:
         cells = []
         for ds in datasets:
             r = per_dataset.get(ds)
@@ -76,7 +77,14 @@ def format_table(rows: dict[str, dict[str, dict]]) -> str:
                 vals = ([_cell(r[direction].get(m), cell) for m in TABLE_METRICS] if r
                         else [f"{'-':>{cell}}"] * len(TABLE_METRICS))
                 cells.append("".join(vals))
-        out.append(f"{name:<{name_w}}" + "".join(f" | {cells[2 * i]} | {cells[2 * i + 1]}" for i in range(len(datasets))))
+        return f"{name:<{name_w}}" + "".join(f" | {cells[2 * i]} | {cells[2 * i + 1]}" for i in range(len(datasets)))
+
+    out += [row_line(name, per_dataset) for name, per_dataset in rows.items()]
+    # what a random ranking scores on each dataset (retrieval_metrics' "chance"), read the rows against it
+    chance = {ds: m["chance"] for per_dataset in reversed(rows.values()) for ds, m in per_dataset.items()
+              if "chance" in m}
+    if chance:
+        out.append(row_line("(chance)", chance))
     return "\n".join(out)
 
 

@@ -102,7 +102,47 @@ def retrieval_metrics(sim: torch.Tensor | np.ndarray, audio_ids: Sequence[str],
         raise ValueError(f"{len(no_caption)} audio(s) have no caption, e.g. {[audio_ids[i] for i in no_caption[:3]]}")
     t2a = _summary(*_ranks_and_ap(sim.T, cap_audio[:, None]))
     a2t = _summary(*_ranks_and_ap(sim, _relevant_index(cap_audio, len(audio_ids))))
-    return {"t2a": t2a, "a2t": a2t, "n_audios": len(audio_ids), "n_captions": len(caption_audio_ids)}
+    per_audio = torch.bincount(cap_audio, minlength=len(audio_ids)).tolist()
+    return {"t2a": t2a, "a2t": a2t, "n_audios": len(audio_ids), "n_captions": len(caption_audio_ids),
+            "chance": chance_levels(per_audio)}
+
+
+def _chance_one_kind(n_items: int, n_relevant: np.ndarray, ap_k: int = 10) -> dict[str, float]:
+    """Expected metrics of a uniformly random ranking of ``n_items`` for queries with ``n_relevant`` relevant
+    items each: P(best rank > r) = C(M-c, r) / C(M, r); E[AP@k] sums, over ranks r <= k, P(r relevant) times
+    the expected precision@r given that (1 + (r-1)(c-1)/(M-1)) / r; the median is that of the queries' mixed
+    best-rank distribution (what the measured median tends to over many queries)."""
+    m = n_items
+    r = np.arange(m + 1, dtype=np.float64)
+    kinds, weights = np.unique(n_relevant, return_counts=True)
+    weights = weights / weights.sum()
+    survival = np.zeros(m + 1)  # P(best rank > r), averaged over queries
+    ap = mean_rank = 0.0
+    for c, w in zip(kinds.tolist(), weights.tolist()):
+        s = np.ones(m + 1)
+        for i in range(c):
+            s *= np.clip((m - r - i) / (m - i), 0.0, None)
+        survival += w * s
+        mean_rank += w * (m + 1) / (c + 1)
+        ranks = np.arange(1, min(ap_k, m) + 1, dtype=np.float64)
+        cond = 1 + (ranks - 1) * (c - 1) / (m - 1) if m > 1 else np.ones_like(ranks)
+        ap += w * float((c / m * cond / ranks).sum()) / min(c, ap_k)
+    out = {f"R@{k}": float(1 - survival[min(k, m)]) for k in RECALL_KS}
+    out["mAP@10"] = ap
+    out["median_rank"] = float(np.argmax(1 - survival >= 0.5))
+    out["mean_rank"] = mean_rank
+    return out
+
+
+def chance_levels(captions_per_audio: Sequence[int]) -> dict:
+    """Every retrieval_metrics value a random ranking scores on average, for a set where audio i has
+    ``captions_per_audio[i]`` captions: the floor a model's figures are read against."""
+    counts = np.asarray(captions_per_audio, dtype=np.int64)
+    if counts.size == 0 or (counts < 1).any():
+        raise ValueError("every audio needs at least one caption")
+    n_captions = int(counts.sum())
+    return {"t2a": _chance_one_kind(len(counts), np.ones(n_captions, dtype=np.int64)),
+            "a2t": _chance_one_kind(n_captions, counts)}
 
 
 def selection_score(per_manifest: dict[str, dict]) -> float:

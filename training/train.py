@@ -10,8 +10,9 @@ there come from each rank's part of the batch.
 Per run folder ``<out_dir>/<name>/``: ``latest.pt`` (after every epoch, and every ``save_every_steps``
 steps), ``best.pt`` (best mean mAP@10 on the validation manifests, validated every ``val_every`` epochs and after
 the last; the latest epoch when there are no validation manifests),
-``metrics.jsonl`` and TensorBoard events. ``--resume`` continues from ``latest.pt`` exactly: the same
-batches, crops, dropout masks and learning rates as the run would have had without interruption.
+``metrics.jsonl`` and TensorBoard events. Frozen encoders (``audio.freeze`` / ``text.freeze``) are kept out of
+``latest.pt``, in one ``frozen-<sha256>.pt`` beside it written once (training/checkpoint.py); ``best.pt`` is
+whole. ``--resume`` continues from ``latest.pt`` exactly: the same batches, crops, dropout masks and learning rates as the run would have had without interruption.
 A non-finite loss stops the run with NonFiniteLossError before anything is saved from that step on.
 """
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,8 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from manifests.atomic import atomic_path
-from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.checkpoint import frozen_prefixes, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.config import RunConfig
 from training.data import MixingBatchSampler, PairDataset, collate_pairs, read_pairs, window_samples
 from training.loss import contrastive_loss
@@ -211,19 +210,24 @@ class Run:
     def best(self) -> Path:
         return self.cfg.run_dir / "best.pt"
 
-    def save(self, path: Path) -> None:
-        """A checkpoint holding model, optimiser, scheduler, scaler, progress, RNG states and config together."""
+    def save(self, path: Path, also_whole: Path | None = None) -> None:
+        """A checkpoint holding model, optimiser, scheduler, scaler, progress, RNG states and config together.
+        Frozen encoders go to one sibling file written once per run; ``also_whole`` (best.pt) gets the same
+        state self-contained."""
         _check_finite_parameters(self.core)  # on every rank (identical parameters): all stop together
         if not self.dist.is_main:
             return
         p = self.progress
-        save_checkpoint(path, {
+        state = {
             "model": self.core.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": p.epoch,
             "batch_in_epoch": p.batch_in_epoch, "step": p.step, "best_score": p.best_score,
             "config": self.saved_config, "epoch_losses": list(p.epoch_losses) if p.batch_in_epoch else [],
             "rng": rng_state(),
-        })
+        }
+        save_checkpoint(path, state, separate=frozen_prefixes(self.saved_config["model"]))
+        if also_whole is not None:
+            save_checkpoint(also_whole, state)
 
     def barrier(self) -> None:
         if self.dist.world_size > 1:
@@ -361,10 +365,7 @@ def save_epoch_checkpoints(run: Run, score: float | None) -> None:
     improved = (not run.cfg.data.val) or (score is not None and (p.best_score is None or score > p.best_score))
     if improved and score is not None:
         p.best_score = score
-    run.save(run.latest)
-    if improved and run.dist.is_main:
-        with atomic_path(run.best) as tmp:
-            shutil.copyfile(run.latest, tmp)
+    run.save(run.latest, also_whole=run.best if improved else None)
 
 
 def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> dict:

@@ -1,0 +1,415 @@
+"""wt5k-weights against a loopback HTTP server (never a real download): resume with Range after a transfer is
+cut midway, atomic placement, size and sha256 recorded and re-checked, published checksums enforced, and a
+Hugging Face model folder fetched by huggingface_hub's own snapshot_download from a minimal local hub."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from training import weights
+from training.weights import ChangedFileError, WeightsError, fetch, status
+from training.weights_cli import main
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class Server:
+    """Files by URL path, with Range/If-Range, HEAD (optionally Hugging Face's X-Linked-Etag), a fault that
+    closes the connection after ``cut_after`` bytes on the next ``cuts`` GETs, and the hub API that
+    ``snapshot_download`` calls for a model folder."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.linked_sha: set[str] = set()   # paths whose HEAD carries X-Linked-Etag (their sha256)
+        self.redirects: dict[str, str] = {}  # path -> path it answers with a 302 to (as HF and Zenodo do)
+        self.announced: dict[str, bytes] = {}  # path -> bytes whose sha256 its 302 announces (default: target)
+        self.repos: dict[str, dict[str, bytes]] = {}
+        self.requests: list[tuple[str, str, dict]] = []
+        self.cuts = 0
+        self.cut_after = 0
+        self.delay = 0.0  # seconds before a file's body is sent (a slow server, for the concurrency test)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                server.requests.append(("HEAD", self.path, dict(self.headers)))
+                self._serve(head=True)
+
+            def do_GET(self):
+                server.requests.append(("GET", self.path, dict(self.headers)))
+                self._serve(head=False)
+
+            def _send(self, code, body=b"", headers=None, head=False):
+                self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+            def _serve(self, head):
+                path = self.path.split("?")[0]
+                m = re.fullmatch(r"/api/models/(.+)/revision/main", path)
+                if m and m.group(1) in server.repos:
+                    return self._send(200, json.dumps({"id": m.group(1), "sha": COMMIT, "siblings": [
+                        {"rfilename": f} for f in server.repos[m.group(1)]]}).encode(),
+                        {"Content-Type": "application/json"}, head)
+                m = re.fullmatch(r"/api/models/(.+)/tree/" + COMMIT + r"(/.*)?", path)
+                if m and m.group(1) in server.repos:
+                    tree = [{"type": "file", "path": f, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                            for f, b in server.repos[m.group(1)].items()]
+                    return self._send(200, json.dumps(tree).encode(), {"Content-Type": "application/json"}, head)
+                m = re.fullmatch(r"/(.+)/resolve/(?:main|" + COMMIT + r")/(.+)", path)
+                if m and m.group(1) in server.repos and m.group(2) in server.repos[m.group(1)]:
+                    body = server.repos[m.group(1)][m.group(2)]
+                    etag = f'"{hashlib.sha1(body).hexdigest()}"'
+                    return self._send(200, body, {"X-Repo-Commit": COMMIT, "ETag": etag}, head)
+                if path in server.redirects:
+                    target = server.redirects[path]
+                    headers = {"Location": target}
+                    if path in server.linked_sha:  # Hugging Face: the LFS file's sha256 and size on the 302
+                        announced = server.announced.get(path, server.files[target])
+                        headers["X-Linked-Etag"] = f'"{hashlib.sha256(announced).hexdigest()}"'
+                        headers["X-Linked-Size"] = str(len(server.files[target]))
+                    return self._send(302, b"redirecting to the storage host", headers, head)
+                if path not in server.files:
+                    return self._send(404, b"not found", head=head)
+                body = server.files[path]
+                etag = f'"{hashlib.md5(body).hexdigest()}"'
+                headers = {"ETag": etag, "Accept-Ranges": "bytes"}
+                if path in server.linked_sha:
+                    headers["X-Linked-Etag"] = f'"{hashlib.sha256(body).hexdigest()}"'
+                    headers["X-Linked-Size"] = str(len(body))
+                if head:
+                    return self._send(200, body, headers, head=True)
+                start, code = 0, 200
+                rng = self.headers.get("Range")
+                if rng and self.headers.get("If-Range", etag) == etag:
+                    start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
+                    if start >= len(body):
+                        return self._send(416, b"", {"Content-Range": f"bytes */{len(body)}"})
+                    code = 206
+                    headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+                rest = body[start:]
+                time.sleep(server.delay)
+                self.send_response(code)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(rest)))
+                self.end_headers()
+                if server.cuts > 0:  # announce everything, send part of it, hang up
+                    server.cuts -= 1
+                    self.wfile.write(rest[:server.cut_after])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(rest)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def gets(self, path: str) -> list[dict]:
+        return [h for m, p, h in self.requests if m == "GET" and p.split("?")[0] == path]
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    s.thread.start()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+@pytest.fixture
+def env(server, tmp_path, monkeypatch, restore_progress_bars):
+    """Both hosts point at the loopback server; the cache is a temporary folder."""
+    monkeypatch.setenv("WT5K_ZENODO_ENDPOINT", server.url)
+    monkeypatch.setenv("WT5K_HF_ENDPOINT", server.url)
+    monkeypatch.setenv("WT5K_WEIGHTS_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    return tmp_path / "cache"
+
+
+def payload(n: int, seed: int = 0) -> bytes:
+    return hashlib.sha256(str(seed).encode()).digest() * (n // 32) + b"x" * (n % 32)
+
+
+def test_cut_transfer_resumes_with_range_and_lands_atomically(server, env, capsys):
+    body = payload(300_000)
+    src = weights.SOURCES["msclap-2022"]
+    server.files[src.path] = body
+    server.cuts, server.cut_after = 1, 100_000
+    assert main(["fetch", "msclap-2022", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    target = env / "CLAP_weights_2022.pth"
+    assert target.read_bytes() == body
+    assert f"-> {target}" in out and "measured at first download" in out
+    gets = server.gets(src.path)
+    assert len(gets) == 2 and "Range" not in gets[0]
+    assert gets[1]["Range"] == "bytes=100000-" and gets[1]["If-Range"] == f'"{hashlib.md5(body).hexdigest()}"'
+    assert not list(env.glob("*.part*")), "the partial file and its note are gone once the file is in place"
+    entry = json.loads((env / "weights.json").read_text())["msclap-2022"]
+    assert entry["size"] == len(body) and entry["sha256"] == hashlib.sha256(body).hexdigest()
+    assert entry["url"] == server.url + src.path
+
+
+def test_interrupted_fetch_keeps_part_and_a_later_fetch_continues_it(server, env):
+    body = payload(250_000, seed=1)
+    src = weights.SOURCES["laion-clap-630k-audioset"]
+    server.files[src.path] = body
+    server.cuts, server.cut_after = 1, 60_000
+    with pytest.raises(WeightsError, match="60000 bytes kept"):
+        fetch("laion-clap-630k-audioset", retries=0, progress=False, log=lambda s: None)
+    target = env / "630k-audioset-best.pt"
+    assert not target.exists(), "nothing appears under the real name before the file is complete"
+    assert (env / "630k-audioset-best.pt.part").read_bytes() == body[:60_000]
+    assert {r["name"]: r["state"] for r in status()}["laion-clap-630k-audioset"] == "partial"
+    r = fetch("laion-clap-630k-audioset", retries=0, progress=False, log=lambda s: None)
+    assert r.status == "downloaded" and target.read_bytes() == body
+    assert server.gets(src.path)[-1]["Range"] == "bytes=60000-"
+
+
+def test_server_ignoring_range_or_changed_upstream_restarts_from_zero(server, env):
+    src = weights.SOURCES["msclap-2023"]
+    old, new = payload(120_000, seed=2), payload(130_000, seed=3)
+    server.files[src.path] = old
+    server.cuts, server.cut_after = 1, 50_000
+    with pytest.raises(WeightsError):
+        fetch("msclap-2023", retries=0, progress=False, log=lambda s: None)
+    server.files[src.path] = new  # the published file changed: If-Range no longer matches, the server sends all
+    logs = []
+    fetch("msclap-2023", retries=0, progress=False, log=logs.append)
+    assert (env / "CLAP_weights_2023.pth").read_bytes() == new
+    assert any("restarting from byte 0" in line for line in logs)
+
+
+def test_reuse_checks_the_record_and_reports_a_changed_file(server, env, capsys):
+    src = weights.SOURCES["msclap-2022"]
+    server.files[src.path] = payload(40_000, seed=4)
+    fetch("msclap-2022", progress=False, log=lambda s: None)
+    n = len(server.requests)
+    r = fetch("msclap-2022", progress=False, log=lambda s: None)
+    assert r.status == "present" and len(server.requests) == n, "a checked cached file is not downloaded again"
+    target = env / "CLAP_weights_2022.pth"
+    data = bytearray(target.read_bytes())
+    data[1000] ^= 0xFF  # same size, other content: only the sha256 tells
+    target.write_bytes(bytes(data))
+    with pytest.raises(ChangedFileError, match="sha256"):
+        fetch("msclap-2022", progress=False, log=lambda s: None)
+    assert main(["fetch", "msclap-2022", "--quiet"]) == 1
+    assert "changed since it was recorded" in capsys.readouterr().err
+    rows = {r["name"]: r for r in status(verify=True)}
+    assert rows["msclap-2022"]["state"] == "changed"
+    assert main(["list"]) == 0  # the size-only listing cannot see a same-size change ...
+    assert main(["list", "--verify"]) == 1  # ... the verifying one does
+    r = fetch("msclap-2022", force=True, progress=False, log=lambda s: None)
+    assert r.status == "downloaded" and target.read_bytes() == server.files[src.path]
+
+
+def test_published_checksums_are_enforced(server, env, monkeypatch):
+    src = weights.SOURCES["cnn14"]
+    good = payload(50_000, seed=5)
+    assert src.size == 327_428_481  # the real record's; a stand-in of another size is refused for its size alone
+    server.files[src.path] = good
+    with pytest.raises(WeightsError, match="50000 bytes, published: 327428481"):
+        fetch("cnn14", progress=False, log=lambda s: None)
+    (env / (src.filename + ".rejected")).unlink()
+    monkeypatch.setitem(weights.SOURCES, "cnn14", weights.WeightSource(**{
+        **src.__dict__, "published": {"md5": hashlib.md5(good).hexdigest()}, "size": len(good)}))
+    server.files[src.path] = good[:-1] + b"?"  # a corrupted mirror
+    with pytest.raises(WeightsError, match="md5 .* does not match"):
+        fetch("cnn14", progress=False, log=lambda s: None)
+    assert not (env / src.filename).exists()
+    assert (env / (src.filename + ".rejected")).read_bytes() == server.files[src.path]
+    server.files[src.path] = good
+    r = fetch("cnn14", progress=False, log=lambda s: None)
+    assert r.entry["sha256_source"].startswith("measured at first download; checked against the published md5")
+    # a Hugging Face-style server announces the sha256 on HEAD (X-Linked-Etag): a mismatch is refused
+    hf = weights.SOURCES["laion-clap-630k"]
+    server.files[hf.path] = payload(30_000, seed=6)
+    server.linked_sha.add(hf.path)
+    real = server.files[hf.path]
+    server.cuts, server.cut_after = 1, 10_000
+    fetch("laion-clap-630k", progress=False, log=lambda s: None)
+    entry = weights.read_registry(env)["laion-clap-630k"]
+    assert entry["sha256"] == hashlib.sha256(real).hexdigest() and entry["sha256_source"].startswith("published")
+
+
+def test_manual_source_is_explained_then_registered_when_placed(server, env, capsys):
+    assert main(["fetch", "htsat-audioset"]) == 1
+    err = capsys.readouterr().err
+    assert "drive.google.com" in err and "HTSAT_AudioSet_Saved_1.ckpt" in err
+    env.mkdir(parents=True, exist_ok=True)
+    (env / "HTSAT_AudioSet_Saved_1.ckpt").write_bytes(b"placed by hand")
+    assert {r["name"]: r["state"] for r in status()}["htsat-audioset"] == "unrecorded"
+    assert main(["fetch", "htsat-audioset"]) == 0
+    out = capsys.readouterr().out
+    assert "registered" in out and '"audio.htsat_checkpoint"' in out
+    rows = {r["name"]: r for r in status()}
+    assert rows["htsat-audioset"]["state"] == "present" and rows["cnn14"]["state"] == "absent"
+    server.files["/mirror/htsat.ckpt"] = payload(20_000, seed=7)  # --url: a direct link, e.g. a mirror
+    assert main(["fetch", "htsat-audioset", "--force", "--quiet", "--url", server.url + "/mirror/htsat.ckpt"]) == 0
+    assert (env / "HTSAT_AudioSet_Saved_1.ckpt").read_bytes() == server.files["/mirror/htsat.ckpt"]
+
+
+def test_http_errors_and_unknown_names_are_clear(server, env, capsys):
+    assert main(["fetch", "msclap-2022", "--quiet"]) == 1  # the server has no such file
+    assert "HTTP 404" in capsys.readouterr().err
+    assert main(["fetch", "no-such-model"]) == 1
+    assert "unknown weights 'no-such-model'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fetch", "cnn14", "--endpoint", "nohost"])
+    capsys.readouterr()
+    # 'all': every direct download is tried (one failing does not stop the others); the manual one is left out
+    assert main(["fetch", "all", "--quiet"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    direct = [n for n, s in weights.SOURCES.items() if s.kind != "manual"]
+    assert sorted(line.split(":")[1].strip() for line in err) == sorted(direct)
+    assert not any("htsat-audioset" in line for line in err)
+
+
+def test_dir_option_and_list_output(server, env, tmp_path, capsys):
+    src = weights.SOURCES["msclap-2022"]
+    server.files[src.path] = payload(10_000, seed=8)
+    other = tmp_path / "data" / "pretrained"
+    assert main(["fetch", "msclap-2022", "--dir", str(other), "--quiet"]) == 0
+    assert (other / src.filename).is_file() and not env.exists()
+    capsys.readouterr()
+    assert main(["list", "--dir", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"msclap-2022\s+present\s+0\.0 MB", out) and re.search(r"msclap-2023\s+absent", out)
+    (other / src.filename).unlink()
+    assert main(["list", "--dir", str(other)]) == 1
+    assert re.search(r"msclap-2022\s+missing", capsys.readouterr().out)
+
+
+def test_hf_model_folder_through_snapshot_download(server, env):
+    files = {"config.json": b'{"model_type": "roberta"}', "vocab.json": b"{}", "merges.txt": b"#version",
+             "model.safetensors": payload(5_000, seed=9), "tf_model.h5": b"not wanted"}
+    server.repos["FacebookAI/roberta-base"] = files
+    r = fetch("roberta-base", progress=False, log=lambda s: None)
+    assert r.path == env / "roberta-base" and r.status == "downloaded"
+    assert {k: (r.path / k).read_bytes() for k in r.entry["files"]} == {
+        k: v for k, v in files.items() if k != "tf_model.h5"}
+    assert r.entry["files"]["model.safetensors"]["sha256"] == hashlib.sha256(files["model.safetensors"]).hexdigest()
+    n = len(server.requests)
+    assert fetch("roberta-base", progress=False, log=lambda s: None).status == "present"
+    assert len(server.requests) == n
+    (r.path / "vocab.json").write_bytes(b'{"a": 1}')
+    with pytest.raises(ChangedFileError, match="vocab.json"):
+        fetch("roberta-base", progress=False, log=lambda s: None)
+
+
+def test_resume_against_werkzeug_send_file(env, tmp_path):
+    """The same cut-and-resume against a file server no one here wrote: werkzeug's send_file (Range, If-Range,
+    ETag as its maintainers implement them), behind a middleware that breaks the first transfer midway."""
+    pytest.importorskip("werkzeug")
+    from werkzeug.serving import make_server
+    from werkzeug.utils import send_file
+    from werkzeug.wrappers import Request
+
+    body = payload(700_000, seed=10)
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "CLAP_weights_2022.pth").write_bytes(body)
+    seen = []
+
+    def app(environ, start_response):
+        req = Request(environ)
+        seen.append((req.method, req.headers.get("Range")))
+        return send_file(str(tmp_path / "served" / "CLAP_weights_2022.pth"), environ, conditional=True)(
+            environ, start_response)
+
+    def cutting(environ, start_response):  # the first GET stops after 200 kB: the connection just ends
+        it = app(environ, start_response)
+        if environ["REQUEST_METHOD"] != "GET" or sum(m == "GET" for m, _ in seen) > 1:
+            return it
+
+        def cut():
+            sent = 0
+            for chunk in it:
+                if sent + len(chunk) > 200_000:
+                    yield chunk[:200_000 - sent]
+                    raise ConnectionAbortedError("cut")
+                sent += len(chunk)
+                yield chunk
+        return cut()
+
+    httpd = make_server("127.0.0.1", 0, cutting, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        r = fetch("msclap-2022", url=f"http://127.0.0.1:{httpd.port}/file", progress=False, log=lambda s: None)
+    finally:
+        httpd.shutdown()
+    assert r.path.read_bytes() == body
+    gets = [rng for m, rng in seen if m == "GET"]
+    assert gets[0] is None and re.fullmatch(r"bytes=\d+-", gets[1]) and int(gets[1][6:-1]) > 0
+
+
+
+def test_redirects_to_a_storage_host(server, env, monkeypatch):
+    """Hugging Face's way: a 302 carrying X-Linked-Etag (sha256) and X-Linked-Size, the file on another host
+    path; a cut transfer resumes through the redirect (Range is forwarded); bytes that do not match the
+    announced sha256 are refused. Zenodo's way: a plain redirect, whose page length is not the file's size."""
+    src = weights.SOURCES["laion-clap-630k-fusion"]
+    body = payload(90_000, seed=11)
+    server.files["/cdn/blob"] = body
+    server.redirects[src.path] = "/cdn/blob"
+    server.linked_sha.add(src.path)
+    server.cuts, server.cut_after = 1, 30_000
+    r = fetch("laion-clap-630k-fusion", progress=False, log=lambda s: None)
+    assert r.path.read_bytes() == body and r.entry["sha256_source"].startswith("published (sent by the server")
+    assert server.gets("/cdn/blob")[-1]["Range"] == "bytes=30000-"
+
+    other = weights.SOURCES["laion-clap-630k-audioset-fusion"]
+    server.files["/cdn/other"] = payload(90_000, seed=12)
+    server.redirects[other.path] = "/cdn/other"
+    server.linked_sha.add(other.path)
+    server.announced[other.path] = body  # the hub announces one file, the storage host serves another
+    with pytest.raises(WeightsError, match="sha256 .* does not match"):
+        fetch("laion-clap-630k-audioset-fusion", progress=False, log=lambda s: None)
+    assert not (env / other.filename).exists() and (env / (other.filename + ".rejected")).is_file()
+    assert "laion-clap-630k-audioset-fusion" not in weights.read_registry(env)
+
+    zen = weights.SOURCES["cnn14"]
+    content = payload(70_000, seed=13)
+    monkeypatch.setitem(weights.SOURCES, "cnn14", weights.WeightSource(**{
+        **zen.__dict__, "published": {"md5": hashlib.md5(content).hexdigest()}, "size": len(content)}))
+    server.files["/zenodo/content"] = content
+    server.redirects[zen.path] = "/zenodo/content"
+    assert fetch("cnn14", progress=False, log=lambda s: None).path.read_bytes() == content
+
+
+def test_concurrent_fetches_of_one_name_download_once(server, env):
+    src = weights.SOURCES["msclap-2023"]
+    server.files[src.path] = payload(50_000, seed=14)
+    server.delay = 0.5  # both fetches would be mid-transfer together without the lock
+    start, results = threading.Barrier(2), []
+
+    def one():
+        start.wait()
+        results.append(fetch("msclap-2023", progress=False, log=lambda s: None).status)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == ["downloaded", "present"] and len(server.gets(src.path)) == 1
+    assert (env / src.filename).read_bytes() == server.files[src.path]
