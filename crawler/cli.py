@@ -40,14 +40,12 @@ def summarize(folder: Path) -> dict[str, int]:
     return dict(collections.Counter(r.status for r in last_records(folder / ITEMS_FILE).values()))
 
 
-def _parse_set(values: list[str]) -> dict:
-    out = {}
-    for kv in values:
-        key, sep, value = kv.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {kv!r}")
-        out[key] = value
-    return out
+def _setting(kv: str) -> tuple[str, str]:
+    """An argparse type for --set: a usage error (exit 2) when it is not KEY=VALUE."""
+    key, sep, value = kv.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expects KEY=VALUE, got {kv!r}")
+    return key, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="no delay, no AutoThrottle, 16 connections per site: for the local mirror only")
     p.add_argument("--user-agent", help="override the default User-Agent (keep it honest)")
     p.add_argument("--limit", type=int, help="process at most N new sounds per spider in this run")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any Scrapy setting")
+    p.add_argument("--set", action="append", default=[], type=_setting, metavar="KEY=VALUE", help="any Scrapy setting")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
 
-    overrides = {"LOG_LEVEL": a.log_level, **_parse_set(a.set)}
+    overrides = {"LOG_LEVEL": a.log_level, **dict(a.set)}
     settings = build_settings(a.out, polite=not a.no_polite, retry_failed=a.retry_failed,
                               user_agent=a.user_agent, overrides=overrides)
     process = CrawlerProcess(settings)

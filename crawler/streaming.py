@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ from scrapy.utils._download_handlers import get_dataloss_msg, get_maxsize_msg, w
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
+
+from manifests.atomic import make_temp
 
 from .state import PART_SUFFIX
 
@@ -54,7 +55,7 @@ class _BodyFile:
 
     def __init__(self, folder: str | os.PathLike):
         Path(folder).mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".download.", suffix=PART_SUFFIX, dir=folder)
+        fd, name = make_temp(folder, ".download.", PART_SUFFIX)  # renamed into files/: normal permissions
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._sha256 = hashlib.sha256()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from manifests import ManifestError
 
-from .converters_common import index_audio, read_csv
+from .converters_common import DEFAULT_ENCODING, index_audio, read_csv
 from .pipeline import CurateOptions, CurateReport, curate
 from .sources import Item
 
@@ -24,14 +24,15 @@ def _clip_names(audiocap_id: str, ytid: str, start: int) -> list[str]:
             f"{ytid}_{start * 1000}", f"Y{ytid}", ytid, audiocap_id]
 
 
-def audiocaps_items(csvs: dict[str, str | os.PathLike], clips_dir: str | os.PathLike | None) -> list[Item]:
+def audiocaps_items(csvs: dict[str, str | os.PathLike], clips_dir: str | os.PathLike | None,
+                    encoding: str = DEFAULT_ENCODING) -> list[Item]:
     """Items of AudioCaps splits ({"train": path, "val": path, "test": path}), one per clip with its captions
-    (every caption cell as written, empty ones included). ``clips_dir`` None: captions only, no audio looked up
-    (statistics)."""
+    (every caption cell as written, empty ones included); the CSVs are read as ``encoding`` text. ``clips_dir``
+    None: captions only, no audio looked up (statistics)."""
     index = index_audio(clips_dir) if clips_dir is not None else {}
     items: dict[str, Item] = {}
     for split, path in csvs.items():
-        for line, row in read_csv(path, COLUMNS):
+        for line, row in read_csv(path, COLUMNS, encoding):
             ytid = row["youtube_id"].strip()
             try:
                 start = int(float(row["start_time"]))
@@ -54,6 +55,6 @@ def audiocaps_items(csvs: dict[str, str | os.PathLike], clips_dir: str | os.Path
 
 
 def convert_audiocaps(csvs: dict[str, str | os.PathLike], clips_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                      options: CurateOptions | None = None) -> CurateReport:
+                      options: CurateOptions | None = None, encoding: str = DEFAULT_ENCODING) -> CurateReport:
     opts = options or CurateOptions(manifest_name="audiocaps.csv")
-    return curate(Path(out_dir), items=audiocaps_items(csvs, clips_dir), options=opts)
+    return curate(Path(out_dir), items=audiocaps_items(csvs, clips_dir, encoding), options=opts)

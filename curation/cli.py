@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import sys
 from pathlib import Path
@@ -21,25 +22,54 @@ from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, read
 
 from manifests.captions import BUILD_MODES
 
-from .audio import CHANNEL_POLICIES, FORMATS, RESAMPLERS, AudioOptions
-from .pipeline import CurateOptions, CurateReport, curate
+from .audio import CHANNEL_POLICIES, FORMATS, OVERSHOOT_POLICIES, RESAMPLERS, AudioOptions
+from .converters_common import DEFAULT_ENCODING
+from .pipeline import FATAL_ERRNOS, CurateOptions, CurateReport, curate
 from .sources import read_id_list
 from .split import parse_fractions
 from .text import NORMAL_FORMS
 
 
+def _number(kind: type, low: float, low_ok: bool, what: str):
+    """An argparse type: a ``kind`` number above ``low`` (or equal to it when ``low_ok``); the message says so."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not (v >= low if low_ok else v > low) or v != v or v in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return v
+    return parse
+
+
+def _encoding(text: str) -> str:
+    try:
+        codecs.lookup(text)
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown encoding {text!r} (e.g. utf-8, cp949, latin-1)") from None
+    return text
+
+
 def _add_curate_options(p: argparse.ArgumentParser, manifest_name: str) -> None:
     p.add_argument("--out", required=True, help="output folder (manifest, rejects.csv, stats, figures, audio/)")
     p.add_argument("--manifest-name", default=manifest_name, help="manifest file name inside --out")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (0: all cores)")
+    p.add_argument("--workers", type=_number(int, 0, True, "a number of workers (0 or more)"), default=0,
+                   help="worker processes (0: all cores)")
     p.add_argument("--format", choices=tuple(FORMATS), default="flac", help="output audio format")
     p.add_argument("--bit-depth", type=int, choices=(16, 24), help="output bit depth (default: FLAC 16, WAV 24)")
     p.add_argument("--channels", choices=CHANNEL_POLICIES, default="mono", help="mono downmix or keep channels")
     p.add_argument("--resampler", choices=RESAMPLERS, default="soxr")
-    p.add_argument("--sample-rate", type=int, default=44100)
-    p.add_argument("--min-duration", type=float, default=AudioOptions.min_duration_s, help="seconds")
-    p.add_argument("--silence-dbfs", type=float, default=AudioOptions.silence_dbfs,
-                   help="peak at or below this level is rejected as silent")
+    p.add_argument("--sample-rate", type=_number(int, 0, False, "a sample rate in Hz (a positive integer)"),
+                   default=44100, help="output sample rate in Hz")
+    p.add_argument("--on-overshoot", choices=OVERSHOOT_POLICIES, default="attenuate",
+                   help="a file whose resampled peak would exceed full scale: attenuate it as a whole by one gain "
+                        "(default: no sample clipped; the gain is in the manifest's gain_db) or clip it (levels "
+                        "untouched; clipped samples counted in clipped_samples)")
+    p.add_argument("--min-duration", type=_number(float, 0, True, "a duration in seconds (0 or more)"),
+                   default=AudioOptions.min_duration_s, help="seconds")
+    p.add_argument("--silence-dbfs", type=_number(float, float("-inf"), False, "a finite level in dBFS"),
+                   default=AudioOptions.silence_dbfs, help="peak at or below this level is rejected as silent")
     p.add_argument("--exclude", type=Path, help="ids to leave out: one per line, or a CSV with an id column")
     p.add_argument("--text-form", choices=NORMAL_FORMS, default="NFC", help="Unicode normal form of the text")
     p.add_argument("--no-figures", action="store_true")
@@ -48,7 +78,7 @@ def _add_curate_options(p: argparse.ArgumentParser, manifest_name: str) -> None:
 
 def _options(a: argparse.Namespace, **extra) -> CurateOptions:
     audio = AudioOptions(target_sr=a.sample_rate, resampler=a.resampler, out_format=a.format, bit_depth=a.bit_depth,
-                         channels=a.channels,
+                         channels=a.channels, on_overshoot=a.on_overshoot,
                          min_duration_s=a.min_duration, silence_dbfs=a.silence_dbfs)
     return CurateOptions(audio=audio, workers=a.workers, progress=not a.no_progress, figures=not a.no_figures,
                          exclude=read_id_list(a.exclude) if a.exclude else frozenset(), text_form=a.text_form,
@@ -64,29 +94,36 @@ def _print_report(rep: CurateReport) -> None:
     print(f"stats: {rep.out_dir / 'stats.md'}")
 
 
+class UsageError(Exception):
+    """A command line that cannot be run: reported like argparse's own errors, exit status 2."""
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     if not a.raw and not a.published:
-        raise SystemExit("wt5k-curate run: give --raw DIR and/or --published CSV AUDIO_DIR")
+        raise UsageError("give --raw DIR and/or --published CSV AUDIO_DIR")
     opts = _options(a, caption_mode=a.caption_mode, require_both=a.require_both,
-                    fractions=parse_fractions(a.fractions))
+                    fractions=parse_fractions(a.fractions), allow_outside=tuple(a.allow_outside))
     _print_report(curate(a.out, raw=a.raw or (), published=a.published or (), options=opts))
     return 0
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
-    from .stats import write_records_report
+    from .stats import headroom, headroom_markdown, write_records_report
     from .table1 import read_records, table1_of_records, to_markdown
-    recs, paths, kinds = [], [], []
+    recs, paths, kinds, manifest_rows = [], [], [], []
     for spec in a.inputs:
         split, sep, path = spec.partition("=")
         if not sep:
             split, path = None, spec
-        kind, got = read_records(path, split)
+        kind, got = read_records(path, split, a.encoding)
         kinds.append(f"{path}: {kind}")
+        if kind == "manifest":  # curated manifests record what the headroom policy did
+            manifest_rows += read_manifest(path)
         recs += got
         paths.append(path)
+    h = headroom(manifest_rows) if manifest_rows else None
     if a.out:
-        report = write_records_report(recs, a.out, paths, figures=not a.no_figures)
+        report = write_records_report(recs, a.out, paths, figures=not a.no_figures, headroom_section=h)
         print(f"wrote {Path(a.out) / 'stats.json'} and stats.md" + (" and figures/" if not a.no_figures else ""))
         for name, why in report.get("figures_not_drawn", {}).items():
             print(f"  {name} not drawn: {why}")
@@ -97,7 +134,7 @@ def cmd_stats(a: argparse.Namespace) -> int:
         print(json.dumps(table, indent=2))
     else:
         print("read " + "; ".join(kinds) + "\n")
-        print(to_markdown(table), end="")
+        print(to_markdown(table) + ("\n" + headroom_markdown(h) if h else ""), end="")
     return 0
 
 
@@ -129,9 +166,9 @@ def cmd_audiocaps(a: argparse.Namespace) -> int:
     for spec in a.csv:
         split, sep, path = spec.partition("=")
         if not sep or split not in ("train", "val", "test"):
-            raise SystemExit(f"--csv wants SPLIT=PATH with SPLIT train, val or test, got {spec!r}")
+            raise UsageError(f"--csv wants SPLIT=PATH with SPLIT train, val or test, got {spec!r}")
         csvs[split] = path
-    _print_report(convert_audiocaps(csvs, a.clips, a.out, _options(a)))
+    _print_report(convert_audiocaps(csvs, a.clips, a.out, _options(a), encoding=a.encoding))
     return 0
 
 
@@ -139,8 +176,8 @@ def cmd_clotho(a: argparse.Namespace) -> int:
     from .clotho import convert_clotho
     for split, _, _ in a.split:
         if split not in ("train", "val", "test"):
-            raise SystemExit(f"--split wants SPLIT CSV AUDIO_DIR with SPLIT train, val or test, got {split!r}")
-    _print_report(convert_clotho([tuple(s) for s in a.split], a.out, _options(a)))
+            raise UsageError(f"--split wants SPLIT CSV AUDIO_DIR with SPLIT train, val or test, got {split!r}")
+    _print_report(convert_clotho([tuple(s) for s in a.split], a.out, _options(a), encoding=a.encoding))
     return 0
 
 
@@ -157,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep only sounds with both a title and a description (default: the paper's filter, "
                         "a title or a description; a title-only sound is captioned by its title in both modes)")
     r.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
+    r.add_argument("--allow-outside", action="append", default=[], type=Path, metavar="ROOT",
+                   help="also read audio files under ROOT (by default a file_path or fname that leads out of its "
+                        "own folder is rejected as input/unsafe_path); repeatable")
     _add_curate_options(r, "wavtext5k.csv")
     r.set_defaults(func=cmd_run)
 
@@ -169,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="write stats.json, stats.md and figures/ here")
     s.add_argument("--no-figures", action="store_true")
     s.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    s.add_argument("--encoding", type=_encoding, default=DEFAULT_ENCODING,
+                   help="text encoding of AudioCaps/Clotho CSVs (copies of Clotho's circulate in cp949)")
     s.set_defaults(func=cmd_stats)
 
     i = sub.add_parser("import-published", help="published WavText5K CSV -> manifest (audio not fetched)")
@@ -191,11 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     ac = sub.add_parser("audiocaps", help="AudioCaps CSVs + clips folder -> manifest")
     ac.add_argument("--csv", action="append", required=True, metavar="SPLIT=PATH", help="e.g. train=train.csv")
     ac.add_argument("--clips", type=Path, required=True, help="folder of downloaded clips (may be incomplete)")
+    ac.add_argument("--encoding", type=_encoding, default=DEFAULT_ENCODING, help="text encoding of the CSVs")
     _add_curate_options(ac, "audiocaps.csv")
     ac.set_defaults(func=cmd_audiocaps)
 
     cl = sub.add_parser("clotho", help="Clotho caption CSVs + audio folders -> manifest")
     cl.add_argument("--split", nargs=3, action="append", required=True, metavar=("SPLIT", "CSV", "AUDIO_DIR"))
+    cl.add_argument("--encoding", type=_encoding, default=DEFAULT_ENCODING,
+                    help="text encoding of the CSVs (copies of Clotho's circulate in cp949)")
     _add_curate_options(cl, "clotho.csv")
     cl.set_defaults(func=cmd_clotho)
     return p
@@ -205,9 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         return a.func(a)
+    except UsageError as e:
+        print(f"wt5k-curate {a.command}: error: {e}", file=sys.stderr)
+        return 2
     except (ManifestError, FileNotFoundError, ValueError) as e:
         print(f"wt5k-curate {a.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in FATAL_ERRNOS:
+            raise
+        print(f"wt5k-curate {a.command}: stopped: {e}\nWhat was done is kept: run the same command again once "
+              "this is fixed, and it continues where it stopped.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

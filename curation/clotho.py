@@ -9,20 +9,21 @@ from pathlib import Path
 
 from manifests import ManifestError
 
-from .converters_common import index_audio, read_csv
+from .converters_common import DEFAULT_ENCODING, index_audio, read_csv
 from .pipeline import CurateOptions, CurateReport, curate
 from .sources import Item
 
 CAPTION_COLUMNS = tuple(f"caption_{i}" for i in range(1, 6))
 
 
-def clotho_items(splits: list[tuple[str, str | os.PathLike, str | os.PathLike]]) -> list[Item]:
-    """Items of Clotho splits given as (split, captions csv, audio folder); an audio folder None: captions only,
-    no audio looked up (statistics)."""
+def clotho_items(splits: list[tuple[str, str | os.PathLike, str | os.PathLike]],
+                 encoding: str = DEFAULT_ENCODING) -> list[Item]:
+    """Items of Clotho splits given as (split, captions csv, audio folder); the CSVs are read as ``encoding``.
+    An audio folder None: captions only, no audio looked up (statistics)."""
     items: dict[str, Item] = {}
     for split, csv_path, audio_dir in splits:
         index = index_audio(audio_dir) if audio_dir is not None else {}
-        for line, row in read_csv(csv_path, ("file_name",) + CAPTION_COLUMNS):
+        for line, row in read_csv(csv_path, ("file_name",) + CAPTION_COLUMNS, encoding):
             name = row["file_name"].strip()
             if not name:
                 raise ManifestError(csv_path, line, "file_name", "must not be empty")
@@ -37,6 +38,6 @@ def clotho_items(splits: list[tuple[str, str | os.PathLike, str | os.PathLike]])
 
 
 def convert_clotho(splits: list[tuple[str, str | os.PathLike, str | os.PathLike]], out_dir: str | os.PathLike,
-                   options: CurateOptions | None = None) -> CurateReport:
+                   options: CurateOptions | None = None, encoding: str = DEFAULT_ENCODING) -> CurateReport:
     opts = options or CurateOptions(manifest_name="clotho.csv")
-    return curate(Path(out_dir), items=clotho_items(splits), options=opts)
+    return curate(Path(out_dir), items=clotho_items(splits, encoding), options=opts)

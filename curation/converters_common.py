@@ -9,9 +9,16 @@ from manifests.schema import iter_csv
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 
 
-def read_csv(path: str | os.PathLike, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs of a dataset's own CSV; an error names the file and the missing column."""
-    return [(line, {k: v or "" for k, v in row.items()}) for line, row in iter_csv(path, required, what="CSV")]
+DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte order mark
+ENCODING_HINT = "pass --encoding with the file's encoding (copies of Clotho's CSVs circulate in cp949)"
+
+
+def read_csv(path: str | os.PathLike, required: tuple[str, ...],
+             encoding: str = DEFAULT_ENCODING) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs of a dataset's own CSV; an error names the file, the row and the missing column
+    or the encoding tried."""
+    return [(line, {k: v or "" for k, v in row.items()})
+            for line, row in iter_csv(path, required, what="CSV", encoding=encoding, hint=ENCODING_HINT)]
 
 
 def index_audio(folder: str | os.PathLike) -> dict[str, Path]:

@@ -18,7 +18,9 @@ the same inputs decodes nothing.
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
+import math
 import multiprocessing
 import os
 import threading
@@ -34,13 +36,20 @@ from manifests.captions import BUILD_MODES, check_mode
 
 from .audio import AudioOptions, AudioResult, process_audio
 from .dedupe import find_duplicates
+from .paths import output_paths
 from .sources import Item, Reject, read_crawl_output, read_published_folder, write_rejects
 from .split import DEFAULT_FRACTIONS, assign_split, check_fractions
 from .text import clean_tags, clean_text
 
 STATE_DIR = ".state"
 RESULTS_FILE = "results.jsonl"
+# The optional manifest columns curation writes (manifests/README.md).
+MANIFEST_COLUMNS = ("title_raw", "description_raw", "tags_raw", "orig_sample_rate", "orig_channels", "gain_db",
+                    "peak_dbfs", "clipped_samples")
 ERROR_REASON = "error"  # an unexpected exception while processing: rejected this run, tried again on the next
+# Errors that are no record's fault (a full disk, a read-only output): they stop the run, whose results so far
+# are kept, instead of rejecting every remaining item.
+FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @dataclass
@@ -55,6 +64,7 @@ class CurateOptions:
     progress: bool = True
     manifest_name: str = "wavtext5k.csv"
     figures: bool = True
+    allow_outside: tuple[str, ...] = ()       # folders inputs may be read from besides their own (--allow-outside)
 
     def __post_init__(self):
         check_mode(self.caption_mode, BUILD_MODES)
@@ -95,7 +105,8 @@ def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
     out_dir = Path(out_dir)
     all_rejects: list[Reject] = list(rejects)
     by_id: dict[str, Item] = {}
-    sources = [read_crawl_output(r) for r in raw] + [read_published_folder(c, a) for c, a in published]
+    sources = ([read_crawl_output(r, opts.allow_outside) for r in raw]
+               + [read_published_folder(c, a, opts.allow_outside) for c, a in published])
     for its, rej in sources + [(list(items), [])]:
         all_rejects.extend(rej)
         for it in its:
@@ -125,7 +136,7 @@ def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
     for c in sorted(candidates, key=lambda c: c.item.id):
         if c.item.id in ok and c.item.id not in dups:
             rows.extend(_rows(c, ok[c.item.id], out_dir, manifest.parent, opts))
-    write_manifest(manifest, rows, optional=("title_raw", "description_raw", "tags_raw", "orig_sample_rate", "orig_channels"))
+    write_manifest(manifest, rows, optional=MANIFEST_COLUMNS)
     rejects_path = write_rejects(out_dir / "rejects.csv", all_rejects)
 
     from .stats import write_report  # matplotlib is only imported once there is something to report
@@ -172,17 +183,14 @@ def _early_reject(item: Item, opts: CurateOptions) -> Reject | _Candidate:
     return _Candidate(item, title, description, captions)
 
 
-def _output_rel(item: Item, opts: AudioOptions) -> str:
-    safe = item.source_id.replace("/", "_").replace("\\", "_")
-    return f"audio/{item.source}/{safe}.{opts.extension}"
-
-
 def _work(item_id: str, src: str, out_dir: str, rel: str, opts: AudioOptions) -> dict:
     """One audio job, in a worker process: the result record that goes to the state file."""
     st = os.stat(src) if os.path.isfile(src) else None
     try:
         res = process_audio(src, Path(out_dir) / rel, opts)
-    except Exception as e:  # an unforeseen failure (disk full, a library bug) costs this item, not the whole run
+    except Exception as e:  # an unforeseen failure (a library bug) costs this item, not the whole run ...
+        if isinstance(e, OSError) and e.errno in FATAL_ERRNOS:  # ... but a full disk stops it
+            raise
         res = AudioResult(status="rejected", reason=ERROR_REASON, detail=f"{type(e).__name__}: {e}")
     return {"id": item_id, "input": src, "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None,
             "options": opts.key(), "output": rel, **asdict(res)}
@@ -273,8 +281,9 @@ def _run_audio(cands: list[_Candidate], out_dir: Path, opts: CurateOptions) -> t
             log.write(json.dumps(rec) + "\n")
             log.flush()  # written as it finishes: an interrupted run keeps everything done so far
 
+        rels = output_paths(((c.item.id, c.item.source, c.item.source_id) for c in cands), opts.audio.extension)
         for c in cands:
-            rel = _output_rel(c.item, opts.audio)
+            rel = rels[c.item.id]
             old = state.get(c.item.id)
             rec = _reusable(old, c.item.audio, rel, key, out_dir)
             if rec is None:
@@ -319,4 +328,10 @@ def _rows(c: _Candidate, res: dict, out_dir: Path, manifest_dir: Path, opts: Cur
         author=it.author, license=it.license, view_link=it.view_link, download_link=it.download_link, split=split,
         title_raw=it.title_raw, description_raw=raw, tags_raw=it.tags_raw,
         orig_sample_rate=res["orig_sample_rate"], orig_channels=res["orig_channels"],
+        gain_db=round(_db(res["gain"]), 6), peak_dbfs=round(_db(res["out_peak"]), 6),
+        clipped_samples=res["clipped_samples"],
     ) for raw, cap in c.captions]
+
+
+def _db(x: float) -> float:
+    return 20 * math.log10(x)

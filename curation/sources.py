@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from manifests import ManifestError, parse_tags, read_published_csv
 from manifests.published import format_tags
 from manifests.crawl_record import ITEMS_FILE, CrawlRecord, read_crawl_records
+
+from .paths import contained
+from .text import SURROGATE
+
+_NOT_TEXT = re.compile("\x00|" + SURROGATE.pattern)
 
 
 @dataclass
@@ -45,6 +52,8 @@ class Reject:
 
 
 REJECT_COLUMNS = ("id", "stage", "reason", "detail")
+# Why a record's file path is refused before any audio work (stage "input").
+INPUT_PATH_REASONS = ("unsafe_path", "bad_path")
 
 
 def write_rejects(path: str | os.PathLike, rejects: list[Reject]) -> Path:
@@ -64,7 +73,9 @@ def read_rejects(path: str | os.PathLike) -> list[Reject]:
 
 
 def _s(v) -> str:
-    return "" if v is None else str(v)
+    """A record's value as text that any CSV reader takes and UTF-8 can hold: NULs and lone surrogates (from
+    JSON escapes) become U+FFFD."""
+    return "" if v is None else _NOT_TEXT.sub("\ufffd", str(v))
 
 
 def find_items_files(raw: str | os.PathLike) -> list[Path]:
@@ -77,10 +88,13 @@ def find_items_files(raw: str | os.PathLike) -> list[Path]:
     return sorted(raw.rglob(ITEMS_FILE))
 
 
-def read_crawl_output(raw: str | os.PathLike) -> tuple[list[Item], list[Reject]]:
+def read_crawl_output(raw: str | os.PathLike, allow_outside: Iterable[str | os.PathLike] = ()
+                      ) -> tuple[list[Item], list[Reject]]:
     """Items from every items.jsonl under ``raw``; the last record of an id wins (a resumed crawl may repeat one).
-    Lines that are not records (not UTF-8, not JSON, not an object, no id) are rejected with stage "input",
-    the reject's id naming the file and line."""
+    Lines that are not records (not UTF-8, not JSON, not an object, no id, an id holding a NUL or a lone
+    surrogate, tags that are not a list) are rejected with stage "input", the reject's id naming the file and
+    line; so is a record whose ``file_path`` leads out of its items.jsonl folder (``unsafe_path``), unless into
+    one of ``allow_outside``."""
     items: dict[str, Item] = {}
     rejects: list[Reject] = []
     root = Path(raw) if Path(raw).is_dir() else Path(raw).parent
@@ -89,20 +103,32 @@ def read_crawl_output(raw: str | os.PathLike) -> tuple[list[Item], list[Reject]]
         raise FileNotFoundError(f"no {ITEMS_FILE} under {raw} (expected <raw>/<spider>/{ITEMS_FILE})")
     for path in files:
         for line in read_crawl_records(path):
-            if line.record is None:
-                where = f"{path.relative_to(root)}:{line.line}"
-                rejects.append(Reject(where, "input", "bad_record", line.error or ""))
+            where = f"{path.relative_to(root)}:{line.line}"  # the reject's id: file and line
+            problem = line.error if line.record is None else _record_problem(line.record)
+            if problem is not None:
+                rejects.append(Reject(where, "input", "bad_record", problem or "not a record"))
                 continue
-            item = _item_from_record(line.record, path.parent)
+            item = _item_from_record(line.record, path.parent, allow_outside)
             items.pop(item.id, None)  # re-insert so that order follows the last record
             items[item.id] = item
     return list(items.values()), rejects
 
 
-def _item_from_record(rec: CrawlRecord, base: Path) -> Item:
+def _record_problem(rec: CrawlRecord) -> str | None:
+    """Why a parsed record cannot become an item (None when it can)."""
+    if "\x00" in rec.id or SURROGATE.search(rec.id):
+        return f"id is not valid text (a NUL or a lone surrogate): {rec.id!r}"
+    if rec.tags is not None and not isinstance(rec.tags, (list, str)):
+        return f"tags is not a list: {rec.tags!r}"
+    return None
+
+
+def _item_from_record(rec: CrawlRecord, base: Path, allow_outside: Iterable[str | os.PathLike] = ()) -> Item:
     rid = _s(rec.id)
-    source = _s(rec.source) or rid.partition(":")[0]
-    source_id = _s(rec.source_id) or rid.partition(":")[2]
+    prefix, colon, rest = rid.partition(":")
+    # An id without a "source:" prefix is its own source_id.
+    source = _s(rec.source) or (prefix if colon else "") or "unknown"
+    source_id = _s(rec.source_id) or (rest if colon else rid)
     fp = rec.file_path
     tags = rec.tags or []
     tags_raw = tags if isinstance(tags, str) else format_tags(_s(t) for t in tags)
@@ -112,17 +138,44 @@ def _item_from_record(rec: CrawlRecord, base: Path) -> Item:
     error = _s(rec.error)
     if status == "ok" and not fp:
         status, error = "no_file", "status ok but no file_path"
+    audio, reason, problem = input_path(base, fp, allow_outside) if fp else (None, "", "")
+    if problem and status == "ok":
+        status, error = reason, problem
     return Item(
-        id=rid, source=source, source_id=source_id, audio=str((base / fp).resolve()) if fp else None,
+        id=rid, source=source, source_id=source_id, audio=audio,
         title_raw=_s(rec.title), description_raw=_s(rec.description), tags=[_s(t) for t in tags],
         tags_raw=tags_raw,
         author=_s(rec.author), license=_s(rec.license), view_link=_s(rec.view_link),
         download_link=_s(rec.download_link), status=status, error=error,
+        fail_stage="input" if status in INPUT_PATH_REASONS else "crawl",
     )
 
 
-def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathLike) -> tuple[list[Item], list[Reject]]:
-    """Items from a CSV in the published WavText5K format plus the folder holding its ``fname`` files."""
+def input_path(base: Path, rel: object, allow_outside: Iterable[str | os.PathLike] = ()) -> tuple[str | None, str, str]:
+    """(absolute path, "", "") of a record's file, relative to ``base``; else (None, reason, why): ``unsafe_path``
+    when it leads out of ``base`` (an absolute path, ``..``, a symbolic link pointing elsewhere) and not into
+    one of ``allow_outside``, ``bad_path`` when it cannot name a file (not a string, a NUL, a name too long)."""
+    if not isinstance(rel, str):
+        return None, "bad_path", f"file_path is not a string: {rel!r}"
+    if "\x00" in rel:
+        return None, "bad_path", f"file_path holds a NUL character: {rel!r}"
+    try:
+        path = Path(os.path.realpath(base / rel))
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # missing: the audio stage's missing_file
+    except (OSError, ValueError) as e:  # what can never name a file: a name too long, a loop of links
+        return None, "bad_path", f"file_path {rel!r} cannot name a file: {getattr(e, 'strerror', None) or e}"
+    if contained(path, [base, *allow_outside]):
+        return str(path), "", ""
+    return None, "unsafe_path", (f"file_path {rel!r} leads out of {base} (to {path}); pass --allow-outside ROOT "
+                                 "to read files under ROOT")
+
+
+def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathLike,
+                          allow_outside: Iterable[str | os.PathLike] = ()) -> tuple[list[Item], list[Reject]]:
+    """Items from a CSV in the published WavText5K format plus the folder holding its ``fname`` files (an
+    ``fname`` that leads out of that folder is rejected as ``unsafe_path``, unless into one of ``allow_outside``)."""
     audio_dir = Path(audio_dir).resolve()
     items: dict[str, Item] = {}
     rejects: list[Reject] = []
@@ -132,14 +185,14 @@ def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathL
         except ValueError as e:
             rejects.append(Reject(f"{csv_path}:{n}", "input", "bad_link", str(e)))
             continue
-        audio = audio_dir / row.fname if row.fname else None
-        ok = audio is not None and audio.is_file()
+        audio, reason, problem = input_path(audio_dir, row.fname, allow_outside) if row.fname else (None, "", "")
+        ok = audio is not None and os.path.isfile(audio)
         items[rid] = Item(
-            id=rid, source=source, source_id=source_id, audio=str(audio) if ok else None,
+            id=rid, source=source, source_id=source_id, audio=audio if ok else None,
             title_raw=row.title, description_raw=row.description, tags=parse_tags(row.tags), tags_raw=row.tags,
             view_link=row.view_link, download_link=row.download_link,
-            status="ok" if ok else "missing_audio", error="" if ok else f"no file {row.fname!r} in {audio_dir}",
-            fail_stage="input",
+            status="ok" if ok else reason or "missing_audio",
+            error="" if ok else problem or f"no file {row.fname!r} in {audio_dir}", fail_stage="input",
         )
     return list(items.values()), rejects
 

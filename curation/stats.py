@@ -42,18 +42,22 @@ def write_report(rows: list[ManifestRow], out_dir: str | os.PathLike, manifest_p
     """Write stats.json, stats.md and (optionally) figures/*.png of a manifest into out_dir; return the JSON
     content."""
     recs = records_from_manifest_rows(rows, audio_durations(rows, manifest_path))
-    return write_records_report(recs, out_dir, [manifest_path] if manifest_path else [], figures)
+    return write_records_report(recs, out_dir, [manifest_path] if manifest_path else [], figures, headroom(rows))
 
 
 def write_records_report(recs: list[AudioText], out_dir: str | os.PathLike, inputs: list[str | os.PathLike],
-                         figures: bool = True) -> dict:
-    """stats.json, stats.md and figures/ of Table 1 records read from any inputs (curation/table1.py)."""
+                         figures: bool = True, headroom_section: dict | None = None) -> dict:
+    """stats.json, stats.md and figures/ of Table 1 records read from any inputs (curation/table1.py), with the
+    headroom section (``headroom()``) of curated manifests when given."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = table1_of_records(recs)
     # portable: inputs relative to out_dir
     report = {"inputs": [os.path.relpath(p, out_dir) for p in inputs], "table1": table, "definitions": DEFINITIONS}
     md = "# Dataset statistics (Table 1 columns)\n\n" + to_markdown(table)
+    if headroom_section is not None:
+        report["headroom"] = headroom_section
+        md += "\n" + headroom_markdown(headroom_section)
     if figures:
         from .figures import write_figures
         made, skipped = write_figures(recs, out_dir / "figures")
@@ -64,3 +68,29 @@ def write_records_report(recs: list[AudioText], out_dir: str | os.PathLike, inpu
     (out_dir / "stats.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out_dir / "stats.md").write_text(md, encoding="utf-8")
     return report
+
+
+def headroom(rows: list[ManifestRow]) -> dict:
+    """What the headroom policy did, over distinct audios: how many were attenuated (``gain_db`` < 0) and by how
+    much at most, and how many hold clipped samples (``--on-overshoot clip``). Audios without the columns (a
+    manifest from elsewhere) are counted as unknown."""
+    first = {r.id: r for r in reversed(rows)}  # one row per audio
+    known = [r for r in first.values() if r.gain_db is not None]
+    gains = [r.gain_db for r in known if r.gain_db < 0]
+    clipped = [r.clipped_samples for r in known if r.clipped_samples]
+    return {
+        "n_audios": len(first), "n_known": len(known),
+        "n_attenuated": len(gains), "max_attenuation_db": round(-min(gains), 2) if gains else 0.0,
+        "n_clipped": len(clipped), "clipped_samples": sum(clipped),
+    }
+
+
+def headroom_markdown(h: dict) -> str:
+    if not h["n_known"]:
+        return "Headroom: not recorded in this manifest (no gain_db column).\n"
+    text = (f"Headroom: {h['n_attenuated']} of {h['n_known']} audios attenuated so that no sample clips"
+            + (f" (at most {h['max_attenuation_db']} dB)" if h["n_attenuated"] else "")
+            + f"; {h['n_clipped']} hold clipped samples ({h['clipped_samples']:,} in all).")
+    if h["n_known"] < h["n_audios"]:
+        text += f" Not recorded for {h['n_audios'] - h['n_known']} audios."
+    return text + "\n"

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from manifests import COLUMNS, ManifestRow, read_manifest, read_published_csv
 from manifests.published import PUBLISHED_COLUMNS
-from manifests.schema import ManifestError
+from manifests.schema import ManifestError, encoding_label
+
+from .converters_common import DEFAULT_ENCODING, ENCODING_HINT
 
 # Where each source's captions come from (Table 1's "text source"); sources with human captions have no title,
 # description or tags: those columns are n/a for them.
@@ -64,17 +66,18 @@ class AudioText:
     duration_s: float | None = None
 
 
-def detect_kind(path: str | os.PathLike) -> str:
+def detect_kind(path: str | os.PathLike, encoding: str = DEFAULT_ENCODING) -> str:
     """"manifest", "published", "audiocaps" or "clotho", from the CSV's header row."""
     import csv
     path = Path(path)
     if not path.is_file():
         raise ManifestError(path, None, None, "no such file")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with open(path, newline="", encoding=encoding) as f:
             header = {h.strip() for h in next(csv.reader(f), [])}
     except UnicodeDecodeError as e:
-        raise ManifestError(path, 1, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise ManifestError(path, 1, None, f"not {encoding_label(encoding)} text ({e.reason} at byte {e.start}); "
+                                           f"{ENCODING_HINT}") from None
     for kind, cols in (("manifest", COLUMNS), ("published", PUBLISHED_COLUMNS), ("audiocaps", AUDIOCAPS_COLUMNS),
                        ("clotho", CLOTHO_COLUMNS)):
         if set(cols) <= header:
@@ -112,15 +115,16 @@ def records_from_captions(source: str, split: str, captions_by_id: dict[str, lis
     return recs
 
 
-def read_records(path: str | os.PathLike, split: str | None = None) -> tuple[str, list[AudioText]]:
+def read_records(path: str | os.PathLike, split: str | None = None,
+                 encoding: str = DEFAULT_ENCODING) -> tuple[str, list[AudioText]]:
     """(kind, records) of one file of any supported kind; ``split`` names the part of a caption CSV (default:
-    the file's stem)."""
+    the file's stem); AudioCaps and Clotho CSVs are read as ``encoding`` text."""
     from .audiocaps import audiocaps_items
     from .clotho import clotho_items
     from .published import import_published
     from .stats import audio_durations
 
-    kind = detect_kind(path)
+    kind = detect_kind(path, encoding)
     split = split or Path(path).stem
     if kind == "manifest":
         rows = read_manifest(path)
@@ -129,9 +133,9 @@ def read_records(path: str | os.PathLike, split: str | None = None) -> tuple[str
         rows, _ = import_published(read_published_csv(path))  # cleaned as import-published does; none dropped
         return kind, records_from_manifest_rows(rows)
     if kind == "audiocaps":
-        items = audiocaps_items({split: path}, None)
+        items = audiocaps_items({split: path}, None, encoding)
     else:
-        items = clotho_items([(split, path, None)])
+        items = clotho_items([(split, path, None)], encoding)
     return kind, records_from_captions(kind, split, {it.id: it.captions for it in items})
 
 

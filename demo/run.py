@@ -40,7 +40,7 @@ QUICK = {"n_sounds": 160, "overrides": ["epochs=8", "data.samples_per_epoch=256"
 
 def _prepare(out: Path) -> None:
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise SystemExit(f"error: {out} exists and is not a demo folder; choose another --out")
+        raise FileExistsError(f"{out} exists and is not a demo folder; choose another --out")
     for sub in SUBFOLDERS:
         shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         silence_progress_bars()
     n = a.sounds or (QUICK["n_sounds"] if a.quick else 400)
     overrides = (QUICK["overrides"] if a.quick else []) + a.overrides
-    run_demo(a.out, n, a.seed, a.config, overrides, a.quiet)
+    try:
+        run_demo(a.out, n, a.seed, a.config, overrides, a.quiet)
+    except FileExistsError as e:  # a usage error: exit 2
+        print(f"python -m demo: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

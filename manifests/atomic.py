@@ -1,8 +1,14 @@
 """Atomic file writes shared by every stage: write a temporary file beside the target, then rename it over
-the target, so an interrupted run never leaves a half-written manifest, item log, audio file or checkpoint."""
+the target, so an interrupted run never leaves a half-written manifest, item log, audio file or checkpoint.
+
+The temporary file gets the permissions a plain ``open(path, "w")`` would give the target (its current mode
+when it exists, else 0o666 less the umask): ``mkstemp``'s private 0o600 would otherwise survive the rename and
+hide the dataset from a group, a container or a second user."""
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,13 +17,50 @@ from typing import Iterator
 TMP_SUFFIX = ".part"
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (setting and restoring it would
+    briefly affect files other threads create)."""
+    try:
+        with open("/proc/self/status") as f:
+            m = re.search(r"^Umask:\s*([0-7]+)", f.read(), re.M)
+        if m:
+            return int(m.group(1), 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def open_mode(path: str | os.PathLike) -> int:
+    """The permission bits ``open(path, "w")`` leaves ``path`` with."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def make_temp(folder: str | os.PathLike, prefix: str, suffix: str, target: str | os.PathLike | None = None
+              ) -> tuple[int, str]:
+    """``tempfile.mkstemp`` in ``folder`` with the mode a plain open of ``target`` would give (of a new file in
+    ``folder`` when no target is known yet): (open descriptor, path)."""
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    try:
+        os.fchmod(fd, open_mode(target) if target is not None else 0o666 & ~current_umask())
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+    return fd, name
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = TMP_SUFFIX, fsync: bool = False) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success rename it to ``path``, on error remove it.
     With ``fsync`` the data reaches the disk before the rename (for logs a kill -9 must not tear)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp = make_temp(path.parent, f".{path.name}.", suffix, target=path)
     os.close(fd)
     try:
         yield Path(tmp)

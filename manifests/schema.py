@@ -5,8 +5,10 @@ several captions per audio repeats the audio's row with the same ``id`` and anot
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -23,7 +25,8 @@ COLUMNS = (
     "title", "description", "caption", "tags", "author", "license", "view_link", "download_link", "split",
 )
 # Columns a manifest may have; readers fill them with defaults where absent.
-OPTIONAL_COLUMNS = ("title_raw", "description_raw", "tags_raw", "duplicate_of", "orig_sample_rate", "orig_channels")
+OPTIONAL_COLUMNS = ("title_raw", "description_raw", "tags_raw", "duplicate_of", "orig_sample_rate", "orig_channels",
+                    "gain_db", "peak_dbfs", "clipped_samples")
 
 
 class ManifestError(ValueError):
@@ -63,6 +66,9 @@ class ManifestRow:
     duplicate_of: str = ""
     orig_sample_rate: int | None = None
     orig_channels: int | None = None
+    gain_db: float | None = None
+    peak_dbfs: float | None = None
+    clipped_samples: int | None = None
 
     def to_csv_dict(self) -> dict[str, str]:
         out = {}
@@ -78,7 +84,15 @@ class ManifestRow:
         return out
 
 
-_INT_COLUMNS = {"sample_rate", "channels", "orig_sample_rate", "orig_channels"}
+_POSITIVE = (int, lambda v: v > 0, "positive")
+# Numeric columns: (type, condition, what a value must be); empty means unknown (None); inf and NaN never pass.
+_NUMBERS = {
+    "duration_s": (float, lambda v: v >= 0, "a finite non-negative number"),
+    "sample_rate": _POSITIVE, "channels": _POSITIVE, "orig_sample_rate": _POSITIVE, "orig_channels": _POSITIVE,
+    "gain_db": (float, lambda v: v <= 0, "a finite number at most 0"),
+    "peak_dbfs": (float, lambda v: True, "a finite number"),
+    "clipped_samples": (int, lambda v: v >= 0, "zero or more"),
+}
 _FIELD_NAMES = tuple(f.name for f in fields(ManifestRow))
 
 
@@ -90,27 +104,18 @@ def _parse_row(raw: dict[str, str], path, line: int) -> ManifestRow:
     for name in _FIELD_NAMES:
         text = raw.get(name)
         text = "" if text is None else text
-        if name in _INT_COLUMNS:
+        if name in _NUMBERS:
+            kind, ok, must = _NUMBERS[name]
             if text.strip() == "":
                 vals[name] = None
                 continue
             try:
-                vals[name] = int(text)
+                v = kind(text)
             except ValueError:
-                raise err(name, f"not an integer: {text!r}") from None
-            if vals[name] <= 0:
-                raise err(name, f"must be positive, got {vals[name]}")
-        elif name == "duration_s":
-            if text.strip() == "":
-                vals[name] = None
-                continue
-            try:
-                d = float(text)
-            except ValueError:
-                raise err(name, f"not a number: {text!r}") from None
-            if not (d >= 0 and d != float("inf")):
-                raise err(name, f"must be a finite non-negative number, got {text!r}")
-            vals[name] = d
+                raise err(name, f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+            if not (math.isfinite(v) and ok(v)):
+                raise err(name, f"must be {must}, got {text!r}")
+            vals[name] = v
         elif name == "tags":
             if text.strip() == "":
                 vals[name] = []
@@ -152,15 +157,18 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[ManifestRow]:
 
 
 def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable[str] | None = None,
-             what: str = "manifest") -> Iterator[tuple[int, dict[str, str]]]:
+             what: str = "manifest", encoding: str = "utf-8-sig",
+             hint: str = "") -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row dict) of a CSV whose header has every ``required`` column (and, when ``allowed`` is
-    given, no other); structural problems raise ManifestError naming the row and column."""
+    given, no other); structural problems raise ManifestError naming the row and column, and bytes that are not
+    ``encoding`` text name the row and the encoding tried (``hint`` says what the user can do about it).
+    The default -sig: spreadsheet exports start with a byte order mark."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(path, None, None, f"no such {what} file")
     required = list(required)
-    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheet exports start with a BOM
-        reader = csv.DictReader(f)
+    with open(path, "rb") as f:
+        reader = csv.DictReader(_decoded_lines(f, path, encoding, hint))
         header = reader.fieldnames = [h.strip() for h in reader.fieldnames or []]
         missing = [c for c in required if c not in header]
         if missing:
@@ -173,6 +181,23 @@ def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable
             if None in raw:
                 raise ManifestError(path, reader.line_num, None, "more fields than the header has")
             yield reader.line_num, raw
+
+
+def encoding_label(encoding: str) -> str:
+    """How messages name an encoding: "UTF-8" for both UTF-8 codecs (with and without a byte order mark)."""
+    return "UTF-8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
+
+
+def _decoded_lines(f, path: Path, encoding: str, hint: str) -> Iterator[str]:
+    """The lines of a binary file as text, decoded one by one so that an undecodable byte is reported with the
+    line it is on (the csv module counts the same physical lines)."""
+    for n, raw in enumerate(f, 1):
+        try:
+            yield raw.decode(encoding)
+        except UnicodeDecodeError as e:
+            raise ManifestError(path, n, None, f"not {encoding_label(encoding)} text: bytes "
+                                               f"{raw[e.start:e.start + 4]!r} at byte "
+                                               f"{e.start + 1} of the line{'; ' + hint if hint else ''}") from None
 
 
 def _iter_numbered(path: str | os.PathLike) -> Iterator[tuple[int, ManifestRow]]:

@@ -80,16 +80,13 @@ def _query_audio(a, index: AudioIndex) -> tuple[np.ndarray, str | None]:
     try:
         return index.embedding_of(a.query), a.query
     except KeyError:
-        raise SystemExit(f"error: {a.query!r} is neither an audio file nor an id in the index") from None
+        raise ValueError(f"{a.query!r} is neither an audio file nor an id in the index") from None
 
 
 def _cmd_audio(a) -> int:
     index = AudioIndex.load(a.index)
     query, _ = _query_audio(a, index)
-    try:
-        hits = index.search_captions(query, a.k)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    hits = index.search_captions(query, a.k)
     _print_hits(a, "audio -> text", hits, f"audio -> text: {a.query}  ({len(index.caption_refs)} captions in "
                                           f"{a.index})")
     return 0
@@ -108,10 +105,7 @@ def _cmd_classify(a) -> int:
     if a.labels_file:
         labels += Path(a.labels_file).read_text(encoding="utf-8").splitlines()
     labels = [label.strip() for label in labels if label.strip()]
-    try:
-        prompts = label_prompts(labels, a.template)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    prompts = label_prompts(labels, a.template)
     index = AudioIndex.load(a.index) if a.index else None
     emb = _embedder(a, index)
     if a.files:
@@ -119,7 +113,7 @@ def _cmd_classify(a) -> int:
     elif index is not None:
         sounds, audio = [(it["id"], it["path"]) for it in index.items], np.asarray(index.audio)
     else:
-        raise SystemExit("error: give audio files to classify, or an --index whose sounds to classify")
+        raise ValueError("give audio files to classify, or an --index whose sounds to classify")
     probs = classify(audio, emb.embed_texts(prompts), emb.logit_scale)
     shown = min(a.top, len(labels))
     if a.json:
@@ -186,15 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if getattr(args, "k", 1) < 1:
-        raise SystemExit("error: -k must be at least 1")
+        parser.error("-k must be at least 1")  # exit 2, like every usage error
     if args.quiet:
         silence_progress_bars()
     try:
         return args.func(args)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:  # usage errors and unusable inputs: exit 2
+        print(f"wt5k-search {args.command}: error: {e}", file=sys.stderr)
         return 2
 
 

@@ -160,7 +160,7 @@ def test_quantise_rounds_clips_and_reads_back_exactly(tmp_path, subtype):
 
 def test_loud_input_is_clipped_not_wrapped(tmp_path):
     src = write(tmp_path / "in.wav", sine(48000, 0.5, 3000, 1.0), 48000, "FLOAT")  # resampling overshoots 1.0
-    process_audio(src, tmp_path / "o.flac")
+    assert process_audio(src, tmp_path / "o.flac", AudioOptions(on_overshoot="clip")).clipped_samples > 0
     y, _ = sf.read(tmp_path / "o.flac")
     assert y.max() > 0.99 and y.min() < -0.99 and np.max(np.abs(np.diff(y))) < 0.5
 
@@ -229,3 +229,36 @@ def test_mp3_without_a_frame_count_is_not_cut_short(tmp_path):
     assert sf.info(str(plain)).frames < SR  # libsndfile's estimate: far short of 3 s
     res = process_audio(plain, tmp_path / "o.flac")
     assert res.reason == "unreadable" and "Xing/Info" in res.detail, res.detail
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"<!DOCTYPE html><html><body>Please enable JavaScript</body></html>" * 20, "a web page (HTML), not audio"),
+    (b"\x00" * 5000, "only zero bytes"),
+    (b"ID3\x03\x00\x00\x00\x00\x00\x20" + b"\x00" * 32, "an ID3 tag (42 bytes) and no audio after it"),
+    (b'{"error": "rate limited"}' * 10, "JSON text, not audio"),
+    (b"PK\x03\x04" + b"\x00" * 500, "a ZIP archive"),
+    (b"Access denied. Try again later.\n" * 10, "text, not audio"),
+], ids=["html", "zeros", "id3_only", "json", "zip", "text"])
+def test_undecodable_file_is_described_by_its_bytes(tmp_path, capfd, content, expected):
+    """Not libsndfile's "File does not exist ... (possibly a pipe?)", but what the file is; anything a decoder
+    prints on stderr is kept with the result and repeated with the file's name."""
+    src = tmp_path / "sound.mp3"
+    src.write_bytes(content)
+    res = process_audio(src, tmp_path / "o.flac")
+    assert res.reason == "unreadable" and expected in res.detail and "possibly a pipe" not in res.detail, res.detail
+    err = capfd.readouterr().err
+    for line in res.extra.get("decoder_messages", []):
+        assert f"{src}: {line}" in err and line in res.detail
+    assert all(line.startswith(str(src)) for line in err.splitlines()), err
+
+
+def test_decoder_chatter_on_a_damaged_mp3_is_attributed(tmp_path, capfd):
+    data = write(tmp_path / "f.mp3", sine(44100, 2.0, 500, 0.3, noise=0.01), 44100, "MPEG_LAYER_III", "MP3").read_bytes()
+    bad = bytearray(data)
+    bad[len(bad) // 2: len(bad) // 2 + 600] = b"\x00" * 600  # a damaged stretch: libmpg123 notes and resyncs
+    src = tmp_path / "damaged.mp3"
+    src.write_bytes(bytes(bad))
+    res = process_audio(src, tmp_path / "o.flac")
+    err = capfd.readouterr().err
+    assert res.extra.get("decoder_messages"), (res.status, res.reason, err)
+    assert err and all(line.startswith(f"{src}: ") for line in err.splitlines()), err

@@ -99,3 +99,54 @@ def test_clotho(tmp_path):
     assert {r.split for r in birds} == {"test"}
     assert '"flows"' in [r for r in rows if r.id == "clotho:river_01.wav"][0].caption
     assert [(r.id, r.reason) for r in read_rejects(out / "rejects.csv")] == [("clotho:missing.wav", "missing_audio")]
+
+
+def test_clotho_csv_in_cp949_names_file_row_and_encoding_then_reads_with_encoding(tmp_path, capsys):
+    """Copies of Clotho's CSVs circulate in cp949 (Korean Windows); UTF-8 cannot read them."""
+    dev = tmp_path / "development"
+    write(dev / "a.wav", sine(44100, 1.0, 400, 0.3), 44100, "PCM_16")
+    write(dev / "b.wav", sine(44100, 1.0, 700, 0.3), 44100, "PCM_16")
+    header = ",".join(["file_name"] + [f"caption_{i}" for i in range(1, 6)])
+    text = f"{header}\na.wav,{','.join(['A bell rings'] * 5)}\nb.wav,{','.join(['새가 운다, 멀리'.replace(',', '') ] * 5)}\n"
+    path = tmp_path / "captions.csv"
+    path.write_bytes(text.encode("cp949"))
+    args = ["clotho", "--split", "train", str(path), str(dev), "--out", str(tmp_path / "o"), "--workers", "1",
+            "--no-progress", "--no-figures"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "row 3" in err and "not UTF-8 text" in err and "--encoding" in err, err
+    assert main(args + ["--encoding", "cp949"]) == 0
+    rows = validate_manifest(tmp_path / "o" / "clotho.csv")
+    assert [r.caption for r in rows if r.id == "clotho:b.wav"][0] == "새가 운다 멀리"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--sample-rate", "0"], "--sample-rate: '0' is not a sample rate"),
+    (["--sample-rate", "44.1k"], "is not a sample rate"),
+    (["--min-duration", "-1"], "--min-duration"),
+    (["--workers", "-2"], "--workers"),
+    (["--encoding", "klingon"], "unknown encoding"),
+    (["--csv", "training=x.csv"], "SPLIT=PATH"),
+])
+def test_usage_errors_exit_2_with_a_message_about_the_option(audiocaps, tmp_path, capsys, args, message):
+    base = ["audiocaps", "--csv", f"train={audiocaps / 'train.csv'}", "--clips", str(audiocaps / "clips"),
+            "--out", str(tmp_path / "o"), "--no-progress"]
+    try:
+        rc = main(base + args)
+    except SystemExit as e:  # argparse's own errors
+        rc = e.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err and "target_sr" not in err, err
+
+
+def test_stats_of_a_cp949_clotho_csv_needs_and_takes_encoding(tmp_path, capsys):
+    header = ",".join(["file_name"] + [f"caption_{i}" for i in range(1, 6)])
+    path = tmp_path / "clotho_captions_evaluation.csv"
+    rows = [f"a.wav,{','.join(['A bell rings'] * 5)}", f"b.wav,{','.join(['새가 운다'] * 5)}"]
+    path.write_bytes(("\n".join([header] + rows) + "\n").encode("cp949"))
+    assert main(["stats", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "not UTF-8 text" in err and "--encoding" in err, err
+    assert main(["stats", str(path), "--encoding", "cp949"]) == 0
+    assert "clotho" in capsys.readouterr().out

@@ -205,6 +205,8 @@ def test_published_folder_input_and_cli(tmp_path):
                     "Dog Bark", " A dog barks.", "dog bark_0.wav", "['dog', ' ']"])
         w.writerow(["https://bigsoundbank.com/detail-0100-rain.html", "https://bigsoundbank.com/UPLOAD/wav/0100.wav",
                     "Rain", "Rain on a roof.", "rain_1.wav", ""])
+        w.writerow(["https://soundbible.com/13-Leak.html", "https://soundbible.com/grab.php?id=13&type=wav",
+                    "Leak", "A file from elsewhere.", "../meta.csv", ""])  # fname leading out of the folder
     out = tmp_path / "cur"
     assert main(["run", "--published", str(csv_path), str(audio), "--out", str(out), "--workers", "1",
                  "--no-progress", "--no-figures", "--format", "wav", "--channels", "keep"]) == 0
@@ -213,7 +215,8 @@ def test_published_folder_input_and_cli(tmp_path):
     assert rows[0].audio_path == "audio/soundbible/12.wav"
     assert sf.info(str(out / rows[0].audio_path)).subtype == "PCM_24"
     rej = read_rejects(out / "rejects.csv")
-    assert [(r.id, r.stage, r.reason) for r in rej] == [("bigsoundbank:0100", "input", "missing_audio")]
+    assert [(r.id, r.stage, r.reason) for r in rej] == [("bigsoundbank:0100", "input", "missing_audio"),
+                                                        ("soundbible:13", "input", "unsafe_path")]
 
 
 def test_split_is_deterministic_and_follows_fractions():
@@ -240,6 +243,8 @@ def test_cli_run_on_crawl_output_then_stats(raw, tmp_path, capsys):
     assert main(["stats", str(out / "wavtext5k.csv"), "--json"]) == 0
     table = {t["source"]: t for t in json.loads(capsys.readouterr().out)}
     assert table["total"]["n_audios"] == len(kept)
+    assert main(["stats", str(out / "wavtext5k.csv")]) == 0
+    assert f"Headroom: 0 of {len(kept)} audios attenuated" in capsys.readouterr().out
     assert main(["stats", str(tmp_path / "nope.csv")]) == 2  # a clear error, not a traceback
 
 
@@ -249,17 +254,43 @@ def test_unexpected_error_costs_one_item_and_is_retried(raw, tmp_path, monkeypat
 
     def failing(src, dst, opts):
         if src.endswith("2.mp3"):
-            raise OSError(28, "No space left on device")
+            raise RuntimeError("a bug in a decoder")
         return real(src, dst, opts)
 
     monkeypatch.setattr(pipeline, "process_audio", failing)
     first = curate(tmp_path / "o", raw=[raw_dir], options=_opts(tmp_path, workers=1))
     rej = {r.id: r for r in read_rejects(first.rejects)}
     assert (rej["soundbible:2"].stage, rej["soundbible:2"].reason) == ("audio", "error")
-    assert "No space left" in rej["soundbible:2"].detail
+    assert "a bug in a decoder" in rej["soundbible:2"].detail
     monkeypatch.setattr(pipeline, "process_audio", real)
     second = curate(tmp_path / "o", raw=[raw_dir], options=_opts(tmp_path, workers=1))
     assert second.processed == 1 and {r.id for r in read_manifest(second.manifest)} == kept
+
+
+def test_full_disk_stops_the_run_and_a_rerun_continues(raw, tmp_path, monkeypatch, capsys):
+    """A full disk is no record's fault: rejecting every remaining item would be wrong, so the run stops (exit
+    1, with a message), keeping what is done."""
+    raw_dir, _, kept = raw
+    real = pipeline.process_audio
+    done = []
+
+    def filling(src, dst, opts):
+        if len(done) == 3:
+            raise OSError(28, "No space left on device", str(dst))
+        done.append(src)
+        return real(src, dst, opts)
+
+    monkeypatch.setattr(pipeline, "process_audio", filling)
+    args = ["run", "--raw", str(raw_dir), "--out", str(tmp_path / "o"), "--workers", "1", "--no-progress",
+            "--no-figures"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "run the same command again" in err
+    assert not (tmp_path / "o" / "rejects.csv").exists()  # nothing was rejected for it
+    monkeypatch.setattr(pipeline, "process_audio", real)
+    assert main(args) == 0
+    assert ", 3 reused from an earlier run" in capsys.readouterr().out  # it continued where it stopped
+    assert kept < {r.id for r in read_manifest(tmp_path / "o" / "wavtext5k.csv")}  # (+ the id not excluded here)
 
 
 _FAULTS_SCRIPT = """

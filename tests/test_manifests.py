@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,25 @@ def test_optional_columns_are_written_when_used(tmp_path: Path) -> None:
     header = next(csv.reader(open(path, encoding="utf-8")))
     assert "title_raw" in header and "orig_sample_rate" in header and "duplicate_of" not in header
     assert read_manifest(path)[0].orig_sample_rate == 48000
+
+
+def test_headroom_columns_round_trip_and_are_checked(tmp_path: Path) -> None:
+    rows = [_row(gain_db=-3.25, peak_dbfs=3.26, clipped_samples=0), _row(id="soundbible:2", gain_db=0.0,
+                                                                       peak_dbfs=-6.0, clipped_samples=12)]
+    path = write_manifest(tmp_path / "m.csv", rows)
+    assert read_manifest(path) == rows
+    for column, value, message in (("gain_db", "0.5", "at most 0"), ("gain_db", "inf", "finite"),
+                                   ("peak_dbfs", "x", "not a number"), ("clipped_samples", "-1", "zero or more")):
+        text = path.read_text(encoding="utf-8").splitlines()
+        header = text[0].split(",")
+        cells = next(csv.reader([text[2]]))
+        cells[header.index(column)] = value
+        bad = tmp_path / "bad.csv"
+        with open(bad, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([header, next(csv.reader([text[1]])), cells])
+        with pytest.raises(ManifestError, match=message) as e:
+            read_manifest(bad)
+        assert (e.value.line, e.value.column) == (3, column)
 
 
 @pytest.mark.parametrize("column,value,message", [
@@ -176,6 +197,27 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> No
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert [p.name for p in target.parent.iterdir()] == ["m.csv"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_path_gives_the_permissions_a_plain_open_would(tmp_path: Path, umask: int) -> None:
+    from manifests.atomic import atomic_path
+    old = os.umask(umask)
+    try:
+        with open(tmp_path / "plain.csv", "w") as f:
+            f.write("x")
+        with atomic_path(tmp_path / "new.csv") as tmp:
+            tmp.write_text("x")
+        existing = tmp_path / "existing.csv"
+        existing.write_text("old")
+        existing.chmod(0o640)
+        with atomic_path(existing) as tmp:
+            tmp.write_text("new")
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(tmp_path / "new.csv") == mode(tmp_path / "plain.csv") == 0o666 & ~umask
+    assert mode(existing) == 0o640 and existing.read_text() == "new"
 
 
 def test_crawl_record_reader_reports_every_bad_line_and_keeps_going(tmp_path):

@@ -129,14 +129,18 @@ def test_cli_folder_index_and_clear_errors(trained, tmp_path, capsys):
     meta = json.loads((ix / "index.json").read_text())
     assert meta["n_items"] == 16 and meta["n_captions"] == 0
     capsys.readouterr()
-    with pytest.raises(SystemExit, match="no captions"):
-        main(["audio", AudioIndex.load(ix).items[0]["id"], "--index", str(ix)])
-    with pytest.raises(SystemExit, match="neither an audio file nor an id"):
-        main(["similar", "nope:1", "--index", str(ix)])
+    # usage errors and unusable inputs: a message and exit status 2
+    assert main(["audio", AudioIndex.load(ix).items[0]["id"], "--index", str(ix)]) == 2
+    assert "no captions" in capsys.readouterr().err
+    assert main(["similar", "nope:1", "--index", str(ix)]) == 2
+    assert "neither an audio file nor an id" in capsys.readouterr().err
     assert main(["text", "x", "--index", str(tmp_path / "missing")]) == 2
     assert "not a search index" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="must contain"):
-        main(["classify", "--labels", "a,b", "--template", "no slot", "--index", str(ix)])
+    assert main(["classify", "--labels", "a,b", "--template", "no slot", "--index", str(ix)]) == 2
+    assert "must contain" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["text", "x", "--index", str(ix), "-k", "0"])
+    assert e.value.code == 2 and "-k must be at least 1" in capsys.readouterr().err
     bad = write_manifest(tmp_path / "bad.csv", [ManifestRow(id="x:1", source="x", audio_path="nope.wav", caption="c")])
     assert main(["index", "--checkpoint", ckpt, "--manifest", str(bad), "--out", str(tmp_path / "b")]) == 2
     assert "nope.wav" in capsys.readouterr().err

@@ -327,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slow-s", type=float, default=5.0)
     p.add_argument("--retry-after-s", type=float, default=1.0)
     a = p.parse_args(argv)
-    faults = Faults.from_specs(a.fault)
+    try:
+        faults = Faults.from_specs(a.fault)
+    except ValueError as e:
+        p.error(str(e))  # exit 2, like argparse's own usage errors
     faults.slow_s, faults.retry_after_s = a.slow_s, a.retry_after_s
     mirror = start_mirror(a.csv, limit=a.limit, audio_dir=a.audio_dir, faults=faults,
                           max_duration=a.max_duration, host=a.host, soundbible_port=a.soundbible_port,
