@@ -52,7 +52,9 @@ def train_main(argv: list[str] | None = None) -> int:
 
 def add_released_arguments(p: argparse.ArgumentParser) -> None:
     """--checkpoint-format and --text-model: how a released checkpoint (msclap, LAION-CLAP) is read."""
-    p.add_argument("--checkpoint-format", choices=("msclap-2022", "msclap-2023", "laion-clap", "wt5k"),
+    from training.released import FORMATS
+
+    p.add_argument("--checkpoint-format", choices=FORMATS,
                    help="format of --checkpoint (default: told from its keys)")
     p.add_argument("--text-model", help="released checkpoints hold weights only: the text side's tokenizer and "
                                         "architecture, a local folder or hub name (default: the published one, "
