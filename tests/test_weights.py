@@ -251,6 +251,29 @@ def test_published_checksums_are_enforced(server, env, monkeypatch):
     assert entry["sha256"] == hashlib.sha256(real).hexdigest() and entry["sha256_source"].startswith("published")
 
 
+def test_a_rejected_download_is_listed_as_rejected_with_its_path(server, env, capsys):
+    src = weights.SOURCES["cnn14"]
+    server.files[src.path] = payload(30_000, seed=9)  # not the published size: refused, kept for inspection
+    with pytest.raises(WeightsError, match="kept as"):
+        fetch("cnn14", progress=False, log=lambda s: None)
+    rejected = env / (src.filename + ".rejected")
+    assert rejected.is_file() and not (env / src.filename).exists()
+    row = {r["name"]: r for r in status()}["cnn14"]
+    assert row["state"] == "rejected" and row["rejected"] == str(rejected)
+    assert main(["list"]) == 0  # like an absent file: nothing recorded has gone wrong
+    out = capsys.readouterr().out
+    assert re.search(r"cnn14\s+rejected\s", out) and f"rejected download kept as {rejected}" in out
+    # a later attempt under way is "partial"; the rejected file is still named
+    part = env / (src.filename + ".part")
+    part.write_bytes(b"12345")
+    row = {r["name"]: r for r in status()}["cnn14"]
+    assert row["state"] == "partial" and any(str(rejected) in p for p in row["problems"])
+    rejected.unlink()
+    part.unlink()
+    row = {r["name"]: r for r in status()}["cnn14"]
+    assert row["state"] == "absent" and row["rejected"] is None and row["problems"] == []
+
+
 def test_manual_source_is_explained_then_registered_when_placed(server, env, capsys):
     assert main(["fetch", "htsat-audioset"]) == 1
     err = capsys.readouterr().err

@@ -474,8 +474,9 @@ def _fetch_snapshot(src: WeightSource, folder: Path, eps: dict[str, str], force:
 
 def status(folder: str | os.PathLike | None = None, names: Iterable[str] | None = None,
            verify: bool = False) -> list[dict]:
-    """Per known name: where it would be, whether it is present, and (``verify``: by sha256, else by size)
-    whether it still matches its record."""
+    """Per known name: where it would be, its state (absent, partial, rejected, unrecorded, present, changed,
+    missing) and (``verify``: by sha256, else by size) whether it still matches its record; ``rejected``: the
+    path of a download kept as ``<file>.rejected`` (also named in ``problems``), else None."""
     folder = Path(folder) if folder is not None else default_dir()
     registry = read_registry(folder)
     rows = []
@@ -489,6 +490,7 @@ def status(folder: str | os.PathLike | None = None, names: Iterable[str] | None 
         else:
             checks = [(path, rec)] if rec else []
             present = path.is_file()
+        rejected = path.with_name(path.name + REJECTED_SUFFIX)  # a finished download that failed its checks
         problems = []
         for p, r in checks:
             if verify:
@@ -501,11 +503,17 @@ def status(folder: str | os.PathLike | None = None, names: Iterable[str] | None 
             state = "changed" if problems else "present"
         elif present:
             state = "unrecorded"  # placed by hand: fetch NAME checks and records it
+        elif path.with_name(path.name + PART_SUFFIX).is_file():
+            state = "partial"
         else:
-            state = "partial" if path.with_name(path.name + PART_SUFFIX).is_file() else "absent"
+            state = "rejected" if rejected.is_file() else "absent"
+        if rejected.is_file():  # whatever the state: a file kept for inspection takes room and wants a look
+            problems.append(f"rejected download kept as {rejected} (wrong checksum or size; never used; delete "
+                            f"it once inspected)")
         size = rec.get("size") if rec and "size" in rec else (
             sum(f["size"] for f in rec["files"].values()) if rec and "files" in rec else None)
         rows.append({"name": name, "kind": src.kind, "state": state, "path": str(path), "size": size,
                      "sha256_source": (rec or {}).get("sha256_source"), "problems": problems,
+                     "rejected": str(rejected) if rejected.is_file() else None,
                      "description": src.description, "config_key": src.config_key})
     return rows
