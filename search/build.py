@@ -10,10 +10,11 @@ from training.inference import Embedder
 
 def embedder_for(checkpoint: str | os.PathLike | None, index: AudioIndex | None = None, batch_size: int = 16,
                  window_s: float | None = None, checkpoint_format: str | None = None,
-                 text_model: str | None = None, min_share: float = 1.0) -> Embedder:
+                 text_model: str | None = None, min_share: float = 1.0, trusted: bool = False) -> Embedder:
     """The embedder of ``checkpoint``, else of the checkpoint ``index`` was built with (and its window, and
-    for a released checkpoint its format, text model and share). ``checkpoint_format``, ``text_model``,
-    ``min_share``: how a released checkpoint (msclap, LAION-CLAP) is read, see training/released.py."""
+    its format, text model, share and trust). ``checkpoint_format``, ``text_model``, ``min_share``: how a
+    released checkpoint (msclap, LAION-CLAP) is read, see training/released.py; ``trusted``: full unpickling
+    (files holding objects beyond tensors; only files you trust)."""
     meta = index.meta if index else {}
     ckpt = checkpoint or meta.get("checkpoint")
     if not ckpt:
@@ -25,14 +26,15 @@ def embedder_for(checkpoint: str | os.PathLike | None, index: AudioIndex | None 
         checkpoint_format = checkpoint_format or meta.get("checkpoint_format")
         text_model = text_model or meta.get("text_model")
         min_share = min(min_share, meta.get("min_share", 1.0))
+        trusted = trusted or bool(meta.get("trust_checkpoint", False))  # the user trusted it when indexing
     return Embedder.from_checkpoint(ckpt, window_s=window_s, batch_size=batch_size, format=checkpoint_format,
-                                    text_model=text_model, min_share=min_share)
+                                    text_model=text_model, min_share=min_share, trusted=trusted)
 
 
 def build_index(checkpoint: str | os.PathLike, out: str | os.PathLike, manifest: str | None = None,
                 folder: str | None = None, batch_size: int = 16, window_s: float | None = None,
                 split: str | None = None, checkpoint_format: str | None = None, text_model: str | None = None,
-                min_share: float = 1.0) -> AudioIndex:
+                min_share: float = 1.0, trusted: bool = False) -> AudioIndex:
     """Embed a manifest's (its ``split`` rows when given) or a folder's audio (and captions) and save the index
     to ``out``."""
     if (manifest is None) == (folder is None):
@@ -41,11 +43,11 @@ def build_index(checkpoint: str | os.PathLike, out: str | os.PathLike, manifest:
         raise ValueError("a split selects rows of a manifest; a folder has none")
     items = items_from_manifest(manifest, split) if manifest else items_from_folder(folder)
     emb = embedder_for(checkpoint, batch_size=batch_size, window_s=window_s, checkpoint_format=checkpoint_format,
-                       text_model=text_model, min_share=min_share)
+                       text_model=text_model, min_share=min_share, trusted=trusted)
     meta = {"checkpoint": str(Path(checkpoint).resolve()), "source": str(Path(manifest or folder).resolve()),
             "split": split, "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
             "logit_scale": emb.logit_scale, "checkpoint_format": checkpoint_format, "text_model": text_model,
-            "min_share": min_share}
+            "min_share": min_share, "trust_checkpoint": trusted}
     index = AudioIndex.build(emb, items, meta)
     index.save(out)
     return index

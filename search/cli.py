@@ -14,7 +14,9 @@ results as one JSON object (text, audio, similar: "hits" with rank, score, id, p
 every label's probability, best first); ``--quiet`` shows no progress bar. Released CLAP checkpoints (msclap
 2022/2023, LAION-CLAP) index too: their format is told from the keys (``--checkpoint-format`` overrides it) and
 ``--text-model`` names the text side's tokenizer and architecture (a local folder or hub name; default the
-published one); the index remembers both for its queries.
+published one); ``--trust-checkpoint`` reads a file that holds objects beyond tensors (full unpickling: only
+files you trust); the index remembers all three for its queries. The log (stderr) shows each checkpoint's load
+report; ``--quiet`` keeps only warnings and errors there.
 """
 from __future__ import annotations
 
@@ -30,14 +32,15 @@ import numpy as np
 
 from manifests.progress import silence_progress_bars
 from search.index import DEFAULT_TEMPLATE, AudioIndex, Hit, classify, format_hits, label_prompts
-from training.cli import add_released_arguments
+from manifests.logs import show_logs
+from training.cli import QUIET_HELP, add_released_arguments
 
 
 def _embedder(a, index: AudioIndex | None = None):
     from search.build import embedder_for  # torch and the model load only when a command needs them
 
     return embedder_for(a.checkpoint, index, checkpoint_format=a.checkpoint_format, text_model=a.text_model,
-                        min_share=a.min_share)
+                        min_share=a.min_share, trusted=a.trust_checkpoint)
 
 
 def _cmd_index(a) -> int:
@@ -49,7 +52,7 @@ def _cmd_index(a) -> int:
     spec = ManifestSpec.from_arg(a.manifest) if a.manifest else None
     index = build_index(a.checkpoint, a.out, spec.manifest if spec else None, a.folder, a.batch_size, a.window_s,
                         split=spec.split if spec else None, checkpoint_format=a.checkpoint_format,
-                        text_model=a.text_model, min_share=a.min_share)
+                        text_model=a.text_model, min_share=a.min_share, trusted=a.trust_checkpoint)
     print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions in "
           f"{time.perf_counter() - t0:.1f} s -> {Path(a.out).resolve()}")
     return 0
@@ -136,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print the results as JSON")
 
@@ -184,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "k", 1) < 1:
         parser.error("-k must be at least 1")  # exit 2, like every usage error
+    show_logs(args.quiet)
     if args.quiet:
         silence_progress_bars()
     try:

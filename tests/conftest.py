@@ -17,6 +17,21 @@ def edge_csv(tmp_path_factory) -> Path:
     return write_edge_case_csv(tmp_path_factory.mktemp("edge") / "edge.csv")
 
 
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """Undo a command's show_logs (manifests/logs.py) after each test: its stderr handler and the toolkit's
+    log levels would otherwise outlive the test that ran the command."""
+    import logging
+
+    from manifests.logs import HANDLER_NAME, PROJECT_LOGGERS
+
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(handler)
+    for name in PROJECT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+
 
 @pytest.fixture
 def restore_progress_bars(monkeypatch):

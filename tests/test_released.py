@@ -329,3 +329,97 @@ def test_unreadable_files_are_clear_errors(tmp_path):
     for path in (junk, truncated):
         with pytest.raises(CheckpointMismatchError, match="not a readable torch checkpoint"):
             load_any_checkpoint(path)
+
+
+def test_the_commands_show_the_load_report_on_stderr(tmp_path, text_folders, capsys):
+    """wt5k-eval, wt5k-search and wt5k-train log a clean load's summary (INFO) on stderr; --quiet keeps only
+    warnings (a partial load's summary) and errors."""
+    import json
+    import re
+
+    from search.cli import main as search_main
+    from tests.training_fixtures import make_manifest
+    from training.cli import eval_main, train_main
+
+    folder = str(text_folders["bert"])
+    state = _tiny_msclap_2022_state(text_folders["bert"])
+    released = tmp_path / "CLAP_weights_2022.pth"
+    torch.save({"model": state}, released)
+    manifest = make_manifest(tmp_path / "m", 2, seconds=1.0)
+    summary = re.compile(r"INFO training\.pretrained: msclap-2022 \S*CLAP_weights_2022\.pth: loaded \d+ tensors; "
+                         r"model keys loaded 100\.0%; file keys mapped 100\.0%; skipped: .*mel filterbank equals")
+    common = ["--checkpoint", str(released), "--text-model", folder]
+
+    assert eval_main([*common, "--manifest", str(manifest), "--json", str(tmp_path / "e.json")]) == 0
+    assert summary.search(capsys.readouterr().err)
+    assert eval_main([*common, "--manifest", str(manifest), "--json", str(tmp_path / "e.json"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+    index = tmp_path / "index"
+    assert search_main(["index", *common, "--manifest", str(manifest), "--out", str(index)]) == 0
+    assert summary.search(capsys.readouterr().err)
+    assert search_main(["text", "a sound", "--index", str(index), "-k", "1"]) == 0  # a query loads it again
+    assert summary.search(capsys.readouterr().err)
+    assert search_main(["text", "a sound", "--index", str(index), "-k", "1", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+    # --quiet keeps warnings: a partial load's summary is one
+    partial = tmp_path / "partial.pth"
+    torch.save({"model": {k: v for k, v in state.items() if not k.startswith("caption_encoder.projection.")}},
+               partial)
+    assert eval_main(["--checkpoint", str(partial), "--text-model", folder, "--min-share", "0.9", "--quiet",
+                      "--manifest", str(manifest), "--json", str(tmp_path / "p.json")]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"WARNING training\.pretrained: msclap-2022 \S*partial\.pth: .*missing: text_projection", err)
+
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({
+        "name": "shown", "out_dir": str(tmp_path / "runs"), "epochs": 1, "batch_size": 2, "model": {},
+        "init_from": {"checkpoint": str(released), "text_model": folder},
+        "data": {"train": [str(manifest)], "num_workers": 0, "crop_s": 1.0}}))
+    assert train_main(["--config", str(config)]) == 0
+    assert summary.search(capsys.readouterr().err)
+
+
+def test_files_holding_objects_beyond_tensors_need_trust_checkpoint(tmp_path, text_folders, capsys):
+    """Released files written by PyTorch Lightning or training scripts hold e.g. an argparse.Namespace beside
+    the weights: the safe loader refuses them, naming --trust-checkpoint, which loads them everywhere."""
+    import argparse
+    import json
+
+    from search.cli import main as search_main
+    from tests.training_fixtures import make_manifest
+    from training.cli import eval_main
+
+    folder = str(text_folders["bert"])
+    state = _tiny_msclap_2022_state(text_folders["bert"])
+    path = tmp_path / "CLAP_weights_2022.pth"
+    torch.save({"model": state, "hyper_parameters": argparse.Namespace(sample_rate=44100, fmax=14000)}, path)
+    with pytest.raises(CheckpointMismatchError, match=r"--trust-checkpoint.*argparse\.Namespace"):
+        load_any_checkpoint(path, text_model=folder)
+    model, _ = load_any_checkpoint(path, text_model=folder, trusted=True)
+    assert torch.equal(model.audio_encoder.cnn14.conv_block1.conv1.weight,
+                       state["audio_encoder.base.conv_block1.conv1.weight"])
+
+    manifest = make_manifest(tmp_path / "m", 2, seconds=1.0)
+    common = ["--checkpoint", str(path), "--text-model", folder, "--quiet"]
+    assert eval_main([*common, "--manifest", str(manifest), "--json", str(tmp_path / "e.json")]) == 2
+    assert "--trust-checkpoint" in capsys.readouterr().err
+    assert eval_main([*common, "--manifest", str(manifest), "--json", str(tmp_path / "e.json"),
+                      "--trust-checkpoint"]) == 0
+    capsys.readouterr()
+
+    index = tmp_path / "index"
+    assert search_main(["index", *common, "--manifest", str(manifest), "--out", str(index)]) == 2
+    assert "--trust-checkpoint" in capsys.readouterr().err
+    assert search_main(["index", *common, "--manifest", str(manifest), "--out", str(index),
+                        "--trust-checkpoint"]) == 0
+    assert json.loads((index / "index.json").read_text())["trust_checkpoint"] is True
+    capsys.readouterr()
+    assert search_main(["text", "a sound", "--index", str(index), "-k", "1", "--quiet", "--json"]) == 0  # as indexed
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert len(hits) == 1 and hits[0]["id"] in {it["id"] for it in json.loads((index / "items.json").read_text())}
+    # another --checkpoint on a query is read as its own flags say
+    assert search_main(["text", "a sound", "--index", str(index), "--checkpoint", str(path), "--text-model", folder,
+                        "--quiet"]) == 2
+    assert "--trust-checkpoint" in capsys.readouterr().err

@@ -3,7 +3,7 @@
     wt5k-train --config configs/tiny.json [--resume] [key=value ...]
     torchrun --nproc-per-node 4 -m training.cli --config configs/exp_B.json     # several GPUs
     wt5k-eval --checkpoint runs/tiny/best.pt [--checkpoint runs/other/best.pt] [--manifest PATH[:SPLIT] ...]
-              [--split test|val] [--paper ROW] [--json out.json] [--quiet]
+              [--split test|val] [--paper ROW] [--json out.json] [--quiet] [--trust-checkpoint]
     wt5k-eval --checkpoint CLAP_weights_2022.pth --text-model bert-base-uncased --manifest PATH:test
               (released msclap / LAION-CLAP files; --checkpoint-format overrides the format told from the keys)
 """
@@ -14,18 +14,24 @@ import sys
 from pathlib import Path
 
 from manifests.captions import CAPTION_MODES
+from manifests.logs import show_logs
 from manifests.progress import silence_progress_bars
 from training.config import ManifestSpec, load_config
+
+
+QUIET_HELP = ("no progress bars, and of the log (stderr: checkpoint load reports and other notes) only warnings "
+              "and errors")
 
 
 def train_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="wt5k-train", description="Train a CLAP model from a run config.")
     p.add_argument("--config", required=True, help="run config JSON (configs/*.json)")
     p.add_argument("--resume", action="store_true", help="continue the run from its latest.pt")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides with JSON values, e.g. epochs=2 optim.lr=3e-4 data.num_workers=0")
     args = p.parse_args(argv)
+    show_logs(args.quiet)
     if args.quiet:
         silence_progress_bars()
     from training.train import NonFiniteLossError, train
@@ -51,7 +57,8 @@ def train_main(argv: list[str] | None = None) -> int:
 
 
 def add_released_arguments(p: argparse.ArgumentParser) -> None:
-    """--checkpoint-format and --text-model: how a released checkpoint (msclap, LAION-CLAP) is read."""
+    """--checkpoint-format, --text-model, --min-share, --trust-checkpoint: how a checkpoint (a released one:
+    msclap, LAION-CLAP) is read."""
     from training.released import FORMATS
 
     p.add_argument("--checkpoint-format", choices=FORMATS,
@@ -62,6 +69,10 @@ def add_released_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-share", type=float, default=1.0,
                    help="share of a released checkpoint's keys that must load (default 1: every encoder and "
                         "projection weight; below 1 allows a partial load, reported key by key)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="read the checkpoint with full unpickling: needed by files that hold objects beyond tensors "
+                        "(PyTorch Lightning's HTS-AT checkpoint, some LAION-CLAP files); unpickling runs code the "
+                        "file names, so only for files you trust")
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -80,9 +91,10 @@ def eval_main(argv: list[str] | None = None) -> int:
                    "checkpoint's config names in paper_row, if any)")
     p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "
                                   "checkpoint)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     add_released_arguments(p)
     args = p.parse_args(argv)
+    show_logs(args.quiet)
     if args.quiet:
         silence_progress_bars()
     from training.evaluate import evaluate_checkpoints, format_table, write_json
@@ -93,7 +105,8 @@ def eval_main(argv: list[str] | None = None) -> int:
             check_paper_row(args.paper)
         rows = evaluate_checkpoints(args.checkpoint, args.manifest, args.split, args.caption_mode,
                                     args.batch_size, args.device, args.name, args.paper,
-                                    args.checkpoint_format, args.text_model, args.min_share)
+                                    args.checkpoint_format, args.text_model, args.min_share,
+                                    trusted=args.trust_checkpoint)
     except (ValueError, FileNotFoundError) as e:
         print(f"wt5k-eval: {e}", file=sys.stderr)
         return 2

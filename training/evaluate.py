@@ -96,22 +96,23 @@ def _cell(value: float | None, width: int) -> str:
 def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], specs: Sequence[ManifestSpec] | None = None,
                          split: str = "test", caption_mode: str | None = None, batch_size: int = 32,
                          device: str = "cpu", names: Sequence[str] | None = None, paper: str | None = None,
-                         format: str | None = None, text_model: str | None = None, min_share: float = 1.0
-                         ) -> dict[str, dict[str, dict]]:
+                         format: str | None = None, text_model: str | None = None, min_share: float = 1.0,
+                         trusted: bool = False) -> dict[str, dict[str, dict]]:
     """Evaluate each checkpoint on ``specs`` (default: its own config's ``split`` manifests, "test" or
     "val"); returns {row name: {dataset label: metrics}} (row name: run name/checkpoint file stem). After a
     checkpoint's row come the paper's row and the difference (training/paper.py) when ``paper`` names a row
     of the paper's tables, or else when the checkpoint's config names one (``paper_row``). Released
     checkpoints (msclap, LAION-CLAP) are accepted too (``format``, ``text_model``, ``min_share``: see
-    training/released.py);
-    they carry no manifests, so ``specs`` must be given."""
+    training/released.py); they carry no manifests, so ``specs`` must be given. ``trusted``: read the files
+    with full unpickling (files holding objects beyond tensors; only files you trust)."""
     from training.released import load_any_checkpoint
 
     if names is not None and len(names) != len(checkpoints):
         raise ValueError("give one name per checkpoint")
     rows = {}
     for i, path in enumerate(checkpoints):
-        model, config = load_any_checkpoint(path, format, text_model, min_share, map_location=device)
+        model, config = load_any_checkpoint(path, format, text_model, min_share, map_location=device,
+                                            trusted=trusted)
         data = config.get("data", {})
         use = list(specs) if specs else [ManifestSpec(**s) for s in data.get(split, [])]
         if not use:

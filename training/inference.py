@@ -56,13 +56,14 @@ class Embedder:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, window_s: float | None = None, batch_size: int = 16,
                         device: str = "cpu", format: str | None = None, text_model: str | None = None,
-                        min_share: float = 1.0) -> "Embedder":
+                        min_share: float = 1.0, trusted: bool = False) -> "Embedder":
         """The model of our training checkpoint or of a released one (msclap, LAION-CLAP; read once, see
-        training/released.py: `format`, `text_model`, `min_share`); the window is ``window_s``, else the run's
-        data.crop_s, else the model's own clip length."""
+        training/released.py: `format`, `text_model`, `min_share`; `trusted`: full unpickling, for files you
+        trust that hold objects beyond tensors); the window is ``window_s``, else the run's data.crop_s, else the
+        model's own clip length."""
         from training.released import load_any_checkpoint
 
-        model, config = load_any_checkpoint(path, format, text_model, min_share)
+        model, config = load_any_checkpoint(path, format, text_model, min_share, trusted=trusted)
         return cls(model, window_s or (config.get("data") or {}).get("crop_s"), batch_size, device)
 
     @property

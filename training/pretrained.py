@@ -72,9 +72,13 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
         if not isinstance(e, pickle.UnpicklingError) or "Unsupported global" not in str(e):
             raise CheckpointMismatchError(f"{path}: not a readable torch checkpoint (truncated, or another kind "
                                           f"of file): {str(e).splitlines()[0]}") from e
+        # torch's message runs over many lines; its "Unsupported global: GLOBAL name" says what the file holds
+        lines = str(e).splitlines()
+        found = next((line.strip().split(" was not")[0] for line in lines if "Unsupported global" in line), lines[0])
         raise CheckpointMismatchError(
-            f"{path}: holds objects beyond tensors and plain containers; if you trust the file, load it with "
-            f"trusted=True (config: audio.trust_checkpoints). Detail: {e}"
+            f"{path}: holds objects beyond tensors and plain containers, which the safe loader refuses; if you "
+            f"trust the file (unpickling runs code it names), pass --trust-checkpoint (wt5k-eval, wt5k-search; "
+            f"Python: trusted=True; run configs: audio.trust_checkpoints, init_from.trusted). Detail: {found}"
         ) from e
 
 
