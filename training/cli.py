@@ -5,7 +5,10 @@
     wt5k-eval --checkpoint runs/tiny/best.pt [--checkpoint runs/other/best.pt] [--manifest PATH[:SPLIT] ...]
               [--split test|val] [--paper ROW] [--json out.json] [--quiet] [--trust-checkpoint]
     wt5k-eval --checkpoint CLAP_weights_2022.pth --text-model bert-base-uncased --manifest PATH:test
-              (released msclap / LAION-CLAP files; --checkpoint-format overrides the format told from the keys)
+              (released msclap / LAION-CLAP files; --checkpoint-format overrides the format told from the keys;
+              --trust-checkpoint reads files holding objects beyond tensors)
+
+Each command logs to stderr (checkpoint load reports among others); --quiet keeps warnings and errors only.
 """
 from __future__ import annotations
 
