@@ -17,17 +17,23 @@ from typing import Iterable
 
 # Characters that separate paths, are reserved on Windows or are control characters; each becomes "_".
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+# Names Windows reserves whatever the extension (a dataset is often copied to a Windows share or an NTFS drive).
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 MAX_NAME_BYTES = 100  # well under the 255 bytes of common filesystems, with room for the hash and extension
 HASH_CHARS = 10
 
 
 def clean_component(text: str) -> str:
     """A single path component that means ``text`` as closely as possible: unsafe characters replaced, leading
-    dots and surrounding blanks removed (no ``.``, ``..`` or hidden files), cut to MAX_NAME_BYTES of UTF-8."""
+    dots and surrounding blanks removed (no ``.``, ``..`` or hidden files), trailing dots removed and Windows'
+    reserved device names suffixed (``CON`` -> ``CON_``), cut to MAX_NAME_BYTES of UTF-8."""
     name = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip().lstrip(".").strip()
     raw = name.encode("utf-8")
     if len(raw) > MAX_NAME_BYTES:
         name = raw[:MAX_NAME_BYTES].decode("utf-8", "ignore").rstrip()
+    name = name.rstrip(". ")  # Windows drops trailing dots and blanks: "a." and "a" would be one file there
+    if name.split(".")[0].upper() in _RESERVED:
+        name = f"{name}_"
     return name
 
 
@@ -41,7 +47,8 @@ def output_paths(items: Iterable[tuple[str, str, str]], extension: str) -> dict[
     for item_id, source, source_id in items:
         folder = clean_component(source) or "unknown"
         name = clean_component(source_id)
-        if name != source_id or folder != source:  # changed: another id may clean to the same name
+        # changed or empty (no source_id: "audio/x/.flac" would be a hidden file): another id may clean to it
+        if not name or name != source_id or folder != source:
             name = f"{name}-{id_hash(item_id)}" if name else id_hash(item_id)
         paths[item_id] = f"audio/{folder}/{name}.{extension}"
     # Collisions left (names that needed no cleaning but differ only in case or normal form, or an unlikely
