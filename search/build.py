@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 from search.index import AudioIndex, items_from_folder, items_from_manifest
@@ -36,18 +37,21 @@ def build_index(checkpoint: str | os.PathLike, out: str | os.PathLike, manifest:
                 split: str | None = None, checkpoint_format: str | None = None, text_model: str | None = None,
                 min_share: float = 1.0, trusted: bool = False) -> AudioIndex:
     """Embed a manifest's (its ``split`` rows when given) or a folder's audio (and captions) and save the index
-    to ``out``."""
+    to ``out``. Its meta lists the files that could not be read (``skipped``, with reasons) and counts a folder's
+    files that are not audio by extension (``ignored_files``)."""
     if (manifest is None) == (folder is None):
         raise ValueError("index either a manifest or a folder of audio")
     if split is not None and manifest is None:
         raise ValueError("a split selects rows of a manifest; a folder has none")
-    items = items_from_manifest(manifest, split) if manifest else items_from_folder(folder)
+    ignored: Counter = Counter()
+    items = items_from_manifest(manifest, split) if manifest else items_from_folder(folder, ignored)
     emb = embedder_for(checkpoint, batch_size=batch_size, window_s=window_s, checkpoint_format=checkpoint_format,
                        text_model=text_model, min_share=min_share, trusted=trusted)
     meta = {"checkpoint": str(Path(checkpoint).resolve()), "source": str(Path(manifest or folder).resolve()),
             "split": split, "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
             "logit_scale": emb.logit_scale, "checkpoint_format": checkpoint_format, "text_model": text_model,
-            "min_share": min_share, "trust_checkpoint": trusted}
+            "min_share": min_share, "trust_checkpoint": trusted,
+            "ignored_files": dict(ignored.most_common())}  # a folder's files without an audio extension
     index = AudioIndex.build(emb, items, meta)
     index.save(out)
     return index

@@ -55,6 +55,15 @@ def _cmd_index(a) -> int:
                         text_model=a.text_model, min_share=a.min_share, trusted=a.trust_checkpoint)
     print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions in "
           f"{time.perf_counter() - t0:.1f} s -> {Path(a.out).resolve()}")
+    skipped, ignored = index.meta.get("skipped") or [], index.meta.get("ignored_files") or {}
+    if skipped:
+        print(f"skipped {len(skipped)} file(s) that could not be read (all listed in index.json 'skipped'):",
+              file=sys.stderr)
+        for s in skipped[:5]:
+            print(f"  {s['reason']}", file=sys.stderr)
+    if ignored:
+        print(f"not read: {sum(ignored.values())} file(s) without an audio extension ("
+              + ", ".join(f"{ext} {n}" for ext, n in list(ignored.items())[:6]) + ")", file=sys.stderr)
     return 0
 
 

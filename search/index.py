@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -22,7 +23,10 @@ import numpy as np
 from manifests.schema import read_manifest, resolve_audio
 from training.inference import normalize
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
+# Extensions of the containers libsndfile decodes (Ogg Vorbis/Opus also as .oga/.opus, as desktop sound themes
+# ship them); a folder's other files are counted and reported, not read.
+AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc", ".au",
+                    ".snd", ".caf", ".w64", ".rf64")
 DEFAULT_TEMPLATE = "This is a sound of {}."
 
 
@@ -96,14 +100,33 @@ class AudioIndex:
         return cls(normalize(audio), items, None if captions is None else normalize(captions), refs, meta)
 
     @classmethod
-    def build(cls, embedder: Embedder, items: list[dict], meta: dict | None = None) -> "AudioIndex":
-        """Embed every item's audio (and captions, if any) with the model."""
+    def build(cls, embedder: Embedder, items: list[dict], meta: dict | None = None,
+              group: int = 64) -> "AudioIndex":
+        """Embed every item's audio (and captions, if any) with the model. A file that cannot be read (damaged,
+        not audio, empty) is left out and listed in ``meta["skipped"]`` with the reason: one bad file in a
+        user's library does not stop the index of the others."""
         if not items:
             raise ValueError("nothing to index: no audio items")
-        audio = embedder.embed_audio_files([it["path"] for it in items])
-        texts = [c for it in items for c in it.get("captions", [])]
+        kept, parts, skipped = [], [], []
+        for i in range(0, len(items), group):
+            chunk = items[i:i + group]
+            try:
+                parts.append(embedder.embed_audio_files([it["path"] for it in chunk]))
+                kept += chunk
+                continue
+            except ValueError:
+                pass  # some file of this group is unreadable: embed the group one file at a time
+            for it in chunk:
+                try:
+                    parts.append(embedder.embed_audio_files([it["path"]]))
+                    kept.append(it)
+                except ValueError as e:
+                    skipped.append({"id": it["id"], "path": it["path"], "reason": str(e)})
+        if not kept:
+            raise ValueError(f"none of the {len(items)} audio files could be read, e.g. {skipped[0]['reason']}")
+        texts = [c for it in kept for c in it.get("captions", [])]
         captions = embedder.embed_texts(texts) if texts else None
-        return cls.from_embeddings(audio, items, captions, meta)
+        return cls.from_embeddings(np.concatenate(parts), kept, captions, {**(meta or {}), "skipped": skipped})
 
     # --- persistence ----------------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> Path:
@@ -213,12 +236,16 @@ def items_from_manifest(manifest: str | os.PathLike, split: str | None = None) -
     return list(by_id.values())
 
 
-def items_from_folder(folder: str | os.PathLike) -> list[dict]:
-    """One item per audio file under a folder (recursively, sorted), id = the path relative to the folder."""
+def items_from_folder(folder: str | os.PathLike, ignored: Counter | None = None) -> list[dict]:
+    """One item per audio file under a folder (recursively, sorted), id = the path relative to the folder.
+    ``ignored``, when given, counts the other files by extension (so that callers can say what was not read)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"no such folder: {folder}")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    paths = sorted(p for p in files if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if ignored is not None:
+        ignored.update(p.suffix.lower() or "(none)" for p in files if p.suffix.lower() not in AUDIO_EXTENSIONS)
     if not paths:
         raise ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {folder}")
     return [{"id": p.relative_to(folder).as_posix(), "path": str(p.resolve()), "captions": []} for p in paths]

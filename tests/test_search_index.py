@@ -110,3 +110,44 @@ def test_items_from_manifest_groups_captions_and_from_folder(tmp_path):
         items_from_folder(tmp_path / "empty")
     with pytest.raises(NotADirectoryError):
         items_from_folder(tmp_path / "missing")
+
+
+class _ReadingEmbedder:
+    """Reads each file as the real Embedder does (training.data.read_audio) and embeds it by two statistics."""
+
+    def embed_audio_files(self, paths):
+        from training.data import read_audio
+
+        clips = [read_audio(str(p), 8000) for p in paths]
+        return np.array([[np.abs(x).mean() + 1e-3, float(len(x))] for x in clips], dtype=np.float32)
+
+    def embed_texts(self, texts):
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+
+def test_a_folder_with_unreadable_and_other_files_is_indexed_and_every_file_accounted_for(tmp_path):
+    import soundfile as sf
+    from collections import Counter
+
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000).astype(np.float32)
+    sf.write(folder / "beep.wav", tone, 8000)
+    sf.write(folder / "bell.oga", tone[:4000], 8000, format="OGG", subtype="VORBIS")  # as sound themes ship them
+    (folder / "page.mp3").write_bytes(b"<!DOCTYPE html><html><body>404</body></html>")
+    (folder / "empty.flac").write_bytes(b"")
+    (folder / "cover.png").write_bytes(b"\x89PNG\r\n")
+    (folder / "README").write_text("x")
+    ignored = Counter()
+    items = items_from_folder(folder, ignored)
+    assert [it["id"] for it in items] == ["beep.wav", "bell.oga", "empty.flac", "page.mp3"]
+    assert ignored == {".png": 1, "(none)": 1}
+    index = AudioIndex.build(_ReadingEmbedder(), items, {"source": str(folder)}, group=3)
+    assert [it["id"] for it in index.items] == ["beep.wav", "bell.oga"] and len(index.audio) == 2
+    skipped = {s["id"]: s["reason"] for s in index.meta["skipped"]}
+    assert set(skipped) == {"empty.flac", "page.mp3"}
+    assert "cannot decode" in skipped["page.mp3"] and "page.mp3" in skipped["page.mp3"]
+    index.save(tmp_path / "idx")
+    assert AudioIndex.load(tmp_path / "idx").meta["skipped"] == index.meta["skipped"]
+    with pytest.raises(ValueError, match="none of the 2 audio files"):
+        AudioIndex.build(_ReadingEmbedder(), [it for it in items if it["id"] in skipped])

@@ -88,7 +88,10 @@ def read_audio(path: str, sample_rate: int = SAMPLE_RATE, length: int | None = N
                 frames = need
         x, sr = sf.read(path, start=start, frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:
-        raise ValueError(f"cannot read audio {path}: {e}") from None
+        said = str(e)
+        if "does not exist" in said and Path(path).is_file():  # libsndfile's words for "no format I know"
+            said = f"libsndfile cannot decode it (not an audio format it reads, or damaged): {said}"
+        raise ValueError(f"cannot read audio {path}: {said}") from None
     try:
         return to_model_rate(x, sr, sample_rate)
     except ValueError as e:
