@@ -12,7 +12,8 @@ steps), ``best.pt`` (best mean mAP@10 on the validation manifests, validated eve
 the last; the latest epoch when there are no validation manifests),
 ``metrics.jsonl`` and TensorBoard events. Frozen encoders (``audio.freeze`` / ``text.freeze``) are kept out of
 ``latest.pt``, in one ``frozen-<sha256>.pt`` beside it written once (training/checkpoint.py); ``best.pt`` is
-whole. ``--resume`` continues from ``latest.pt`` exactly: the same batches, crops, dropout masks and learning rates as the run would have had without interruption.
+whole. ``--resume`` continues from ``latest.pt`` exactly: the same batches, crops, dropout masks and learning
+rates as the run would have had without interruption.
 A non-finite loss stops the run with NonFiniteLossError before anything is saved from that step on.
 """
 from __future__ import annotations
