@@ -115,10 +115,9 @@ def cmd_stats(a: argparse.Namespace) -> int:
         split, sep, path = spec.partition("=")
         if not sep:
             split, path = None, spec
-        kind, got = read_records(path, split, a.encoding)
+        kind, got, rows = read_records(path, split, a.encoding)
         kinds.append(f"{path}: {kind}")
-        if kind == "manifest":  # curated manifests record what the headroom policy did
-            manifest_rows += read_manifest(path)
+        manifest_rows += rows  # curated manifests record what the headroom policy did
         recs += got
         paths.append(path)
     h = headroom(manifest_rows) if manifest_rows else None

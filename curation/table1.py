@@ -116,9 +116,10 @@ def records_from_captions(source: str, split: str, captions_by_id: dict[str, lis
 
 
 def read_records(path: str | os.PathLike, split: str | None = None,
-                 encoding: str = DEFAULT_ENCODING) -> tuple[str, list[AudioText]]:
-    """(kind, records) of one file of any supported kind; ``split`` names the part of a caption CSV (default:
-    the file's stem); AudioCaps and Clotho CSVs are read as ``encoding`` text."""
+                 encoding: str = DEFAULT_ENCODING) -> tuple[str, list[AudioText], list[ManifestRow]]:
+    """(kind, records, the manifest's rows) of one file of any supported kind (the rows only for a manifest,
+    whose headroom columns the report also counts; else empty); ``split`` names the part of a caption CSV
+    (default: the file's stem); AudioCaps and Clotho CSVs are read as ``encoding`` text."""
     from .audiocaps import audiocaps_items
     from .clotho import clotho_items
     from .published import import_published
@@ -128,15 +129,15 @@ def read_records(path: str | os.PathLike, split: str | None = None,
     split = split or Path(path).stem
     if kind == "manifest":
         rows = read_manifest(path)
-        return kind, records_from_manifest_rows(rows, audio_durations(rows, path))
+        return kind, records_from_manifest_rows(rows, audio_durations(rows, path)), rows
     if kind == "published":
         rows, _ = import_published(read_published_csv(path))  # cleaned as import-published does; none dropped
-        return kind, records_from_manifest_rows(rows)
+        return kind, records_from_manifest_rows(rows), []
     if kind == "audiocaps":
         items = audiocaps_items({split: path}, None, encoding)
     else:
         items = clotho_items([(split, path, None)], encoding)
-    return kind, records_from_captions(kind, split, {it.id: it.captions for it in items})
+    return kind, records_from_captions(kind, split, {it.id: it.captions for it in items}), []
 
 
 def _words(text: str) -> int:

@@ -111,10 +111,10 @@ def _searches(checkpoint: Path, curated: Path, index_dir: Path) -> list[dict]:
     from search.index import AudioIndex, classify, format_hits, label_prompts
     from training.inference import Embedder
 
-    index = build_index(str(checkpoint), index_dir, manifest=str(curated))
+    emb = Embedder.from_checkpoint(checkpoint)  # read once: it builds the index and answers the queries
+    index = build_index(str(checkpoint), index_dir, manifest=str(curated), embedder=emb)
     print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions -> {index_dir}")
-    index = AudioIndex.load(index_dir)
-    emb = Embedder.from_checkpoint(checkpoint, window_s=index.meta["window_s"])
+    index = AudioIndex.load(index_dir)  # searched from disk, as `wt5k-search` does
     results = []
     for q in TEXT_QUERIES:
         hits = index.search_audio(emb.embed_texts([q])[0], 3)

@@ -35,18 +35,20 @@ def embedder_for(checkpoint: str | os.PathLike | None, index: AudioIndex | None 
 def build_index(checkpoint: str | os.PathLike, out: str | os.PathLike, manifest: str | None = None,
                 folder: str | None = None, batch_size: int = 16, window_s: float | None = None,
                 split: str | None = None, checkpoint_format: str | None = None, text_model: str | None = None,
-                min_share: float = 1.0, trusted: bool = False) -> AudioIndex:
+                min_share: float = 1.0, trusted: bool = False, embedder: Embedder | None = None) -> AudioIndex:
     """Embed a manifest's (its ``split`` rows when given) or a folder's audio (and captions) and save the index
     to ``out``. Its meta lists the files that could not be read (``skipped``, with reasons) and counts a folder's
-    files that are not audio by extension (``ignored_files``)."""
+    files that are not audio by extension (``ignored_files``). ``embedder``: one already loaded from
+    ``checkpoint`` (a caller that queries afterwards need not read the checkpoint twice)."""
     if (manifest is None) == (folder is None):
         raise ValueError("index either a manifest or a folder of audio")
     if split is not None and manifest is None:
         raise ValueError("a split selects rows of a manifest; a folder has none")
     ignored: Counter = Counter()
     items = items_from_manifest(manifest, split) if manifest else items_from_folder(folder, ignored)
-    emb = embedder_for(checkpoint, batch_size=batch_size, window_s=window_s, checkpoint_format=checkpoint_format,
-                       text_model=text_model, min_share=min_share, trusted=trusted)
+    emb = embedder or embedder_for(checkpoint, batch_size=batch_size, window_s=window_s,
+                                   checkpoint_format=checkpoint_format, text_model=text_model, min_share=min_share,
+                                   trusted=trusted)
     meta = {"checkpoint": str(Path(checkpoint).resolve()), "source": str(Path(manifest or folder).resolve()),
             "split": split, "window_s": emb.window / emb.sample_rate, "sample_rate": emb.sample_rate,
             "logit_scale": emb.logit_scale, "checkpoint_format": checkpoint_format, "text_model": text_model,

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from manifests.captions import CAPTION_MODES
-INIT_FROM_KEYS = ("checkpoint", "format", "text_model", "min_share", "trusted")
 
+INIT_FROM_KEYS = ("checkpoint", "format", "text_model", "min_share", "trusted")
 
 
 @dataclass

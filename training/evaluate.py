@@ -1,9 +1,9 @@
 """Retrieval evaluation of CLAP models on manifests, printed in the layout of the paper's Table 3.
 
 Embedding is deterministic: every distinct audio of a manifest is embedded once, whole, in fixed windows of
-the model's input length (training/data.py window_samples, training/inference.py: a short clip repeat-padded to one window; a long one cut
-into consecutive windows, the last aligned to the clip's end; the clip's embedding is the normalised mean
-of its windows'); every caption row is embedded once. Similarities are dot products and the metrics are
+the model's input length (training/data.py window_samples; training/inference.py: a short clip repeat-padded
+to one window, a long one cut into consecutive windows, the last aligned to the clip's end; the clip's
+embedding is the normalised mean of its windows'); every caption row is embedded once. Similarities are dot products and the metrics are
 training/metrics.py's (DCASE 2022 task 6b definitions, pessimistic ties).
 """
 from __future__ import annotations
