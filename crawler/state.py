@@ -9,25 +9,17 @@ anyway to find new sounds, and a kill -9 can leave its queue inconsistent; this 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 
 from manifests.atomic import TMP_SUFFIX
+from manifests.hashing import sha256_file
 from manifests.crawl_record import ITEMS_FILE, CrawlRecord, read_crawl_records, record_line, write_crawl_records
 
 logger = logging.getLogger(__name__)
 FILES_DIR = "files"
 PART_SUFFIX = TMP_SUFFIX
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class CrawlState:

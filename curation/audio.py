@@ -23,6 +23,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from manifests.hashing import sha256_file
+
 # Why a file can be rejected by the audio stage.
 REASONS = {
     "missing_file": "the audio file does not exist",
@@ -134,11 +136,6 @@ class _Reject(Exception):
         self.reason, self.detail = reason, detail
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def process_audio(src: str | os.PathLike, dst: str | os.PathLike, opts: AudioOptions = AudioOptions()) -> AudioResult:
     """Check ``src`` and write it to ``dst`` at ``opts.target_sr`` in ``opts.out_format``; on rejection nothing
     is left at ``dst`` (the file is written under a temporary name and renamed only when accepted). What the
@@ -151,7 +148,7 @@ def process_audio(src: str | os.PathLike, dst: str | os.PathLike, opts: AudioOpt
         try:
             _convert(src, dst, tmp, opts, result)
             result.status = "ok"
-            result.sha256 = file_sha256(dst)
+            result.sha256 = sha256_file(dst)
         except _Reject as r:
             result.reason, result.detail = r.reason, r.detail
         finally:

@@ -4,9 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from manifests.audio_formats import AUDIO_EXTENSIONS
 from manifests.schema import iter_csv
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 
 
 DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte order mark

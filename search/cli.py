@@ -15,7 +15,8 @@ every label's probability, best first); ``--quiet`` shows no progress bar. Relea
 2022/2023, LAION-CLAP) index too: their format is told from the keys (``--checkpoint-format`` overrides it) and
 ``--text-model`` names the text side's tokenizer and architecture (a local folder or hub name; default the
 published one); ``--trust-checkpoint`` reads a file that holds objects beyond tensors (full unpickling: only
-files you trust); the index remembers all three for its queries. The log (stderr) shows each checkpoint's load
+files you trust); the index remembers the first two (and the checkpoint's sha256, checked on every query) for
+its queries, never the trust: a query that loads such a file needs the flag again. The log (stderr) shows each checkpoint's load
 report; ``--quiet`` keeps only warnings and errors there.
 """
 from __future__ import annotations

@@ -20,13 +20,10 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from manifests.audio_formats import AUDIO_EXTENSIONS
 from manifests.schema import read_manifest, resolve_audio
 from training.inference import normalize
 
-# Extensions of the containers libsndfile decodes (Ogg Vorbis/Opus also as .oga/.opus, as desktop sound themes
-# ship them); a folder's other files are counted and reported, not read.
-AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc", ".au",
-                    ".snd", ".caf", ".w64", ".rf64")
 DEFAULT_TEMPLATE = "This is a sound of {}."
 
 

@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from crawler.mirror import Faults, start_mirror
-from crawler.state import PART_SUFFIX, sha256_file
+from crawler.state import PART_SUFFIX
+from manifests.hashing import sha256_file
 from crawler.streaming import StreamingDownloadHandler, check_private_api
 from tests.crawler_helpers import ROOT, crawl_command, edge_cases, items_by_id
 from manifests import PublishedRow, write_published_csv

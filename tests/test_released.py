@@ -414,9 +414,13 @@ def test_files_holding_objects_beyond_tensors_need_trust_checkpoint(tmp_path, te
     assert "--trust-checkpoint" in capsys.readouterr().err
     assert search_main(["index", *common, "--manifest", str(manifest), "--out", str(index),
                         "--trust-checkpoint"]) == 0
-    assert json.loads((index / "index.json").read_text())["trust_checkpoint"] is True
+    assert "trust_checkpoint" not in json.loads((index / "index.json").read_text())  # trust is never stored
     capsys.readouterr()
-    assert search_main(["text", "a sound", "--index", str(index), "-k", "1", "--quiet", "--json"]) == 0  # as indexed
+    # a query of the index's own checkpoint needs the flag again: trust comes from the command, not the folder
+    assert search_main(["text", "a sound", "--index", str(index), "-k", "1", "--quiet", "--json"]) == 2
+    assert "--trust-checkpoint" in capsys.readouterr().err
+    assert search_main(["text", "a sound", "--index", str(index), "-k", "1", "--quiet", "--json",
+                        "--trust-checkpoint"]) == 0
     hits = json.loads(capsys.readouterr().out)["hits"]
     assert len(hits) == 1 and hits[0]["id"] in {it["id"] for it in json.loads((index / "items.json").read_text())}
     # another --checkpoint on a query is read as its own flags say

@@ -197,3 +197,54 @@ def test_cli_manifest_split_and_json_results(trained, embedder, tmp_path, capsys
     assert main(["classify", wav, "--labels", ",".join(labels), "--checkpoint", ckpt, "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["results"][0]["id"] is None and got["results"][0]["path"] == wav
+
+
+class _Payload:
+    """Unpickling this writes a marker file: what a hostile checkpoint planted in an index folder would run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_index_folder_cannot_make_a_query_run_code(trained, tmp_path, capsys):
+    """Security: an index.json naming a pickled payload and claiming trust runs nothing; a checkpoint swapped
+    after indexing is refused by its sha256; both in one line on stderr."""
+    import pickle
+
+    import torch
+
+    root, ckpt, manifest = trained
+    ix = tmp_path / "ix"
+    assert main(["index", "--checkpoint", ckpt, "--manifest", str(manifest), "--out", str(ix), "--quiet"]) == 0
+    meta = json.loads((ix / "index.json").read_text())
+    assert "trust_checkpoint" not in meta and len(meta["checkpoint_sha256"]) == 64
+    capsys.readouterr()
+
+    marker = tmp_path / "ran"
+    payload = ix / "model.pt"
+    with open(payload, "wb") as f:
+        pickle.dump({"state_dict": _Payload(str(marker))}, f)
+    torch.save({"boom": _Payload(str(marker))}, ix / "model2.pt")
+    for planted in (payload, ix / "model2.pt"):
+        for claimed_sha in (meta["checkpoint_sha256"], None):
+            hostile = dict(meta, checkpoint=str(planted), trust_checkpoint=True, checkpoint_sha256=claimed_sha)
+            (ix / "index.json").write_text(json.dumps(hostile))
+            for cmd in (["text", "a dog"], ["classify", "--labels", "dog,rain"]):
+                assert main([*cmd, "--index", str(ix), "--quiet"]) == 2
+                err = capsys.readouterr().err
+                assert not marker.exists()
+                assert "Traceback" not in err and ("sha256" in err)
+
+    # the real checkpoint, changed after indexing: refused by its digest, unless chosen with --checkpoint
+    (ix / "index.json").write_text(json.dumps(meta))
+    assert main(["text", "a dog", "--index", str(ix), "--quiet", "--json"]) == 0
+    capsys.readouterr()
+    moved = tmp_path / "best_copy.pt"
+    moved.write_bytes(open(ckpt, "rb").read() + b"\0")  # same weights, other bytes
+    (ix / "index.json").write_text(json.dumps(dict(meta, checkpoint=str(moved))))
+    assert main(["text", "a dog", "--index", str(ix), "--quiet"]) == 2
+    assert "changed since the index was built" in capsys.readouterr().err
+    assert main(["text", "a dog", "--index", str(ix), "--quiet", "--checkpoint", ckpt]) == 0

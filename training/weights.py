@@ -17,7 +17,6 @@ Base URLs are endpoints by host (``zenodo``, ``hf``), overridable with ``$WT5K_Z
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from manifests.atomic import atomic_path
+from manifests.hashing import file_digests
 
 REGISTRY_FILE = "weights.json"
 PART_SUFFIX = ".part"
@@ -176,16 +176,6 @@ def _write_registry_entry(folder: Path, name: str, entry: dict) -> None:
         data[name] = entry
         with atomic_path(Path(folder) / REGISTRY_FILE, fsync=True) as tmp:
             tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def file_digests(path: Path) -> dict[str, str]:
-    """sha256 and md5 of a file, read once."""
-    sha, md5 = hashlib.sha256(), hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            sha.update(chunk)
-            md5.update(chunk)
-    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
 
 
 def _now() -> str:
@@ -392,7 +382,7 @@ def _fetch_file(src: WeightSource, folder: Path, endpoint_overrides: dict[str, s
             if src.size is not None and target.stat().st_size != src.size:
                 raise WeightsError(f"{name}: {target} holds {target.stat().st_size} bytes, the published file "
                                    f"{src.size} ({src.published_note})")
-            digests = file_digests(target)
+            digests = file_digests(target, ("sha256", "md5"))
             _check_published(target, digests, src.published, f"published ({src.published_note})")
             entry = {"file": src.filename, "url": None, "size": target.stat().st_size, "recorded_at": _now(),
                      **_sha_record(digests, src.published, src.published_note)}
@@ -418,7 +408,7 @@ def _fetch_file(src: WeightSource, folder: Path, endpoint_overrides: dict[str, s
         raise WeightsError(f"{name}: the download holds {rejected.stat().st_size} bytes, "
                            f"{'published' if src.size is not None else 'announced by the server'}: {want_size}; "
                            f"kept as {rejected} for inspection")
-    digests = file_digests(part)
+    digests = file_digests(part, ("sha256", "md5"))
     try:
         _check_published(part, digests, expected, f"published ({note})")
     except WeightsError as e:
