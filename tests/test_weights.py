@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from training import weights
-from training.weights import ChangedFileError, WeightsError, fetch, status
-from training.weights_cli import main
+from crawler.fetch import weights, weights_sources
+from crawler.fetch.weights import ChangedFileError, WeightsError, fetch, status
+from crawler.fetch.weights_cli import main
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -28,7 +28,7 @@ class Server:
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.linked_sha: set[str] = set()   # paths whose HEAD carries X-Linked-Etag (their sha256)
-        self.redirects: dict[str, str] = {}  # path -> path it answers with a 302 to (as HF and Zenodo do)
+        self.redirects: dict[str, str] = {}  # path -> path (or full URL) it answers with a 302 to (HF, Zenodo)
         self.announced: dict[str, bytes] = {}  # path -> bytes whose sha256 its 302 announces (default: target)
         self.repos: dict[str, dict[str, bytes]] = {}
         self.requests: list[tuple[str, str, dict]] = []
@@ -44,11 +44,11 @@ class Server:
                 pass
 
             def do_HEAD(self):
-                server.requests.append(("HEAD", self.path, dict(self.headers)))
+                server.requests.append(("HEAD", self.path, self.headers))
                 self._serve(head=True)
 
             def do_GET(self):
-                server.requests.append(("GET", self.path, dict(self.headers)))
+                server.requests.append(("GET", self.path, self.headers))
                 self._serve(head=False)
 
             def _send(self, code, body=b"", headers=None, head=False):
@@ -79,17 +79,18 @@ class Server:
                     return self._send(200, body, {"X-Repo-Commit": COMMIT, "ETag": etag}, head)
                 if path in server.redirects:
                     target = server.redirects[path]
-                    headers = {"Location": target}
+                    headers = {"Location": target if "://" in target else server.url + target, "X-Repo-Commit": COMMIT}
                     if path in server.linked_sha:  # Hugging Face: the LFS file's sha256 and size on the 302
-                        announced = server.announced.get(path, server.files[target])
+                        served = server.files.get(target.split(str(server.httpd.server_port))[-1], b"")
+                        announced = server.announced.get(path, served)
                         headers["X-Linked-Etag"] = f'"{hashlib.sha256(announced).hexdigest()}"'
-                        headers["X-Linked-Size"] = str(len(server.files[target]))
+                        headers["X-Linked-Size"] = str(len(served))
                     return self._send(302, b"redirecting to the storage host", headers, head)
                 if path not in server.files:
                     return self._send(404, b"not found", head=head)
                 body = server.files[path]
                 etag = f'"{hashlib.md5(body).hexdigest()}"'
-                headers = {"ETag": etag, "Accept-Ranges": "bytes"}
+                headers = {"ETag": etag, "Accept-Ranges": "bytes", "X-Repo-Commit": COMMIT}
                 if path in server.linked_sha:
                     headers["X-Linked-Etag"] = f'"{hashlib.sha256(body).hexdigest()}"'
                     headers["X-Linked-Size"] = str(len(body))
@@ -122,7 +123,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def gets(self, path: str) -> list[dict]:
+    def gets(self, path: str) -> list:  # each request's headers, case-insensitive (httpx sends lower case)
         return [h for m, p, h in self.requests if m == "GET" and p.split("?")[0] == path]
 
 
@@ -150,52 +151,90 @@ def payload(n: int, seed: int = 0) -> bytes:
     return hashlib.sha256(str(seed).encode()).digest() * (n // 32) + b"x" * (n % 32)
 
 
-def test_cut_transfer_resumes_with_range_and_lands_atomically(server, env, capsys):
+def zenodo_stand_in(monkeypatch, body: bytes | None) -> weights.WeightSource:
+    """cnn14 (a Zenodo file: the toolkit's own HTTP download) with the md5 and size of ``body`` pinned (None:
+    nothing pinned), so that a small stand-in passes its checks."""
+    src = weights.SOURCES["cnn14"]
+    pins = {"published": {"md5": hashlib.md5(body).hexdigest()}, "size": len(body)} if body else {
+        "published": {}, "size": None}
+    monkeypatch.setitem(weights.SOURCES, "cnn14", weights.WeightSource(**{**src.__dict__, **pins}))
+    return weights.SOURCES["cnn14"]
+
+
+def test_cut_transfer_resumes_with_range_and_lands_atomically(server, env, capsys, monkeypatch):
     body = payload(300_000)
-    src = weights.SOURCES["msclap-2022"]
+    src = zenodo_stand_in(monkeypatch, body)
     server.files[src.path] = body
     server.cuts, server.cut_after = 1, 100_000
-    assert main(["fetch", "msclap-2022", "--quiet"]) == 0
+    assert main(["fetch", "cnn14", "--quiet"]) == 0
     out = capsys.readouterr().out
-    target = env / "CLAP_weights_2022.pth"
+    target = env / src.filename
     assert target.read_bytes() == body
-    assert f"-> {target}" in out and "measured at first download" in out
+    assert f"-> {target}" in out and "checked against the published md5" in out
     gets = server.gets(src.path)
     assert len(gets) == 2 and "Range" not in gets[0]
     assert gets[1]["Range"] == "bytes=100000-" and gets[1]["If-Range"] == f'"{hashlib.md5(body).hexdigest()}"'
     assert not list(env.glob("*.part*")), "the partial file and its note are gone once the file is in place"
-    entry = json.loads((env / "weights.json").read_text())["msclap-2022"]
+    assert not list(env.glob(".*.lock")), "no lock file is left behind"
+    entry = json.loads((env / "weights.json").read_text())["cnn14"]
     assert entry["size"] == len(body) and entry["sha256"] == hashlib.sha256(body).hexdigest()
     assert entry["url"] == server.url + src.path
 
 
-def test_interrupted_fetch_keeps_part_and_a_later_fetch_continues_it(server, env):
+def test_hugging_face_file_through_hf_hub_download(server, env, capsys):
+    """msclap/LAION files come through huggingface_hub.hf_hub_download (its resume, its cache layout), then are
+    checked and recorded like every other file; nothing unchecked is ever under the real name."""
+    body = payload(300_000, seed=20)
+    src = weights.SOURCES["msclap-2022"]
+    server.files[src.path] = body
+    server.cuts, server.cut_after = 1, 100_000  # huggingface_hub retries a cut transfer itself
+    assert main(["fetch", "msclap-2022", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    target = env / "CLAP_weights_2022.pth"
+    assert target.read_bytes() == body and "measured at first download" in out
+    assert len(server.gets(src.path)) == 2
+    assert not (env / ".incoming" / src.filename).exists(), "the hub's copy was moved into place once checked"
+    assert not list(env.glob(".*.lock"))
+    assert {r["name"]: r["state"] for r in status()}["msclap-2022"] == "present"
+
+
+def test_interrupted_fetch_keeps_part_and_a_later_fetch_continues_it(server, env, monkeypatch):
     body = payload(250_000, seed=1)
-    src = weights.SOURCES["laion-clap-630k-audioset"]
+    src = zenodo_stand_in(monkeypatch, body)
     server.files[src.path] = body
     server.cuts, server.cut_after = 1, 60_000
     with pytest.raises(WeightsError, match="60000 bytes kept"):
-        fetch("laion-clap-630k-audioset", retries=0, progress=False, log=lambda s: None)
-    target = env / "630k-audioset-best.pt"
+        fetch("cnn14", retries=0, progress=False, log=lambda s: None)
+    target = env / src.filename
     assert not target.exists(), "nothing appears under the real name before the file is complete"
-    assert (env / "630k-audioset-best.pt.part").read_bytes() == body[:60_000]
-    assert {r["name"]: r["state"] for r in status()}["laion-clap-630k-audioset"] == "partial"
-    r = fetch("laion-clap-630k-audioset", retries=0, progress=False, log=lambda s: None)
+    assert (env / (src.filename + ".part")).read_bytes() == body[:60_000]
+    assert {r["name"]: r["state"] for r in status()}["cnn14"] == "partial"
+    r = fetch("cnn14", retries=0, progress=False, log=lambda s: None)
     assert r.status == "downloaded" and target.read_bytes() == body
     assert server.gets(src.path)[-1]["Range"] == "bytes=60000-"
 
 
-def test_server_ignoring_range_or_changed_upstream_restarts_from_zero(server, env):
-    src = weights.SOURCES["msclap-2023"]
+def test_offline_fetch_says_nothing_was_downloaded_and_leaves_no_lock(env, monkeypatch, capsys):
+    """Issue 17: offline, no '0 bytes kept in ....part' about a file that does not exist, and no lock left."""
+    src = zenodo_stand_in(monkeypatch, None)
+    monkeypatch.setenv("WT5K_ZENODO_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert main(["fetch", "cnn14", "--quiet", "--retries", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was downloaded" in err and ".part" not in err and len(err.strip().splitlines()) == 1
+    assert not (env / (src.filename + ".part")).exists() and not list(env.glob(".*lock"))
+
+
+def test_server_ignoring_range_or_changed_upstream_restarts_from_zero(server, env, monkeypatch):
+    src = zenodo_stand_in(monkeypatch, None)
     old, new = payload(120_000, seed=2), payload(130_000, seed=3)
     server.files[src.path] = old
     server.cuts, server.cut_after = 1, 50_000
     with pytest.raises(WeightsError):
-        fetch("msclap-2023", retries=0, progress=False, log=lambda s: None)
+        fetch("cnn14", retries=0, progress=False, log=lambda s: None)
     server.files[src.path] = new  # the published file changed: If-Range no longer matches, the server sends all
     logs = []
-    fetch("msclap-2023", retries=0, progress=False, log=logs.append)
-    assert (env / "CLAP_weights_2023.pth").read_bytes() == new
+    fetch("cnn14", retries=0, progress=False, log=logs.append)
+    assert (env / src.filename).read_bytes() == new
     assert any("restarting from byte 0" in line for line in logs)
 
 
@@ -227,7 +266,7 @@ def test_published_checksums_are_enforced(server, env, monkeypatch):
     good = payload(50_000, seed=5)
     assert src.size == 327_428_481  # the real record's; a stand-in of another size is refused for its size alone
     server.files[src.path] = good
-    with pytest.raises(WeightsError, match="50000 bytes, published: 327428481"):
+    with pytest.raises(WeightsError, match=r"50000 bytes \(binary data\), published .*: 327428481"):
         fetch("cnn14", progress=False, log=lambda s: None)
     (env / (src.filename + ".rejected")).unlink()
     monkeypatch.setitem(weights.SOURCES, "cnn14", weights.WeightSource(**{
@@ -397,8 +436,8 @@ def test_redirects_to_a_storage_host(server, env, monkeypatch):
     server.linked_sha.add(src.path)
     server.cuts, server.cut_after = 1, 30_000
     r = fetch("laion-clap-630k-fusion", progress=False, log=lambda s: None)
-    assert r.path.read_bytes() == body and r.entry["sha256_source"].startswith("published (sent by the server")
-    assert server.gets("/cdn/blob")[-1]["Range"] == "bytes=30000-"
+    assert r.path.read_bytes() == body and r.entry["sha256_source"].startswith("published (announced by the hub")
+    assert len(server.gets("/cdn/blob")) == 2  # the cut transfer was taken up again by huggingface_hub
 
     other = weights.SOURCES["laion-clap-630k-audioset-fusion"]
     server.files["/cdn/other"] = payload(90_000, seed=12)
@@ -436,3 +475,38 @@ def test_concurrent_fetches_of_one_name_download_once(server, env):
         t.join(30)
     assert sorted(results) == ["downloaded", "present"] and len(server.gets(src.path)) == 1
     assert (env / src.filename).read_bytes() == server.files[src.path]
+
+
+def test_redirects_only_to_the_expected_hosts(server, env, monkeypatch):
+    """Issue 21: a redirect off the host's known hosts (here: another name of the loopback machine, standing
+    for an internal address) is refused before any byte of the file is fetched, for a Zenodo file (the
+    toolkit's download) and a Hugging Face file (checked on the hub's redirect before hf_hub_download runs)."""
+    elsewhere = f"http://localhost:{server.httpd.server_port}"
+    body = payload(20_000, seed=30)
+    server.files["/internal/file"] = body
+    zen = zenodo_stand_in(monkeypatch, body)
+    server.redirects[zen.path] = elsewhere + "/internal/file"
+    with pytest.raises(WeightsError, match="redirected to http://localhost.*not one of the allowed hosts"):
+        fetch("cnn14", progress=False, log=lambda s: None)
+    hf = weights.SOURCES["msclap-2023"]
+    server.redirects[hf.path] = elsewhere + "/internal/file"
+    with pytest.raises(WeightsError, match="redirects to http://localhost.*not one of the allowed hosts"):
+        fetch("msclap-2023", progress=False, log=lambda s: None)
+    assert not server.gets("/internal/file") and not list(env.glob("*.p*"))
+
+
+def test_bodies_over_the_cap_are_refused(server, env, monkeypatch):
+    """Issue 21: a Hugging Face file announcing more than its cap is refused before download; a Zenodo body
+    longer than its pinned size is cut off at that size and refused."""
+    hf = weights.SOURCES["laion-clap-630k"]
+    monkeypatch.setitem(weights.SOURCES, hf.name, weights.WeightSource(**{**hf.__dict__, "max_size": 1000}))
+    server.files[hf.path] = payload(5_000, seed=31)
+    server.linked_sha.add(hf.path)
+    with pytest.raises(WeightsError, match="over the cap of 1000"):
+        fetch(hf.name, progress=False, log=lambda s: None)
+    assert not server.gets(hf.path)
+    zen = zenodo_stand_in(monkeypatch, payload(1_000, seed=32))
+    server.files[zen.path] = payload(50_000, seed=32)
+    with pytest.raises(WeightsError, match="over the cap of 1000"):
+        fetch("cnn14", progress=False, log=lambda s: None)
+    assert not (env / zen.filename).exists()

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from manifests.progress import silence_progress_bars
-from training.weights import SOURCES, WeightsError, default_dir, fetch, status
+from .weights import SOURCES, WeightsError, default_dir, fetch, status
 
 
 def _endpoint(text: str) -> tuple[str, str]:
