@@ -19,7 +19,9 @@ ITEMS_FILE = "items.jsonl"
 
 # What happened to a sound's download. "ok": the file is at file_path with file_size and sha256.
 STATUSES = ("ok", "http_error", "not_audio", "empty", "too_large", "timeout", "truncated", "connection_error",
-            "no_audio_link", "robots_forbidden", "bad_row", "ignored", "cancelled", "unsafe_path", "error")
+            "no_audio_link", "robots_forbidden", "bad_row", "ignored", "cancelled", "unsafe_path", "error",
+            # wt5k-fetch audiocaps (YouTube): removed/private, age/region-restricted, 429 Too Many Requests
+            "unavailable", "blocked", "rate_limited")
 
 
 @dataclass

@@ -29,11 +29,19 @@ from manifests.hashing import file_digests
 
 from .download import (PART_SUFFIX, REJECTED_SUFFIX, DownloadError, check_and_place, checked_download,
                        host_allowed, locked)
+from .hosts import UnknownHostError
 from .weights_sources import (REDIRECT_HOSTS, SOURCES, ChangedFileError, WeightsError, WeightSource, endpoints,
                               file_url, source)
 
 __all__ = ["SOURCES", "WeightSource", "WeightsError", "ChangedFileError", "FetchResult", "default_dir", "fetch",
            "status", "read_registry", "check_recorded", "probe", "endpoints", "source"]
+
+
+def _endpoints(overrides: dict[str, str] | None) -> dict[str, str]:
+    try:
+        return endpoints(overrides)
+    except UnknownHostError as e:
+        raise WeightsError(str(e)) from None
 
 
 def default_dir() -> Path:
@@ -123,7 +131,7 @@ def fetch(name: str, folder: str | os.PathLike | None = None, *, endpoint_overri
     folder.mkdir(parents=True, exist_ok=True)
     with locked(folder / f".{name}.lock"):  # a concurrent fetch of the same name waits, then finds it present
         if src.kind == "hf-snapshot":
-            return _fetch_snapshot(src, folder, endpoints(endpoint_overrides), force, progress, log)
+            return _fetch_snapshot(src, folder, _endpoints(endpoint_overrides), force, progress, log)
         return _fetch_file(src, folder, endpoint_overrides, url, force, retries, timeout, progress, log)
 
 
@@ -155,7 +163,7 @@ def _fetch_file(src: WeightSource, folder: Path, endpoint_overrides: dict[str, s
     if src.kind == "manual" and url is None:
         raise WeightsError(f"{name}: no direct download; get {src.filename} from {src.page}, put it at {target} "
                            f"and run fetch {name} again to record it (or pass --url with a direct link)")
-    eps = endpoints(endpoint_overrides)
+    eps = _endpoints(endpoint_overrides)
     if src.host == "hf" and url is None:
         return _fetch_hf_file(src, folder, eps, force, timeout, progress, log)
     the_url = url or file_url(src, eps)

@@ -9,14 +9,10 @@ each file's size is capped (``max_size``). Pin a value in ``published``/``size``
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-DEFAULT_ENDPOINTS = {"zenodo": "https://zenodo.org", "hf": "https://huggingface.co"}
-ENDPOINT_ENV = {"zenodo": ("WT5K_ZENODO_ENDPOINT",), "hf": ("WT5K_HF_ENDPOINT", "HF_ENDPOINT")}
-# where each host's files may be redirected to (a download may always stay on the host it asked)
-REDIRECT_HOSTS = {"zenodo": ("zenodo.org", ".zenodo.org"),
-                  "hf": ("huggingface.co", ".huggingface.co", ".hf.co")}
+from .hosts import REDIRECT_HOSTS, endpoints
+
 GiB = 1 << 30
 
 
@@ -80,24 +76,16 @@ SOURCES: dict[str, WeightSource] = {s.name: s for s in (
 )}
 
 
+__all__ = ["SOURCES", "WeightSource", "WeightsError", "ChangedFileError", "REDIRECT_HOSTS", "endpoints", "source",
+           "file_url"]
+
+
 class WeightsError(RuntimeError):
     """A fetch that cannot finish correctly: unknown name, bad server answer, checksum or size mismatch."""
 
 
 class ChangedFileError(WeightsError):
     """A cached file no longer matches what the registry recorded at download."""
-
-
-def endpoints(overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """Base URL per host: ``overrides``, then the environment, then the public hosts."""
-    unknown = set(overrides or {}) - set(DEFAULT_ENDPOINTS)
-    if unknown:
-        raise WeightsError(f"unknown endpoint host(s) {sorted(unknown)}; known: {sorted(DEFAULT_ENDPOINTS)}")
-    out = {}
-    for host, default in DEFAULT_ENDPOINTS.items():
-        env = next((os.environ[v] for v in ENDPOINT_ENV[host] if os.environ.get(v)), None)
-        out[host] = ((overrides or {}).get(host) or env or default).rstrip("/")
-    return out
 
 
 def source(name: str) -> WeightSource:
