@@ -33,7 +33,7 @@ def _splits(text: str) -> tuple[str, ...]:
 
 def _clotho(args) -> int:
     try:
-        report = fetch_clotho(args.out, args.version, args.splits or CLOTHO_SPLITS, registry=args.registry,
+        report = fetch_clotho(args.out, args.version, args.splits, registry=args.registry,
                               endpoint_overrides=dict(args.endpoint), retries=args.retries, timeout=args.timeout,
                               progress=not args.quiet)
     except (ClothoError, UnknownHostError) as e:

@@ -123,14 +123,16 @@ def caption_rows(path: Path) -> int:
     raise ClothoError(f"{path}: neither UTF-8 nor cp949 text")
 
 
-def fetch_clotho(out: str | os.PathLike, version: str = "v2.1", splits: tuple[str, ...] = SPLITS, *,
+def fetch_clotho(out: str | os.PathLike, version: str = "v2.1", splits: tuple[str, ...] | None = None, *,
                  registry: str | os.PathLike | None = None, endpoint_overrides: dict[str, str] | None = None,
                  retries: int = 3, timeout: float = 60.0, progress: bool = True,
                  log: Callable[[str], None] = print) -> ClothoReport:
     """Download, check and extract Clotho ``version``'s ``splits`` under ``out/clotho/<version>/``. Problems with
-    one file are recorded in the report (and the others go on); the report says what was done and why not."""
+    one file are recorded in the report (and the others go on); the report says what was done and why not.
+    ``splits`` None: every split of the file list."""
     files = load_registry(version, registry)
     known = sorted({f["split"] for f in files})
+    splits = tuple(splits or known)
     unknown = [s for s in splits if s not in known]
     if unknown:
         raise ClothoError(f"split(s) {', '.join(unknown)} not in Clotho {version}'s file list; it has "
