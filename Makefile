@@ -17,11 +17,21 @@ CONFIG  ?= configs/tiny.json
 CHECKPOINT ?=
 EVAL_ARGS ?=
 PYTEST_ARGS ?=
+# data: the paper's three datasets (make data); SOURCES holds what wt5k-fetch downloads before curation
+SOURCES ?= $(DATA)/sources
+CLOTHO_VERSION ?= v2.1
+CLOTHO_ARGS ?=
+AUDIOCAPS_ARGS ?=
+# options of wt5k-curate audiocaps and clotho in make data (CURATE_ARGS goes to wt5k-curate run)
+CONVERT_ARGS ?=
+PUBLISHED ?= manifests/wavtext5k_published.csv
+CLOTHO_DIR = $(SOURCES)/clotho/$(CLOTHO_VERSION)
+AUDIOCAPS_DIR = $(SOURCES)/audiocaps/v1
 # weights: which published pretrained files to fetch (wt5k-weights list names them all) and where
 WEIGHTS ?= cnn14 roberta-base
 WEIGHTS_DIR ?= $(DATA)/pretrained
 
-.PHONY: help setup crawl mirror curate stats train eval test bench demo weights clean
+.PHONY: help setup crawl mirror curate stats train eval test bench demo weights data clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -74,6 +84,20 @@ bench: setup  ## run the benchmarks (crawl speed, curation throughput, training 
 
 demo: setup  ## offline end to end: mirror -> crawl -> curate -> train -> eval -> search
 	$(BIN)/python -m demo --out $(DATA)/demo
+
+# Each step resumes: run it again after an interruption. AudioCaps is never complete (clips leave YouTube):
+# wt5k-fetch's exit 1 (some clips failed, each recorded) does not stop the rest; exit 2/3 (bad input, 429s) does.
+data: setup  ## the paper's data: fetch Clotho + AudioCaps, replay WavText5K, curate all three, print coverage vs the paper
+	$(BIN)/python -m crawler.fetch.cli clotho --out $(SOURCES) --version $(CLOTHO_VERSION) $(CLOTHO_ARGS)
+	$(BIN)/python -m crawler.fetch.cli audiocaps --out $(SOURCES) $(AUDIOCAPS_ARGS) || test $$? -eq 1
+	$(BIN)/python -m crawler.cli --out $(DATA)/raw --replay $(PUBLISHED) $(CRAWL_ARGS) manifest
+	$(BIN)/python -m curation.cli run --raw $(DATA)/raw --out $(DATA)/curated $(CURATE_ARGS)
+	$(BIN)/python -m curation.cli audiocaps --csv train=$(AUDIOCAPS_DIR)/train.csv --csv val=$(AUDIOCAPS_DIR)/val.csv \
+	  --csv test=$(AUDIOCAPS_DIR)/test.csv --clips $(AUDIOCAPS_DIR)/clips --out $(DATA)/audiocaps $(CONVERT_ARGS)
+	$(BIN)/python -m curation.cli clotho --split train $(CLOTHO_DIR)/clotho_captions_development.csv $(CLOTHO_DIR)/development \
+	  --split val $(CLOTHO_DIR)/clotho_captions_validation.csv $(CLOTHO_DIR)/validation \
+	  --split test $(CLOTHO_DIR)/clotho_captions_evaluation.csv $(CLOTHO_DIR)/evaluation --out $(DATA)/clotho $(CONVERT_ARGS)
+	$(BIN)/python -m crawler.fetch.cli coverage --data $(DATA)
 
 weights: setup  ## download and check pretrained files where the paper configs look: make weights WEIGHTS="cnn14 roberta-base"
 	$(BIN)/wt5k-weights fetch $(WEIGHTS) --dir $(WEIGHTS_DIR)

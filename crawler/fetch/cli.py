@@ -3,6 +3,7 @@
     wt5k-fetch clotho --out DIR [--version v2.1|v2|v1] [--splits development,validation,evaluation] [--registry FILE]
     wt5k-fetch audiocaps --out DIR [--version 1|2] [--csv SPLIT=PATH ...] [--splits train,val,test]
                          [--url-template T] [--workers N] [--delay S] [--cookies FILE] [--retry-failed]
+    wt5k-fetch coverage --data DIR     # the curated manifests' clips and captions next to the paper's figures
 
 Exit status: 0 everything asked for is there; 1 some files or clips failed (each is reported, the rest is kept);
 2 bad arguments or input; 3 the run was stopped by repeated 429 Too Many Requests (run it again later).
@@ -17,6 +18,7 @@ from manifests.progress import silence_progress_bars
 from .audiocaps import (CSV_URLS, DEFAULT_URL_TEMPLATE, SPLITS as AC_SPLITS, AudioCapsError, Options,
                         RateLimitedError, fetch_audiocaps, format_coverage)
 from .clotho import SPLITS as CLOTHO_SPLITS, VERSIONS, ClothoError, fetch_clotho
+from .coverage import coverage_report
 from .hosts import UnknownHostError
 
 
@@ -103,7 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds to wait after a 429 without Retry-After (times the count; default 60)")
     a.add_argument("--limit", type=int, help="at most N clips this run (a trial)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
+    v = sub.add_parser("coverage", help="clips and captions per dataset and split next to the paper's figures")
+    v.add_argument("--data", default="data", help="the folder holding audiocaps/, clotho/ and curated/ (default data)")
     args = p.parse_args(argv)
+    if args.dataset == "coverage":
+        table, complete = coverage_report(args.data)
+        print(table)
+        return 0 if complete else 1
     if getattr(args, "quiet", False):
         silence_progress_bars()
     if args.dataset == "clotho":
