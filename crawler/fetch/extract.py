@@ -162,8 +162,8 @@ def extract_7z(archive: Path, dest: Path, log=print) -> ExtractReport:
                                    f"{missing[0]}); run the command again")
     except ExtractError:
         raise
-    except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError, py7zr.exceptions.DecompressionError,
-            EOFError, ValueError, KeyError, OSError) as e:
+    except (py7zr.exceptions.ArchiveError, py7zr.exceptions.PasswordRequired, py7zr.exceptions.AbsolutePathError,
+            EOFError, ValueError, KeyError, OSError, MemoryError) as e:  # unsupported methods (BCJ2) included
         raise ExtractError(f"{archive}: cannot extract ({type(e).__name__}: {' '.join(str(e).split()) or 'truncated or corrupt'})"
                            f"; entries already complete are kept in {staging}") from e
     shutil.rmtree(staging / ".py7zr", ignore_errors=True)
