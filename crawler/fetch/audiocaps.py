@@ -227,6 +227,9 @@ class _Run:
             "outtmpl": {"default": str(self.tmp / clip.stem / f"{clip.stem}.%(ext)s")},
             "download_ranges": download_range_func(None, [(clip.start, clip.start + CLIP_SECONDS)]),
             "force_keyframes_at_cuts": True,
+            # The cut decodes the section (exact to the sample); ffmpeg would re-encode it with the container's
+            # lossy default (Opus, Vorbis, AAC): a second generation of loss. FLAC in Matroska instead: lossless.
+            "external_downloader_args": {"ffmpeg_o": ["-c:a", "flac", "-f", "matroska"]},
             "postprocessors": [{"key": "FFmpegExtractAudio", "preferredcodec": "flac"}],
             "ffmpeg_location": str(ffmpeg_dir),
             "noplaylist": True, "quiet": True, "no_warnings": True, "noprogress": True, "logger": _Quiet(),

@@ -220,8 +220,11 @@ def download(url: str, target: Path, *, allowed_hosts: Iterable[str] = (), max_b
         if error is not None:
             attempt += 1
             if attempt > retries:
-                raise DownloadError(f"{url}: transfer interrupted ({error}) after {retries} retries; {size} bytes "
-                                    f"kept in {part}, run it again to resume") from error
+                if size == 0:
+                    part.unlink(missing_ok=True)
+                    meta_path.unlink(missing_ok=True)
+                kept = f"{size} bytes kept in {part}, run it again to resume" if size else "nothing was downloaded"
+                raise DownloadError(f"{url}: transfer interrupted ({error}) after {retries} retries; {kept}") from error
             time.sleep(min(2 ** attempt, 10) * 0.1)
             continue
         meta_path.unlink(missing_ok=True)
