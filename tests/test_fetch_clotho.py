@@ -88,8 +88,12 @@ def test_fetch_layout_resume_and_row_count_warning(zenodo, tmp_path, monkeypatch
         "clotho_captions_development.csv": ("development", "captions", captions_csv(["a.wav", "b.wav"])),
         "clotho_metadata_development.csv": ("development", "metadata", b"file_name,keywords\na.wav,x\n"),
     }, rows={"development": 3})
-    # Zenodo answers the /record/ address with a redirect to /records/ (same host: followed)
-    zenodo.redirects["/record/x"] = "/records/4783391/files/clotho_audio_development.7z"
+    # Zenodo answers the /record/ address (aac-datasets' URLs) with a redirect to /records/ (same host: followed)
+    data = json.loads(registry.read_text())
+    data["files"][0]["url"] = "https://zenodo.org/record/4783391/files/clotho_audio_development.7z?download=1"
+    registry.write_text(json.dumps(data))
+    zenodo.redirects["/record/4783391/files/clotho_audio_development.7z"] = \
+        "/records/4783391/files/clotho_audio_development.7z"
     zenodo.cuts, zenodo.cut_after = 1, len(archive) // 2  # the first transfer breaks midway: resumed with Range
     out = tmp_path / "data"
     assert main(["clotho", "--out", str(out), "--registry", str(registry), "--quiet"]) == 0
@@ -99,6 +103,7 @@ def test_fetch_layout_resume_and_row_count_warning(zenodo, tmp_path, monkeypatch
     assert (root / "clotho_captions_development.csv").is_file() and (root / "clotho_metadata_development.csv").is_file()
     gets = zenodo.gets("/records/4783391/files/clotho_audio_development.7z")
     assert len(gets) == 2 and gets[1]["Range"] == f"bytes={len(archive) // 2}-"
+    assert len(zenodo.gets("/record/4783391/files/clotho_audio_development.7z")) == 2  # each through the redirect
     err = capsys.readouterr().err
     assert "2 caption rows, Clotho v2.1 development has 3" in err
     assert not list(root.rglob("*.part")) and not list(root.glob("*.partial"))

@@ -237,8 +237,8 @@ class _Run:
             "overwrites": True, "continuedl": False, "cachedir": False,
             "paths": {"home": str(self.tmp / clip.stem), "temp": str(self.tmp / clip.stem)},
         }
-        if self.opts.cookies:
-            opts["cookiefile"] = self.opts.cookies
+        if self.opts.cookies:  # a copy: yt-dlp writes its cookie jar back on exit, and nothing outside --out is touched
+            opts["cookiefile"] = str(self.folder / ".cookies.txt")
         return opts
 
     def record(self, clip: Clip, url: str, status: str, error: str | None = None, path: Path | None = None) -> None:
@@ -356,6 +356,11 @@ def fetch_audiocaps(out: str | os.PathLike, version: str = "1", splits: tuple[st
         rows_by_split[split] = read_audiocaps_csv(target, split)
     run = _Run(folder, opts, log)
     run.clips_dir.mkdir(exist_ok=True)
+    if opts.cookies:
+        try:
+            shutil.copyfile(opts.cookies, folder / ".cookies.txt")
+        except OSError as e:
+            raise AudioCapsError(f"{opts.cookies}: cannot read the cookies file ({e.strerror})") from None
     shutil.rmtree(run.tmp, ignore_errors=True)  # a killed run's half-made clips: never under clips/
     done = last_records(run.items)
     for split, rows in rows_by_split.items():  # bad rows get a record each (the CSV line and why)
