@@ -81,9 +81,10 @@ def test_exact_sections_statuses_resume_and_coverage(media, tmp_path, capsys):
     src_a = source_wav(media.folder, "AAAAAAAAAAA", 25, 1)
     src_b = source_wav(media.folder, "BBBBBBBBBBB", 14, 2)
     media.faults["CCCCCCCCCCC"] = (403, {})  # region/age: blocked
+    media.faults["HHHHHHHHHHH"] = (200, {"Content-Type": "text/html"})  # a page where media was expected
     csv = write_csv(tmp_path / "train.csv", [
         ("AAAAAAAAAAA", 7, "a noise"), ("AAAAAAAAAAA", 7, "the same clip, a second caption"),
-        ("BBBBBBBBBBB", "0.0", "another"), ("CCCCCCCCCCC", 3, "blocked"), ("DDDDDDDDDDD", 3, "removed"),
+        ("BBBBBBBBBBB", "0.0", "another"), ("CCCCCCCCCCC", 3, "blocked"), ("DDDDDDDDDDD", 3, "removed"), ("HHHHHHHHHHH", 3, "a page"),
         ("", 3, "empty id"), ("x;rm -rf ~", 3, "shell characters"), ("EEEEEEEEEEE", "soon", "not a number")])
     out = tmp_path / "data"
     assert run(out, csv, media) == 1  # some clips failed: each is recorded
@@ -97,13 +98,14 @@ def test_exact_sections_statuses_resume_and_coverage(media, tmp_path, capsys):
     assert records["audiocaps:AAAAAAAAAAA_7"].status == "ok" and records["audiocaps:AAAAAAAAAAA_7"].sha256
     assert records["audiocaps:CCCCCCCCCCC_3"].status == "blocked"
     assert records["audiocaps:DDDDDDDDDDD_3"].status == "unavailable"
+    assert records["audiocaps:HHHHHHHHHHH_3"].status == "error" and records["audiocaps:HHHHHHHHHHH_3"].error
     bad = sorted(r.error for r in records.values() if r.status == "bad_row")
     assert len(bad) == 3 and any("empty youtube_id" in b for b in bad) and any("'x;rm -rf ~'" in b for b in bad)
     assert any("'soon' is not a number" in b for b in bad) and all(str(csv.name) in b for b in bad)
     assert "train" in table and "40,582" in table
     coverage = json.loads((root / "coverage.json").read_text())["train"]
-    assert coverage == {"clips": 4, "captions": 5, "obtained": 2, "captions_covered": 3, "bad_rows": 3,
-                        "statuses": {"ok": 2, "blocked": 1, "unavailable": 1}}
+    assert coverage == {"clips": 5, "captions": 6, "obtained": 2, "captions_covered": 3, "bad_rows": 3,
+                        "statuses": {"ok": 2, "blocked": 1, "unavailable": 1, "error": 1}}
     assert not (root / ".incoming").exists() and not list((root / "clips").glob("*.part"))
     # resume: nothing done is fetched again; failures only with --retry-failed
     media.hits.clear()
@@ -116,7 +118,7 @@ def test_exact_sections_statuses_resume_and_coverage(media, tmp_path, capsys):
     before = cookies.read_bytes()
     assert run(out, csv, media, "--retry-failed", "--cookies", str(cookies)) == 1
     assert cookies.read_bytes() == before and (root / ".cookies.txt").is_file()
-    assert set(media.hits) == {"CCCCCCCCCCC", "DDDDDDDDDDD"}
+    assert set(media.hits) == {"CCCCCCCCCCC", "DDDDDDDDDDD", "HHHHHHHHHHH"}
     assert last_records(root / "items.jsonl")["audiocaps:CCCCCCCCCCC_3"].status == "ok"
     # the clips are where the AudioCaps converter looks for them
     from manifests.audio_formats import is_audio_name

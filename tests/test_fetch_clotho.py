@@ -200,3 +200,44 @@ def test_bad_registry_and_unknown_split_are_one_line(tmp_path, capsys):
     assert "must be a plain file name" in capsys.readouterr().err
     assert main(["clotho", "--out", str(tmp_path), "--version", "v1", "--splits", "validation"]) == 2
     assert "validation not in Clotho v1's file list" in capsys.readouterr().err
+
+
+def test_a_full_disk_during_a_download_keeps_what_came_and_resumes(server, tmp_path, monkeypatch):
+    """ENOSPC mid-transfer: the bytes written stay in the .part, the error names the URL and the part, and the
+    same download after room is made continues with a Range request."""
+    from crawler.fetch import download as dl
+    from crawler.fetch.download import DownloadError, checked_download
+
+    body = wav_bytes(2.0, 7)
+    server.files["/f.wav"] = body
+    real_open, limit = open, len(body) // 3
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, b):
+            if self.f.tell() + len(b) > limit:
+                self.f.write(b[:max(limit - self.f.tell(), 0)])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(b)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(dl, "open", lambda *a, **k: FullDisk(real_open(*a, **k)), raising=False)
+    target = tmp_path / "f.wav"
+    with pytest.raises(DownloadError, match=rf"/f.wav: transfer interrupted .*No space left.*{limit} bytes kept"):
+        checked_download(server.url + "/f.wav", target, expected={"md5": hashlib.md5(body).hexdigest()},
+                         retries=0, progress=False, log=lambda s: None)
+    assert not target.exists() and (tmp_path / "f.wav.part").stat().st_size == limit
+    monkeypatch.undo()
+    checked_download(server.url + "/f.wav", target, expected={"md5": hashlib.md5(body).hexdigest()},
+                     retries=0, progress=False, log=lambda s: None)
+    assert target.read_bytes() == body and server.gets("/f.wav")[-1]["Range"] == f"bytes={limit}-"
