@@ -153,3 +153,20 @@ def test_a_small_checkpoint_asking_for_a_huge_vocabulary_allocates_nothing(tiny,
     err = capsys.readouterr().err
     assert "(1000000, 1024)" in err and "does not match its weights" in err
     assert built == ["meta"], built
+
+
+def test_eval_json_beside_the_checkpoint_is_not_written_through_a_planted_link(tiny, tmp_path, capsys):
+    from training.cli import eval_main
+
+    good, manifest = tiny
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    link = good.parent / f"eval_{good.stem}.json"
+    link.symlink_to(victim)
+    try:
+        assert eval_main(["--checkpoint", str(good), "--manifest", str(manifest), "--quiet"]) == 2
+        assert "outside" in capsys.readouterr().err and victim.read_text() == "precious\n"
+    finally:
+        link.unlink()
+    assert eval_main(["--checkpoint", str(good), "--manifest", str(manifest), "--quiet"]) == 0
+    assert json.loads(link.read_text()) and not link.is_symlink()
