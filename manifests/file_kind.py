@@ -4,6 +4,7 @@ reported, never the file's bytes beyond a short start of plain text."""
 from __future__ import annotations
 
 import os
+import re
 
 # (prefixes of the first bytes, what to call such a file); compared case-insensitively after a BOM/whitespace
 KINDS = (
@@ -23,6 +24,7 @@ KINDS = (
     ((b"\x7fELF",), "a program (ELF executable)"),
 )
 HEAD_BYTES = 4096
+_JSON_START = re.compile(rb'[{\[]\s*(?:["{\[\]}\-0-9]|true|false|null|$)')  # not "[PAD]" (a vocab.txt)
 
 
 def looks_like(head: bytes) -> str | None:
@@ -34,8 +36,8 @@ def looks_like(head: bytes) -> str | None:
         if start[:16].lower().startswith(tuple(p.lower() for p in prefixes)):
             return what
     if len(head) > 10 and head[8:10] == b'{"' and int.from_bytes(head[:8], "little") < 1 << 30:
-        return "a safetensors file"
-    if start[:1] in (b"{", b"["):
+        return "safetensors weights"
+    if _JSON_START.match(start):
         return "JSON text"
     try:
         text = head.decode("utf-8")
@@ -44,6 +46,8 @@ def looks_like(head: bytes) -> str | None:
     if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text[:512]):
         first = text.strip().splitlines()[0][:40] if text.strip() else ""
         return f"text (starts {first!r})"
+    if all(b >= 32 or b in (9, 10, 13) for b in head[:512]):  # Latin-1 and other 8-bit text
+        return "text (not UTF-8)"
     return None
 
 

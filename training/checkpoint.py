@@ -101,13 +101,15 @@ def _load_failure(path: Path, size: int, is_zip: bool, trusted: bool, e: Excepti
         if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
             return f"{path}: not a readable torch checkpoint: a ZIP archive of {len(names)} file(s) without data.pkl"
     message = str(e)
+    if "TorchScript" in message:
+        return f"{path}: not a checkpoint of weights: a TorchScript program (torch.jit.save; {size} bytes)"
     if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in message:
         line = next(line for line in message.splitlines() if "Unsupported global" in line)
         name = line.split("GLOBAL", 1)[-1].split(" was not")[0].strip()
         module, _, attr = name.rpartition(".")
         if not (module.startswith("torch") and not _torch_has(module, attr)):
-            return (f"{path}: holds objects beyond tensors and plain containers ({name}), which the safe loader "
-                    f"refuses; if you trust the file (unpickling runs code it names), {TRUST_HINT}")
+            return (f"{path}: holds objects beyond tensors and plain containers, which the safe loader refuses; if "
+                    f"you trust the file (unpickling runs code it names), {TRUST_HINT}. The first such object: {name}")
     # torch's weights-only message opens with advice; the line after "WeightsUnpickler error:" says what failed
     lines = [line.strip() for line in message.split("WeightsUnpickler error:")[-1].splitlines() if line.strip()]
     detail = f"{type(e).__name__}: {lines[0][:160] if lines else ''}"
