@@ -281,6 +281,7 @@ def _run_audio(cands: list[_Candidate], out_dir: Path, opts: CurateOptions) -> t
             log.write(json.dumps(rec) + "\n")
             log.flush()  # written as it finishes: an interrupted run keeps everything done so far
 
+        refused = 0
         rels = output_paths(((c.item.id, c.item.source, c.item.source_id) for c in cands), opts.audio.extension)
         for c in cands:
             rel = rels[c.item.id]
@@ -288,6 +289,7 @@ def _run_audio(cands: list[_Candidate], out_dir: Path, opts: CurateOptions) -> t
                 inside(out_dir, rel)  # audio/<source> may be a planted link: the file never lands outside
             except OutsideFolderError as e:
                 record({"id": c.item.id, "status": "rejected", "reason": "unsafe_path", "detail": str(e)})
+                refused += 1
                 continue
             old = state.get(c.item.id)
             rec = _reusable(old, c.item.audio, rel, key, out_dir)
@@ -317,7 +319,7 @@ def _run_audio(cands: list[_Candidate], out_dir: Path, opts: CurateOptions) -> t
                         f.cancel()
                     raise
         bar.close()
-    return results, len(jobs), len(cands) - len(jobs)
+    return results, len(jobs), len(cands) - len(jobs) - refused
 
 
 def _rows(c: _Candidate, res: dict, out_dir: Path, manifest_dir: Path, opts: CurateOptions) -> list[ManifestRow]:

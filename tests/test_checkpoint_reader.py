@@ -171,3 +171,20 @@ def test_eval_json_beside_the_checkpoint_is_not_written_through_a_planted_link(t
         link.unlink()
     assert eval_main(["--checkpoint", str(good), "--manifest", str(manifest), "--quiet"]) == 0
     assert json.loads(link.read_text()) and not link.is_symlink()
+
+
+def test_resume_does_not_import_a_package_only_the_checkpoint_names(tmp_path):
+    """A run config that leaves text.name to its default: a planted latest.pt naming pkg:<module> is refused."""
+    from training.config import RunConfig
+    from training.train import read_resume_checkpoint
+
+    model = copy.deepcopy(TINY_MODEL)
+    del model["text"]["name"]
+    cfg = RunConfig.from_dict(run_config(tmp_path / "runs", [{"manifest": "m.csv"}], model=model))
+    saved = copy.deepcopy(TINY_MODEL)
+    saved["text"]["name"] = "pkg:payload_mod"
+    save_checkpoint(cfg.run_dir / "latest.pt", {"model": {"w": torch.zeros(1)}, "config": {"model": saved},
+                                                "optimizer": {}, "scheduler": {}, "epoch": 1, "step": 1})
+    with pytest.raises(ValueError, match=r"pkg:payload_mod.*run config"):
+        read_resume_checkpoint(cfg, True)
+    assert "payload_mod" not in sys.modules

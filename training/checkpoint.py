@@ -21,6 +21,7 @@ import os
 import pickle
 import random
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -70,7 +71,9 @@ def read_checkpoint(path: str | os.PathLike, trusted: bool = False, map_location
                 else looks_like(head) or f"unknown bytes {head[:8].hex(' ')}")
         raise CheckpointReadError(f"{path}: not a readable torch checkpoint: the file holds {what} ({size} bytes)")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=not trusted)
+        with warnings.catch_warnings():  # torch's warnings about odd files (TorchScript, pickle protocols):
+            warnings.simplefilter("ignore", UserWarning)  # the one line below says what the file is
+            obj = torch.load(path, map_location=map_location, weights_only=not trusted)
     except Exception as e:  # noqa: BLE001 - whatever a hostile or broken file raises becomes one line
         raise CheckpointReadError(_load_failure(path, size, is_zip, trusted, e)) from None
     if not isinstance(obj, dict):
@@ -193,6 +196,25 @@ def resume_checkpoint(run_dir: str | os.PathLike, resume: bool | str | os.PathLi
         hint = (f"the newest good checkpoint in {run_dir} is {good[0].name} ({good[1]}): resume from it with "
                 f"--resume {good[0]}" if good else f"no other checkpoint in {run_dir} can be resumed from")
         raise CheckpointReadError(f"--resume: {e}; {hint}") from None
+
+
+def check_resumed_text(run_model: dict, saved_model: dict, init_from: dict | None, source: str) -> None:
+    """On resume the run config, not the checkpoint, names a text-model package to import: a saved "pkg:" name
+    the run config (model.text or init_from.text_model) does not give is refused unless the toolkit's own."""
+    from training.encoders.text import names_from_checkpoint
+
+    text = run_model.get("text") or {}
+    given = {text.get("name"), text.get("tokenizer"), (init_from or {}).get("text_model")}
+    saved = saved_model.get("text") or {}
+    for key in ("name", "tokenizer"):
+        name = saved.get(key)
+        if isinstance(name, str) and name.startswith("pkg:") and name not in given:
+            try:
+                names_from_checkpoint({key: name}, source)  # raises unless a known package
+            except ValueError:
+                raise ValueError(f"{source}: its config names the text model {name!r}, which the run config does "
+                                 f"not; a checkpoint does not choose a module to import: set model.text.{key} to "
+                                 f"it in the run config if you trust that package") from None
 
 
 def training_state(path: str | os.PathLike) -> dict:

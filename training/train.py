@@ -33,7 +33,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.checkpoint import frozen_prefixes, resume_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.checkpoint import (check_resumed_text, frozen_prefixes, resume_checkpoint, rng_state, save_checkpoint,
+                                 set_rng_state)
 from training.config import RunConfig
 from training.data import MixingBatchSampler, PairDataset, collate_pairs, read_pairs, window_samples
 from training.loss import contrastive_loss
@@ -244,6 +245,7 @@ def read_resume_checkpoint(cfg: RunConfig, resume: bool | str | os.PathLike) -> 
             raise FileExistsError(f"{cfg.run_dir} already holds a run: pass --resume, or choose another name/out_dir")
         return None
     ckpt = resume_checkpoint(cfg.run_dir, resume)  # latest.pt, or the file --resume names
+    check_resumed_text(cfg.model, ckpt["config"]["model"], cfg.init_from, str(latest if resume is True else resume))
     diffs = _model_config_differences(cfg.model, ckpt["config"]["model"])
     if diffs:
         raise ValueError("cannot resume with a different model: " + "; ".join(diffs))
