@@ -14,7 +14,7 @@ from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FilesPipeline
 
-from manifests.atomic import atomic_path
+from manifests.atomic import OutsideFolderError, atomic_path, inside
 
 from .items import SoundItem
 from .state import FILES_DIR, PART_SUFFIX
@@ -51,11 +51,10 @@ def audio_relpath(source: str, source_id: str, fmt: str) -> str:
 
 def safe_target(root: Path, relpath: str) -> Path:
     """root/relpath, refusing any path outside root."""
-    root = root.resolve()
-    target = (root / relpath).resolve()
-    if not target.is_relative_to(root):
-        raise DownloadFailed("unsafe_path", f"refusing to write outside {root}: {relpath!r}")
-    return target
+    try:
+        return inside(root, relpath)
+    except OutsideFolderError as e:
+        raise DownloadFailed("unsafe_path", str(e)) from None
 
 
 def write_atomically(root: Path, relpath: str, data: bytes) -> Path:

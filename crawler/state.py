@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from manifests.atomic import TMP_SUFFIX
+from manifests.atomic import TMP_SUFFIX, append_inside, inside
 from manifests.hashing import sha256_file
 from manifests.crawl_record import ITEMS_FILE, CrawlRecord, read_crawl_records, record_line, write_crawl_records
 
@@ -45,7 +45,7 @@ class CrawlState:
             if rec.status == "ok" and self._file_ok(rec):
                 self.verified.add(sid)
         self.compact()
-        self._log = open(self.items_path, "a", encoding="utf-8")
+        self._log = append_inside(self.folder, ITEMS_FILE)  # never through a link planted in the folder
         bad = sum(1 for r in self.records.values() if r.status == "ok") - len(self.verified)
         logger.info("%s: %d records, %d verified files, %d ok records whose file is missing or changed",
                     self.items_path, len(self.records), len(self.verified), bad)
@@ -83,7 +83,7 @@ class CrawlState:
     def compact(self) -> None:
         """Rewrite items.jsonl with one line per id (the last record), atomically."""
         if self.items_path.exists() or self.records:
-            write_crawl_records(self.items_path, self.records.values())
+            write_crawl_records(inside(self.folder, ITEMS_FILE), self.records.values())
 
     def close(self) -> None:
         if self._log is not None:

@@ -139,7 +139,10 @@ def cmd_stats(a: argparse.Namespace) -> int:
 
 def cmd_import_published(a: argparse.Namespace) -> int:
     from .published import import_published
-    published = read_published_csv(a.csv)
+    too_long: list[tuple[int, str]] = []
+    published = read_published_csv(a.csv, too_long)
+    for line, why in too_long:  # one rejected row each, not an aborted import
+        print(f"{a.csv}: row {line} left out: {why}", file=sys.stderr)
     rows, failing = import_published(published, a.caption_mode, a.audio_dir, parse_fractions(a.fractions),
                                      a.require_both)
     write_manifest(a.out, rows, optional=("title_raw", "description_raw", "tags_raw"))

@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from manifests.atomic import atomic_path  # noqa: E402
+
 from .table1 import AudioText, distinct_audios  # noqa: E402
 
 STOP_WORDS_FILE = Path(__file__).with_name("stopwords_en.txt")
@@ -113,6 +115,7 @@ def _per_source_hist(values: dict[str, list[float]], bins, unit: str, xlabel: st
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:  # a link planted at figures/<name>.png is replaced, not followed
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path

@@ -32,6 +32,7 @@ from typing import Iterable
 from tqdm import tqdm
 
 from manifests import ManifestRow, make_caption, write_manifest
+from manifests.atomic import OutsideFolderError, append_inside, inside
 from manifests.captions import BUILD_MODES, check_mode
 
 from .audio import AudioOptions, AudioResult, process_audio
@@ -136,8 +137,8 @@ def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
     for c in sorted(candidates, key=lambda c: c.item.id):
         if c.item.id in ok and c.item.id not in dups:
             rows.extend(_rows(c, ok[c.item.id], out_dir, manifest.parent, opts))
-    write_manifest(manifest, rows, optional=MANIFEST_COLUMNS)
-    rejects_path = write_rejects(out_dir / "rejects.csv", all_rejects)
+    write_manifest(inside(out_dir, opts.manifest_name), rows, optional=MANIFEST_COLUMNS)
+    rejects_path = write_rejects(inside(out_dir, "rejects.csv"), all_rejects)
 
     from .stats import write_report  # matplotlib is only imported once there is something to report
     stats = write_report(rows, out_dir, manifest, figures=opts.figures)
@@ -270,20 +271,26 @@ def _reusable(rec: dict | None, src: str, rel: str, key: str, out_dir: Path) -> 
 
 def _run_audio(cands: list[_Candidate], out_dir: Path, opts: CurateOptions) -> tuple[dict[str, dict], int, int]:
     state_path = out_dir / STATE_DIR / RESULTS_FILE
-    state_path.parent.mkdir(parents=True, exist_ok=True)
     state = _load_state(state_path)
     key = opts.audio.key()
     results: dict[str, dict] = {}
     jobs = []
-    with open(state_path, "a", encoding="utf-8") as log:
+    with append_inside(out_dir, state_path.relative_to(out_dir)) as log:
         def record(rec: dict) -> None:
             results[rec["id"]] = rec
             log.write(json.dumps(rec) + "\n")
             log.flush()  # written as it finishes: an interrupted run keeps everything done so far
 
+        refused = 0
         rels = output_paths(((c.item.id, c.item.source, c.item.source_id) for c in cands), opts.audio.extension)
         for c in cands:
             rel = rels[c.item.id]
+            try:
+                inside(out_dir, rel)  # audio/<source> may be a planted link: the file never lands outside
+            except OutsideFolderError as e:
+                record({"id": c.item.id, "status": "rejected", "reason": "unsafe_path", "detail": str(e)})
+                refused += 1
+                continue
             old = state.get(c.item.id)
             rec = _reusable(old, c.item.audio, rel, key, out_dir)
             if rec is None:
@@ -312,7 +319,7 @@ def _run_audio(cands: list[_Candidate], out_dir: Path, opts: CurateOptions) -> t
                         f.cancel()
                     raise
         bar.close()
-    return results, len(jobs), len(cands) - len(jobs)
+    return results, len(jobs), len(cands) - len(jobs) - refused
 
 
 def _rows(c: _Candidate, res: dict, out_dir: Path, manifest_dir: Path, opts: CurateOptions) -> list[ManifestRow]:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Iterable
 
 from manifests import ManifestError, parse_tags, read_published_csv
+from manifests.atomic import atomic_path
+from manifests.spreadsheet import neutralise, restore
 from manifests.published import format_tags
 from manifests.crawl_record import ITEMS_FILE, CrawlRecord, read_crawl_records
 
@@ -57,19 +59,20 @@ INPUT_PATH_REASONS = ("unsafe_path", "bad_path")
 
 
 def write_rejects(path: str | os.PathLike, rejects: list[Reject]) -> Path:
+    """rejects.csv, atomically; a file for people: cells a spreadsheet would run as formulas are neutralised
+    (manifests/spreadsheet.py; read_rejects gives the exact values back)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(REJECT_COLUMNS)
         for r in sorted(rejects, key=lambda r: (r.id, r.stage)):
-            w.writerow([r.id, r.stage, r.reason, r.detail])
+            w.writerow([neutralise(v) for v in (r.id, r.stage, r.reason, r.detail)])
     return path
 
 
 def read_rejects(path: str | os.PathLike) -> list[Reject]:
     with open(path, newline="", encoding="utf-8") as f:
-        return [Reject(**row) for row in csv.DictReader(f)]
+        return [Reject(**{k: restore(v) for k, v in row.items()}) for row in csv.DictReader(f)]
 
 
 def _s(v) -> str:
@@ -104,23 +107,13 @@ def read_crawl_output(raw: str | os.PathLike, allow_outside: Iterable[str | os.P
     for path in files:
         for line in read_crawl_records(path):
             where = f"{path.relative_to(root)}:{line.line}"  # the reject's id: file and line
-            problem = line.error if line.record is None else _record_problem(line.record)
-            if problem is not None:
-                rejects.append(Reject(where, "input", "bad_record", problem or "not a record"))
+            if line.record is None:  # what is no record (bad JSON, an id that is no text, ...) is said by the reader
+                rejects.append(Reject(where, "input", "bad_record", line.error or "not a record"))
                 continue
             item = _item_from_record(line.record, path.parent, allow_outside)
             items.pop(item.id, None)  # re-insert so that order follows the last record
             items[item.id] = item
     return list(items.values()), rejects
-
-
-def _record_problem(rec: CrawlRecord) -> str | None:
-    """Why a parsed record cannot become an item (None when it can)."""
-    if "\x00" in rec.id or SURROGATE.search(rec.id):
-        return f"id is not valid text (a NUL or a lone surrogate): {rec.id!r}"
-    if rec.tags is not None and not isinstance(rec.tags, (list, str)):
-        return f"tags is not a list: {rec.tags!r}"
-    return None
 
 
 def _item_from_record(rec: CrawlRecord, base: Path, allow_outside: Iterable[str | os.PathLike] = ()) -> Item:
@@ -179,11 +172,14 @@ def read_published_folder(csv_path: str | os.PathLike, audio_dir: str | os.PathL
     audio_dir = Path(audio_dir).resolve()
     items: dict[str, Item] = {}
     rejects: list[Reject] = []
-    for n, row in enumerate(read_published_csv(csv_path), 2):
+    too_long: list[tuple[int, str]] = []
+    published = read_published_csv(csv_path, too_long)
+    rejects.extend(Reject(f"{csv_path}:{line}", "input", "bad_row", why) for line, why in too_long)
+    for row in published:
         try:
             rid, source, source_id = row.id, row.source, row.source_id
         except ValueError as e:
-            rejects.append(Reject(f"{csv_path}:{n}", "input", "bad_link", str(e)))
+            rejects.append(Reject(f"{csv_path}:{row.line}", "input", "bad_link", str(e)))
             continue
         audio, reason, problem = input_path(audio_dir, row.fname, allow_outside) if row.fname else (None, "", "")
         ok = audio is not None and os.path.isfile(audio)

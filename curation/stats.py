@@ -10,6 +10,7 @@ from pathlib import Path
 import soundfile as sf
 
 from manifests import ManifestRow, resolve_audio
+from manifests.atomic import inside, write_text_inside
 
 from .table1 import DEFINITIONS, AudioText, records_from_manifest_rows, table1_of_records, to_markdown
 
@@ -60,13 +61,14 @@ def write_records_report(recs: list[AudioText], out_dir: str | os.PathLike, inpu
         md += "\n" + headroom_markdown(headroom_section)
     if figures:
         from .figures import write_figures
+        inside(out_dir, "figures")  # a planted link: no figure is drawn outside the output folder
         made, skipped = write_figures(recs, out_dir / "figures")
         report["figures"] = [str(p.relative_to(out_dir)) for p in made]
         report["figures_not_drawn"] = skipped
         md += "\n" + "\n".join(f"![{Path(f).stem}]({f})" for f in report["figures"]) + "\n"
         md += "".join(f"\n{name} not drawn: {why}.\n" for name, why in skipped.items())
-    (out_dir / "stats.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out_dir / "stats.md").write_text(md, encoding="utf-8")
+    write_text_inside(out_dir, "stats.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text_inside(out_dir, "stats.md", md)
     return report
 
 

@@ -71,3 +71,35 @@ def atomic_path(path: str | os.PathLike, suffix: str = TMP_SUFFIX, fsync: bool =
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class OutsideFolderError(ValueError):
+    """A path that resolves outside the folder it must stay in (a symbolic link planted in it, a '..')."""
+
+
+def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``path`` (relative to ``root``, or absolute) with every symbolic link resolved, refused unless it lies
+    under ``root`` (resolved too): a link planted in an output folder never carries a write out of it."""
+    base = Path(root).resolve()
+    target = (base / path).resolve()
+    if not target.is_relative_to(base):
+        raise OutsideFolderError(f"refusing {Path(root) / path}: it resolves to {target}, outside {base} (a "
+                                 f"symbolic link planted in the folder, or '..' in the name?)")
+    return target
+
+
+def write_text_inside(root: str | os.PathLike, path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to root/path atomically, refusing targets outside ``root``."""
+    target = inside(root, path)
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return target
+
+
+def append_inside(root: str | os.PathLike, path: str | os.PathLike):
+    """root/path opened for appending text (an append-only log), refusing targets outside ``root`` and never
+    following a link at the last component (O_NOFOLLOW), even one planted after the check."""
+    target = inside(root, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    return os.fdopen(fd, "a", encoding="utf-8")

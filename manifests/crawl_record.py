@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -16,6 +17,7 @@ from typing import Any, Iterable, Iterator
 from .atomic import atomic_path
 
 ITEMS_FILE = "items.jsonl"
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON "\ud800" escapes decode to lone surrogates: not text
 
 # What happened to a sound's download. "ok": the file is at file_path with file_size and sha256.
 STATUSES = ("ok", "http_error", "not_audio", "empty", "too_large", "timeout", "truncated", "connection_error",
@@ -90,17 +92,33 @@ def _parse_line(raw: bytes, first: bool) -> tuple[CrawlRecord | None, str | None
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         return None, f"not JSON: {e.msg} at column {e.colno}"
+    except RecursionError:  # e.g. 100,000 nested brackets: one bad line, not a crashed crawl or curation
+        return None, "not a record: JSON nested too deeply"
+    except ValueError as e:  # an integer of more digits than Python converts
+        return None, f"not a record: {e}"
     if not isinstance(obj, dict):
         return None, f"not a JSON object but {type(obj).__name__}"
     rid = obj.get("id")
     if not isinstance(rid, str) or not rid.strip():
-        return None, "no id" if rid in (None, "") else f"id is not a non-empty string: {rid!r}"
+        return None, "no id" if rid in (None, "") else f"id is not a non-empty string: {_short(rid)}"
+    if "\x00" in rid or _SURROGATE.search(rid):
+        return None, f"id is not valid text (a NUL or a lone surrogate): {_short(rid)}"
+    tags = obj.get("tags")
+    if tags is not None and not isinstance(tags, (list, str)):
+        return None, f"tags is not a list: {_short(tags)}"
     return CrawlRecord.from_dict(obj), None
+
+
+def _short(value: Any, n: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[:n] + f"... ({len(text)} characters)"
 
 
 def read_crawl_records(path: str | os.PathLike) -> Iterator[RecordLine]:
     """Every non-blank line of an items.jsonl as a RecordLine. Never raises for a line's content (undecodable
-    bytes, a BOM, bad JSON, NULs, a missing id become ``error``s naming the line); a torn last line after a
+    bytes, a BOM, bad JSON, JSON nested too deeply, a missing id, an id holding a NUL or a lone surrogate, tags
+    that are not a list become ``error``s naming the line: every reader, crawl resume and curation, checks
+    the same way); a torn last line after a
     kill reads as an error line too. A missing file yields nothing."""
     path = Path(path)
     if not path.is_file():

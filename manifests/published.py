@@ -10,7 +10,7 @@ import csv
 import html
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -29,6 +29,10 @@ _BSB_NEW = re.compile(r"bigsoundbank\.com/(?:[^/]*-)?s(\d{4,})\.html")
 _BSB_UPLOAD = re.compile(r"/UPLOAD/[^/]+/(\d{4,})\.\w+")
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
 _TAG_HTML = re.compile(r"<[^>]+>")
+# Longest a published field may be (the official CSV's longest: tags 3,079, description 451 characters): a
+# longer one is a rejected row, never fed to the parser (100,000 characters of tags exhaust ast's memory).
+FIELD_LIMITS = {"tags": 16_384}
+FIELD_LIMIT = 65_536
 
 
 @dataclass
@@ -39,6 +43,7 @@ class PublishedRow:
     description: str
     fname: str
     tags: str
+    line: int = field(default=0, compare=False)  # the CSV line it was read from (0: not read from a file)
 
     @property
     def source(self) -> str:
@@ -81,9 +86,11 @@ def parse_tags(text: str) -> list[str]:
     if not text:
         return []
     try:
+        if len(text) > FIELD_LIMITS["tags"]:  # the linear repair below instead of the parser
+            raise ValueError("too long to parse")
         value = ast.literal_eval(text)
         items = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
         # Broken lists: a bare <li>...</li> sits between quoted items, and the string may be cut off.
         items = []
         for part in re.split(r"(<li>.*?</li>)", text.strip("[]")):
@@ -105,10 +112,22 @@ def format_tags(tags: Iterable[str]) -> str:
     return repr(tags) if tags else ""
 
 
-def read_published_csv(path: str | os.PathLike = PUBLISHED_CSV) -> list[PublishedRow]:
+def read_published_csv(path: str | os.PathLike = PUBLISHED_CSV,
+                       rejected: list[tuple[int, str]] | None = None) -> list[PublishedRow]:
+    """The rows of a published-format CSV. A row with a field longer than its limit (FIELD_LIMITS) is left out
+    and listed in ``rejected`` as (line, why) when a list is given (curation, replay: one rejected row), else
+    it is a ManifestError naming the row and column."""
     rows = []
     for line, raw in iter_csv(path, PUBLISHED_COLUMNS, what="published WavText5K CSV"):
-        row = PublishedRow(**{c: raw[c] or "" for c in PUBLISHED_COLUMNS})
+        long = next((c for c in PUBLISHED_COLUMNS if len(raw[c] or "") > FIELD_LIMITS.get(c, FIELD_LIMIT)), None)
+        if long is not None:
+            why = (f"column {long!r} has {len(raw[long]):,} characters, more than the "
+                   f"{FIELD_LIMITS.get(long, FIELD_LIMIT):,} a published row may hold")
+            if rejected is None:
+                raise ManifestError(path, line, long, why)
+            rejected.append((line, why))
+            continue
+        row = PublishedRow(**{c: raw[c] or "" for c in PUBLISHED_COLUMNS}, line=line)
         if not (row.view_link or row.download_link):
             raise ManifestError(path, line, "view_link", "row has neither view_link nor download_link")
         rows.append(row)

@@ -177,10 +177,13 @@ def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable
             unknown = [c for c in header if c not in required and c not in set(allowed)]
             if unknown:
                 raise ManifestError(path, 1, unknown[0], f"unknown column(s): {', '.join(unknown)}")
-        for raw in reader:
-            if None in raw:
-                raise ManifestError(path, reader.line_num, None, "more fields than the header has")
-            yield reader.line_num, raw
+        try:
+            for raw in reader:
+                if None in raw:
+                    raise ManifestError(path, reader.line_num, None, "more fields than the header has")
+                yield reader.line_num, raw
+        except csv.Error as e:  # a field over the csv module's limit (128 KiB), a NUL byte, ...
+            raise ManifestError(path, reader.line_num, None, str(e)) from None
 
 
 def encoding_label(encoding: str) -> str:

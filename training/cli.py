@@ -1,6 +1,6 @@
 """Command-line entry points: ``wt5k-train`` and ``wt5k-eval``.
 
-    wt5k-train --config configs/tiny.json [--resume] [key=value ...]
+    wt5k-train --config configs/tiny.json [--resume [FILE]] [key=value ...]
     torchrun --nproc-per-node 4 -m training.cli --config configs/exp_B.json     # several GPUs
     wt5k-eval --checkpoint runs/tiny/best.pt [--checkpoint runs/other/best.pt] [--manifest PATH[:SPLIT] ...]
               [--split test|val] [--paper ROW] [--json out.json] [--quiet] [--trust-checkpoint]
@@ -29,11 +29,15 @@ QUIET_HELP = ("no progress bars, and of the log (stderr: checkpoint load reports
 def train_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="wt5k-train", description="Train a CLAP model from a run config.")
     p.add_argument("--config", required=True, help="run config JSON (configs/*.json)")
-    p.add_argument("--resume", action="store_true", help="continue the run from its latest.pt")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="FILE",
+                   help="continue the run from its latest.pt, or from the checkpoint FILE (e.g. its best.pt when "
+                        "latest.pt is damaged)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides with JSON values, e.g. epochs=2 optim.lr=3e-4 data.num_workers=0")
     args = p.parse_args(argv)
+    if isinstance(args.resume, str) and "=" in args.resume and not Path(args.resume).exists():
+        args.overrides, args.resume = [args.resume, *args.overrides], True  # "--resume epochs=3": an override
     show_logs(args.quiet)
     if args.quiet:
         silence_progress_bars()
@@ -68,7 +72,8 @@ def add_released_arguments(p: argparse.ArgumentParser) -> None:
                    help="format of --checkpoint (default: told from its keys)")
     p.add_argument("--text-model", help="released checkpoints hold weights only: the text side's tokenizer and "
                                         "architecture, a local folder or hub name (default: the published one, "
-                                        "bert-base-uncased / gpt2 / roberta-base)")
+                                        "bert-base-uncased / gpt2 / roberta-base); for a training checkpoint, its "
+                                        "tokenizer (needed when its config names a package or an uncached hub model)")
     p.add_argument("--min-share", type=float, default=1.0,
                    help="share of a released checkpoint's keys that must load (default 1: every encoder and "
                         "projection weight; below 1 allows a partial load, reported key by key)")
@@ -115,7 +120,12 @@ def eval_main(argv: list[str] | None = None) -> int:
         return 2
     print(format_table(rows))
     first = Path(args.checkpoint[0])
-    out = write_json(args.json or first.parent / f"eval_{first.stem}.json", rows)
+    try:
+        out = (write_json(args.json, rows) if args.json
+               else write_json(first.parent / f"eval_{first.stem}.json", rows, root=first.parent))
+    except (OSError, ValueError) as e:
+        print(f"wt5k-eval: {e}", file=sys.stderr)
+        return 2
     print(f"metrics written to {out}")
     return 0
 

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from manifests.atomic import atomic_path, write_text_inside
 from training.config import ManifestSpec
 from training.data import read_pairs, window_samples
 from training.metrics import retrieval_metrics
@@ -127,8 +128,13 @@ def evaluate_checkpoints(checkpoints: Sequence[str | os.PathLike], specs: Sequen
     return rows
 
 
-def write_json(path: str | os.PathLike, rows: dict[str, dict[str, dict]]) -> Path:
+def write_json(path: str | os.PathLike, rows: dict[str, dict[str, dict]], root: str | os.PathLike | None = None
+               ) -> Path:
+    """The metrics as JSON, atomically; with ``root`` (the default eval_*.json beside a checkpoint) the file
+    must resolve inside that folder: a link planted there does not carry the write elsewhere."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rows, indent=2))
+    if root is not None:
+        return write_text_inside(root, path.relative_to(root), json.dumps(rows, indent=2))
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(rows, indent=2))
     return path

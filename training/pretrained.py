@@ -16,7 +16,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -24,14 +23,13 @@ from typing import Iterable
 import torch
 from torch import nn
 
+# the one checkpoint reader and its errors live with the training checkpoints; re-exported for the loaders here
+from training.checkpoint import CheckpointMismatchError, read_checkpoint  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 FRONTEND_KEYS = ("spectrogram_extractor.*", "logmel_extractor.*")
 PREFIXES = ("module.", "sed_model.", "model.")
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the model (shapes differ, or strict loading found missing/unexpected keys)."""
 
 
 @dataclass
@@ -59,27 +57,6 @@ class LoadReport:
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("source", "loaded", "missing", "unexpected", "skipped",
                                                 "shape_mismatch_allowed", "frontend_mismatch", "shares", "notes")}
-
-
-def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
-    """torch.load on the CPU; only tensors and plain containers unless `trusted` (full unpickling)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=not trusted)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        if not isinstance(e, pickle.UnpicklingError) or "Unsupported global" not in str(e):
-            raise CheckpointMismatchError(f"{path}: not a readable torch checkpoint (truncated, or another kind "
-                                          f"of file): {str(e).splitlines()[0]}") from e
-        # torch's message runs over many lines; its "Unsupported global: GLOBAL name" says what the file holds
-        lines = str(e).splitlines()
-        found = next((line.strip().split(" was not")[0] for line in lines if "Unsupported global" in line), lines[0])
-        raise CheckpointMismatchError(
-            f"{path}: holds objects beyond tensors and plain containers, which the safe loader refuses; if you "
-            f"trust the file (unpickling runs code it names), pass --trust-checkpoint (wt5k-eval, wt5k-search; "
-            f"Python: trusted=True; run configs: audio.trust_checkpoints, init_from.trusted). Detail: {found}"
-        ) from e
 
 
 def extract_state_dict(obj: dict, prefixes: Iterable[str] = PREFIXES) -> dict[str, torch.Tensor]:

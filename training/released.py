@@ -300,10 +300,8 @@ def load_any_checkpoint(path: str | os.PathLike, format: str | None = None, text
     if fmt not in FORMATS:
         raise ValueError(f"checkpoint format must be one of {FORMATS}, got {fmt!r}")
     if fmt == "wt5k":
-        if text_model:
-            raise ValueError("--text-model applies to released checkpoints; a training checkpoint holds its own")
         obj = restore_frozen(obj, path, map_location)  # a latest.pt keeps frozen encoders in a sibling file
-        return model_from_checkpoint(obj, map_location), obj.get("config") or {}
+        return model_from_checkpoint(obj, map_location, text_model, str(path)), obj.get("config") or {}
     model, _ = load_released(obj, fmt, text_model, min_share, trusted=trusted, name=str(path))
     return model.to(map_location), {"name": fmt}
 

@@ -33,7 +33,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.checkpoint import frozen_prefixes, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from training.checkpoint import (check_resumed_text, frozen_prefixes, resume_checkpoint, rng_state, save_checkpoint,
+                                 set_rng_state)
 from training.config import RunConfig
 from training.data import MixingBatchSampler, PairDataset, collate_pairs, read_pairs, window_samples
 from training.loss import contrastive_loss
@@ -235,7 +236,7 @@ class Run:
             dist.barrier()
 
 
-def read_resume_checkpoint(cfg: RunConfig, resume: bool) -> dict | None:
+def read_resume_checkpoint(cfg: RunConfig, resume: bool | str | os.PathLike) -> dict | None:
     """The run's latest.pt when resuming (its model config must agree with ``cfg``'s, and replaces it), else
     None after checking that the run folder holds no run yet."""
     latest = cfg.run_dir / "latest.pt"
@@ -243,9 +244,8 @@ def read_resume_checkpoint(cfg: RunConfig, resume: bool) -> dict | None:
         if latest.exists():
             raise FileExistsError(f"{cfg.run_dir} already holds a run: pass --resume, or choose another name/out_dir")
         return None
-    if not latest.is_file():
-        raise FileNotFoundError(f"--resume: {latest} does not exist")
-    ckpt = load_checkpoint(latest)
+    ckpt = resume_checkpoint(cfg.run_dir, resume)  # latest.pt, or the file --resume names
+    check_resumed_text(cfg.model, ckpt["config"]["model"], cfg.init_from, str(latest if resume is True else resume))
     diffs = _model_config_differences(cfg.model, ckpt["config"]["model"])
     if diffs:
         raise ValueError("cannot resume with a different model: " + "; ".join(diffs))
@@ -376,8 +376,9 @@ def save_epoch_checkpoints(run: Run, score: float | None) -> None:
     run.save(run.latest, also_whole=run.best if improved else None)
 
 
-def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> dict:
-    """Train a run to ``cfg.epochs`` epochs (from its latest.pt with ``resume``); returns a summary."""
+def train(cfg: RunConfig, resume: bool | str | os.PathLike = False, show_progress: bool = True) -> dict:
+    """Train a run to ``cfg.epochs`` epochs (from its latest.pt with ``resume``, or from the checkpoint file
+    ``resume`` names); returns a summary."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     d = setup_distributed()
     ckpt = read_resume_checkpoint(cfg, resume)

@@ -5,6 +5,7 @@ Encoded bytes are cached (LRU) because a crawl asks for each file once or twice 
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -12,7 +13,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from manifests.atomic import OutsideFolderError, inside
+
 from .catalog import Sound, id_hash
+
+log = logging.getLogger(__name__)
 
 FORMATS = {  # format -> (libsndfile format, subtype for 16/24 bits or None for lossy)
     "wav": ("WAV", {16: "PCM_16", 24: "PCM_24"}),
@@ -37,7 +42,11 @@ class AudioProvider:
     def provided_file(self, sound: Sound) -> Path | None:
         if self.audio_dir is None or not sound.fname:
             return None
-        path = self.audio_dir / sound.fname
+        try:
+            path = inside(self.audio_dir, sound.fname)  # a CSV's fname never serves a file from elsewhere
+        except OutsideFolderError as e:
+            log.warning("not served: %s", e)
+            return None
         return path if path.is_file() else None
 
     def file_as_is(self, sound: Sound, fmt: str) -> Path | None:

