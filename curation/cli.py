@@ -23,7 +23,7 @@ from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, read
 from manifests.captions import BUILD_MODES
 
 from .audio import CHANNEL_POLICIES, FORMATS, OVERSHOOT_POLICIES, RESAMPLERS, AudioOptions
-from .converters_common import DEFAULT_ENCODING
+from .dataset_files import DEFAULT_ENCODING
 from .pipeline import FATAL_ERRNOS, CurateOptions, CurateReport, curate
 from .sources import read_id_list
 from .split import parse_fractions
@@ -108,8 +108,9 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
+    from .records import read_records
     from .stats import headroom, headroom_markdown, write_records_report
-    from .table1 import read_records, table1_of_records, to_markdown
+    from .table1 import table1_of_records, to_markdown
     recs, paths, kinds, manifest_rows = [], [], [], []
     for spec in a.inputs:
         split, sep, path = spec.partition("=")
@@ -160,7 +161,7 @@ def cmd_export_published(a: argparse.Namespace) -> int:
 
 
 def cmd_audiocaps(a: argparse.Namespace) -> int:
-    from .audiocaps import convert_audiocaps
+    from .converters import convert_audiocaps
     csvs = {}
     for spec in a.csv:
         split, sep, path = spec.partition("=")
@@ -172,7 +173,7 @@ def cmd_audiocaps(a: argparse.Namespace) -> int:
 
 
 def cmd_clotho(a: argparse.Namespace) -> int:
-    from .clotho import convert_clotho
+    from .converters import convert_clotho
     for split, _, _ in a.split:
         if split not in ("train", "val", "test"):
             raise UsageError(f"--split wants SPLIT CSV AUDIO_DIR with SPLIT train, val or test, got {split!r}")

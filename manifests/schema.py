@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .atomic import atomic_path
+from .file_kind import binary_kind
 
 SPLITS = ("train", "val", "test", "")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -167,8 +168,11 @@ def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable
     if not path.is_file():
         raise ManifestError(path, None, None, f"no such {what} file")
     required = list(required)
+    kind = binary_kind(path)
+    if kind:  # a file given in the wrong place: say what it is, not which byte failed to decode
+        raise ManifestError(path, None, None, f"not a {what}: the file is {kind}, not CSV text")
     with open(path, "rb") as f:
-        reader = csv.DictReader(_decoded_lines(f, path, encoding, hint))
+        reader = csv.DictReader(decoded_lines(f, path, encoding, hint))
         header = reader.fieldnames = [h.strip() for h in reader.fieldnames or []]
         missing = [c for c in required if c not in header]
         if missing:
@@ -188,7 +192,7 @@ def encoding_label(encoding: str) -> str:
     return "UTF-8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
 
 
-def _decoded_lines(f, path: Path, encoding: str, hint: str) -> Iterator[str]:
+def decoded_lines(f, path: Path, encoding: str, hint: str) -> Iterator[str]:
     """The lines of a binary file as text, decoded one by one so that an undecodable byte is reported with the
     line it is on (the csv module counts the same physical lines)."""
     for n, raw in enumerate(f, 1):

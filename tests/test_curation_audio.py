@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from curation.audio import REASONS, AudioOptions, mp3_declares_length, mp3_samples, process_audio, quantise
+from curation.audio import REASONS, AudioOptions, process_audio
+from curation.mp3_frames import mp3_declares_length, mp3_samples
+from curation.samples import quantise
 from tests.synth import make_broken_files, sine, write
 
 SR = 44100

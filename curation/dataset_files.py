@@ -1,4 +1,5 @@
-"""What the AudioCaps and Clotho converters share: reading their caption CSVs and finding their audio files."""
+"""Reading a dataset's own files (AudioCaps, Clotho, a folder of your sounds): its caption CSVs, decoded row by
+row in a given encoding, and its audio files, found by name anywhere under its folder."""
 from __future__ import annotations
 
 import os
