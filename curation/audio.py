@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from manifests.audio_formats import sample_rate_problem
 from manifests.hashing import sha256_file
 
 from .decoder_messages import StderrCapture
@@ -36,6 +37,7 @@ REASONS = {
     "unreadable": "not decodable as audio (garbage bytes, unknown format)",
     "header_only": "a valid header but no audio frames",
     "truncated": "fewer frames than the header declares, or a decode error after a valid header",
+    "bad_sample_rate": "the header declares a sample rate outside 4-768 kHz (damaged or hostile)",
     "non_finite": "NaN or infinite samples (float files)",
     "too_short": "shorter than the minimum duration",
     "silent": "digitally silent: peak (after the channel policy) at or below the silence threshold",
@@ -54,8 +56,8 @@ _WAV_SHORT = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
 # A data size of 0 or 0xFFFFFFFF is how streaming writers mark "unknown length", not truncation.
 _STREAMING_SIZES = (0, 0xFFFFFFFF)
 # Bumped when the meaning of a result changes (2: content_hash is over the written samples; 3: headroom gain,
-# out_peak, clipped_samples): older results are redone.
-RESULT_VERSION = 3
+# out_peak, clipped_samples; 4: rates outside 4-768 kHz rejected): older results are redone.
+RESULT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class AudioOptions:
             raise ValueError(f"unknown overshoot policy {self.on_overshoot!r} (use one of {OVERSHOOT_POLICIES})")
         if not (isinstance(self.target_sr, int) and self.target_sr > 0):
             raise ValueError(f"the sample rate must be a positive number of Hz, got {self.target_sr!r}")
+        if sample_rate_problem(self.target_sr):
+            raise ValueError(f"output sample rate: {sample_rate_problem(self.target_sr)}")
         if not self.min_duration_s >= 0:
             raise ValueError(f"the minimum duration must be 0 s or more, got {self.min_duration_s!r}")
         if self.block_frames <= 0 or self.hold_frames < 0:
@@ -202,6 +206,8 @@ def _resampled(src: Path, f: sf.SoundFile, opts: AudioOptions, res: AudioResult)
     res.orig_format, res.orig_subtype = f.format, f.subtype or ""
     if declared == 0:
         raise _Reject("header_only", f"{f.format} header, 0 frames")
+    if sample_rate_problem(sr):  # checked before any resampling: 1 Hz would grow every frame 44,100 times
+        raise _Reject("bad_sample_rate", f"the {f.format} header declares {sample_rate_problem(sr)}")
     out_ch = 1 if opts.channels == "mono" else ch
     stream = None
     if sr != opts.target_sr and opts.resampler == "soxr":

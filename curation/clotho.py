@@ -8,7 +8,7 @@ import os
 
 from manifests import ManifestError
 
-from .dataset_files import DEFAULT_ENCODING, index_audio, read_csv
+from .dataset_files import DEFAULT_ENCODING, find_audio, index_audio, not_found, read_csv
 from .sources import Item
 
 CAPTION_COLUMNS = tuple(f"caption_{i}" for i in range(1, 6))
@@ -25,12 +25,12 @@ def clotho_items(splits: list[tuple[str, str | os.PathLike, str | os.PathLike]],
             name = row["file_name"].strip()
             if not name:
                 raise ManifestError(csv_path, line, "file_name", "must not be empty")
-            audio = index.get(name)
+            audio = find_audio(index, name)
             items[f"clotho:{name}"] = Item(
                 id=f"clotho:{name}", source="clotho", source_id=name, audio=str(audio) if audio else None,
                 split=split, captions=[row[c] for c in CAPTION_COLUMNS],
                 status="ok" if audio else "missing_audio", fail_stage="input",
-                error="" if audio else f"no file {name!r} in {audio_dir}",
+                error="" if audio else not_found(name, audio_dir, index),
             )
     return list(items.values())
 

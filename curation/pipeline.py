@@ -69,6 +69,10 @@ class CurateOptions:
 
     def __post_init__(self):
         check_mode(self.caption_mode, BUILD_MODES)
+        if (Path(self.manifest_name).name != self.manifest_name or not self.manifest_name.endswith(".csv")
+                or self.manifest_name in ("rejects.csv", ".csv")):
+            raise ValueError(f"the manifest name must be a file name ending in .csv, other than rejects.csv, got "
+                             f"{self.manifest_name!r}")
         self.fractions = check_fractions(self.fractions)
         self.exclude = frozenset(self.exclude)
 

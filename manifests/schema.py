@@ -159,9 +159,9 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[ManifestRow]:
 
 def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable[str] | None = None,
              what: str = "manifest", encoding: str = "utf-8-sig",
-             hint: str = "") -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row dict) of a CSV whose header has every ``required`` column (and, when ``allowed`` is
-    given, no other); structural problems raise ManifestError naming the row and column, and bytes that are not
+             hint: str = "", one_of: Iterable[str] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row dict) of a CSV whose header has every ``required`` column, at least one of ``one_of``
+    when given (and, when ``allowed`` is given, no other); structural problems raise ManifestError naming the row and column, and bytes that are not
     ``encoding`` text name the row and the encoding tried (``hint`` says what the user can do about it).
     The default -sig: spreadsheet exports start with a byte order mark."""
     path = Path(path)
@@ -177,6 +177,10 @@ def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable
         missing = [c for c in required if c not in header]
         if missing:
             raise ManifestError(path, 1, missing[0], f"not a {what}: missing column(s): {', '.join(missing)}")
+        one_of = list(one_of)
+        if one_of and not set(one_of) & set(header):
+            raise ManifestError(path, 1, None, f"not a {what}: it needs a column {' or '.join(one_of)}; "
+                                               f"its columns: {', '.join(header) or 'none'}")
         if allowed is not None:
             unknown = [c for c in header if c not in required and c not in set(allowed)]
             if unknown:
