@@ -215,7 +215,8 @@ def cmd_folder(a: argparse.Namespace) -> int:
     rep, scan = convert_folder(a.dir, a.out, name, captions=a.captions, labels_from_subfolders=a.labels_from_subfolders,
                                sidecar_text=a.sidecar_text, options=opts, encoding=a.encoding)
     other = ", ".join(f"{ext}: {n}" for ext, n in scan.other_files.most_common())
-    print(f"{a.dir}: {scan.audio_files} audio files" + (f"; other files, not read: {other}" if other else ""))
+    print(f"{a.dir}: {scan.audio_files} audio files"
+          + (f"; other files (not audio by extension): {other}" if other else ""))
     if scan.not_followed:
         print(f"  links to folders, not followed: {', '.join(scan.not_followed[:5])}"
               + (f" and {len(scan.not_followed) - 5} more" if len(scan.not_followed) > 5 else ""))

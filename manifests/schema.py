@@ -161,9 +161,10 @@ def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable
              what: str = "manifest", encoding: str = "utf-8-sig",
              hint: str = "", one_of: Iterable[str] = ()) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row dict) of a CSV whose header has every ``required`` column, at least one of ``one_of``
-    when given (and, when ``allowed`` is given, no other); structural problems raise ManifestError naming the row and column, and bytes that are not
-    ``encoding`` text name the row and the encoding tried (``hint`` says what the user can do about it).
-    The default -sig: spreadsheet exports start with a byte order mark."""
+    when given (and, when ``allowed`` is given, no other); structural problems raise ManifestError naming the
+    row and column, and bytes that are not ``encoding`` text name the row and the encoding tried (``hint`` says
+    what the user can do about it); a known kind of file that is not text (an image, an archive) is named as
+    such. The default -sig: spreadsheet exports start with a byte order mark."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(path, None, None, f"no such {what} file")

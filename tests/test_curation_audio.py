@@ -26,7 +26,8 @@ def test_every_reason_is_generated(broken):
 
 @pytest.mark.parametrize("name", [
     "empty.wav", "header_only.wav", "truncated.wav", "truncated.flac", "truncated.mp3", "garbage.wav", "garbage.mp3",
-    "garbage.flac", "garbage.ogg", "html_page.mp3", "zeros.wav", "zeros.flac", "nan.wav", "inf.wav", "short.wav"])
+    "garbage.flac", "garbage.ogg", "html_page.mp3", "zeros.wav", "zeros.flac", "nan.wav", "inf.wav", "short.wav",
+    "one_hz.wav"])
 def test_broken_file_is_rejected_with_its_reason(broken, tmp_path, name):
     d, expected = broken
     dst = tmp_path / "out.flac"

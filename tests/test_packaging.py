@@ -32,7 +32,8 @@ def test_wheel_installed_outside_the_checkout_runs_the_quick_demo(tmp_path):
         shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path / "dist", src])
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path / "dist",
+          src])
     [wheel] = (tmp_path / "dist").glob("wavtext5k-*.whl")
     with zipfile.ZipFile(wheel) as z:
         meta = Parser().parsestr(z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode())
@@ -52,8 +53,9 @@ def test_wheel_installed_outside_the_checkout_runs_the_quick_demo(tmp_path):
     (site / "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = _run([py, "-c", "import crawler, curation, demo, manifests, search, training; "
-                            "print('\\n'.join(m.__file__ for m in (crawler, curation, demo, manifests, search, training)))"], cwd=elsewhere)
+    where = _run([py, "-c", "import crawler, curation, demo, manifests, search, training as t; "
+                            "print('\\n'.join(m.__file__ for m in (crawler, curation, demo, manifests, search, t)))"],
+                 cwd=elsewhere)
     assert all(Path(f).is_relative_to(site) for f in where.split()), where
 
     # `wt5k-demo --quick`, shortened further (40 sounds, one short epoch): the whole demo is tested from the

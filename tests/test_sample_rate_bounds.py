@@ -1,24 +1,14 @@
 """Issue 21 item 5: a tiny file that claims a tiny sample rate, or a huge length, must not become gigabytes of
 samples: rates outside 4-768 kHz are refused with a reason (curation, and read_audio for index, evaluation and
 training), and only the frames that decode are held."""
-import struct
-
 import numpy as np
 import pytest
 import soundfile as sf
 
 from curation.audio import REASONS, AudioOptions, process_audio
 from manifests.audio_formats import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, sample_rate_problem
-from tests.synth import sine, write
+from tests.synth import pcm_wav_bytes, sine, write
 from training.data import read_audio, to_model_rate
-
-
-def wav_bytes(rate: int, frames: int) -> bytes:
-    """A 16-bit mono PCM WAV declaring ``rate`` Hz, written by hand (libsndfile will not write 1 Hz)."""
-    data = (np.sin(np.arange(frames) / 3) * 12000).astype("<i2").tobytes()
-    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
-    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
-            + b"data" + struct.pack("<I", len(data)) + data)
 
 
 def test_the_range_is_stated_once():
@@ -29,7 +19,7 @@ def test_the_range_is_stated_once():
 
 def test_a_444_byte_wav_declaring_1_hz_is_rejected_not_made_200_s_long(tmp_path):
     src = tmp_path / "tiny.wav"
-    src.write_bytes(wav_bytes(1, 200))
+    src.write_bytes(pcm_wav_bytes(1, 200))
     assert src.stat().st_size == 444 and sf.info(str(src)).samplerate == 1
     res = process_audio(src, tmp_path / "out.flac", AudioOptions(min_duration_s=0))
     assert (res.status, res.reason) == ("rejected", "bad_sample_rate") and "bad_sample_rate" in REASONS
@@ -45,7 +35,7 @@ def test_a_444_byte_wav_declaring_1_hz_is_rejected_not_made_200_s_long(tmp_path)
 
 def test_a_4_kb_file_at_the_lowest_rate_stays_small(tmp_path):
     src = tmp_path / "low.wav"
-    src.write_bytes(wav_bytes(MIN_SAMPLE_RATE, 2000))
+    src.write_bytes(pcm_wav_bytes(MIN_SAMPLE_RATE, 2000))
     assert len(read_audio(str(src))) <= 2000 * 44100 // MIN_SAMPLE_RATE + 64  # at most 11x its frames
     assert process_audio(src, tmp_path / "low.flac").status == "ok"
 
