@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 
-# (signatures, what a file starting with one of them is); matched case-insensitively after blanks and a UTF-8
-# byte order mark. Text kinds first (they decode as text), then binary ones.
-SIGNATURES = (
+# Kinds of text files (a CSV reader decodes them; they are the wrong file, not the wrong encoding, too).
+TEXT_SIGNATURES = (
     ((b"<!doctype html", b"<html", b"<head", b"<body"), "a web page (HTML)"),
     ((b"<?xml",), "an XML document"),
     ((b"{", b"["), "JSON text"),
+)
+# Kinds of files that are not text: a CSV reader that meets one was given the wrong file, not a wrong encoding.
+BINARY_SIGNATURES = (
     ((b"PK\x03\x04",), "a ZIP archive (or a document that is one: .xlsx, .ods, .docx)"),
     ((b"\x1f\x8b",), "a gzip archive"),
     ((b"%PDF",), "a PDF document"),
@@ -23,14 +25,13 @@ SIGNATURES = (
     ((b"FORM",), "an AIFF audio file"),
     ((b"ID3",), "an MP3 audio file (ID3 tag)"),
 )
-# The kinds above that are not text: a CSV reader that meets one was given the wrong file, not a wrong encoding.
-BINARY_KINDS = frozenset(what for _, what in SIGNATURES[3:])
+BINARY_KINDS = frozenset(what for _, what in BINARY_SIGNATURES)
 
 
 def what_it_is(head: bytes) -> str | None:
     """What a file whose first bytes are ``head`` is ("a PNG image"), when they are a known signature; else None."""
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:16].lower()
-    for prefixes, what in SIGNATURES:
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:16].lower()  # signatures match after blanks and a byte order mark
+    for prefixes, what in TEXT_SIGNATURES + BINARY_SIGNATURES:
         if start.startswith(tuple(p.lower() for p in prefixes)):
             return what
     return None
