@@ -38,10 +38,11 @@ help:  ## list the targets
 	@echo
 	@echo "Variables: DATA=$(DATA) SPIDERS='$(SPIDERS)' REPLAY=<csv> SOUNDBIBLE_URL BIGSOUNDBANK_URL CONFIG=$(CONFIG) CHECKPOINT"
 
-$(BIN)/.installed: pyproject.toml
+# constraints.txt pins what the package leaves as ranges (torch's CPU build) for the tested environment.
+$(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,bench,reference]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,bench,reference]'
 	touch $@
 
 # The released CLAP models' own code, for tests/test_released.py. Without their dependencies: those pull
@@ -49,7 +50,7 @@ $(BIN)/.installed: pyproject.toml
 # `reference` extra, is what torchlibrosa needs).
 REFERENCE_PKGS := msclap==1.3.4 laion-clap==1.1.7 torchlibrosa==0.1.0
 $(BIN)/.reference: $(BIN)/.installed Makefile
-	$(BIN)/python -m pip install -q --no-deps $(REFERENCE_PKGS)
+	$(BIN)/python -m pip install -q --no-deps -c constraints.txt $(REFERENCE_PKGS)
 	touch $@
 
 setup: $(BIN)/.installed $(BIN)/.reference  ## create .venv and install the project with its test extras (idempotent)

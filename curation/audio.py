@@ -14,7 +14,6 @@ import re
 import shutil
 import stat
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -23,7 +22,13 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from manifests.audio_formats import sample_rate_problem
 from manifests.hashing import sha256_file
+
+from .decoder_messages import StderrCapture
+from .mp3_frames import MP3_FRAME, mp3_declares_length, mp3_samples
+from .samples import downmix, headroom_gain, peak, quantise
+from .sniff import describe_bytes
 
 # Why a file can be rejected by the audio stage.
 REASONS = {
@@ -32,6 +37,7 @@ REASONS = {
     "unreadable": "not decodable as audio (garbage bytes, unknown format)",
     "header_only": "a valid header but no audio frames",
     "truncated": "fewer frames than the header declares, or a decode error after a valid header",
+    "bad_sample_rate": "the header declares a sample rate outside 4-768 kHz (damaged or hostile)",
     "non_finite": "NaN or infinite samples (float files)",
     "too_short": "shorter than the minimum duration",
     "silent": "digitally silent: peak (after the channel policy) at or below the silence threshold",
@@ -49,13 +55,9 @@ OVERSHOOT_POLICIES = ("attenuate", "clip")
 _WAV_SHORT = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
 # A data size of 0 or 0xFFFFFFFF is how streaming writers mark "unknown length", not truncation.
 _STREAMING_SIZES = (0, 0xFFFFFFFF)
-# Integer sample width per output subtype: samples are quantised here, not by libsndfile, because numpy's
-# vectorised rounding is several times faster than libsndfile's per-sample float conversion, and because the
-# content hash is taken over exactly these integers. PCM_24 is written as the top 24 bits of an int32.
-_PCM = {"PCM_16": (np.int16, 16), "PCM_24": (np.int32, 24)}
 # Bumped when the meaning of a result changes (2: content_hash is over the written samples; 3: headroom gain,
-# out_peak, clipped_samples): older results are redone.
-RESULT_VERSION = 3
+# out_peak, clipped_samples; 4: rates outside 4-768 kHz rejected): older results are redone.
+RESULT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class AudioOptions:
             raise ValueError(f"unknown overshoot policy {self.on_overshoot!r} (use one of {OVERSHOOT_POLICIES})")
         if not (isinstance(self.target_sr, int) and self.target_sr > 0):
             raise ValueError(f"the sample rate must be a positive number of Hz, got {self.target_sr!r}")
+        if sample_rate_problem(self.target_sr):
+            raise ValueError(f"output sample rate: {sample_rate_problem(self.target_sr)}")
         if not self.min_duration_s >= 0:
             raise ValueError(f"the minimum duration must be 0 s or more, got {self.min_duration_s!r}")
         if self.block_frames <= 0 or self.hold_frames < 0:
@@ -144,7 +148,7 @@ def process_audio(src: str | os.PathLike, dst: str | os.PathLike, opts: AudioOpt
     src, dst = Path(src), Path(dst)
     result = AudioResult(status="rejected")
     tmp = dst.with_name(f".{dst.name}.part")
-    with _StderrCapture() as said:
+    with StderrCapture() as said:
         try:
             _convert(src, dst, tmp, opts, result)
             result.status = "ok"
@@ -161,84 +165,6 @@ def process_audio(src: str | os.PathLike, dst: str | os.PathLike, opts: AudioOpt
         more = f"\n{src}: ({len(said.lines) - 3} more decoder messages)" if len(said.lines) > 3 else ""
         print(shown + more, file=sys.stderr, flush=True)
     return result
-
-
-class _StderrCapture:
-    """Collects what C libraries write to file descriptor 2 while converting one file (libmpg123 prints its
-    notes there, without the file's name). One temporary file per process, reused. File descriptors belong to
-    the process: conversions run one at a time per process (curation's workers are processes)."""
-    _file = None
-
-    def __enter__(self) -> "_StderrCapture":
-        self.lines: list[str] = []
-        try:
-            if _StderrCapture._file is None:
-                _StderrCapture._file = tempfile.TemporaryFile()
-            f = _StderrCapture._file
-            f.seek(0)
-            f.truncate()
-            sys.stderr.flush()
-            self._saved = os.dup(2)
-            os.dup2(f.fileno(), 2)
-        except (OSError, ValueError, AttributeError):  # no fd 2 to redirect (e.g. an embedded interpreter)
-            self._saved = None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._saved is None:
-            return
-        try:
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        f = _StderrCapture._file
-        f.seek(0)
-        text = f.read(1 << 16).decode("utf-8", "replace")
-        self.lines = [line.strip() for line in text.splitlines() if line.strip()]
-
-
-# What the first bytes of a file that is not decodable audio may be, and what to call it.
-_LOOKS_LIKE = (
-    ((b"<!doctype html", b"<html", b"<head", b"<body"), "a web page (HTML), not audio"),
-    ((b"<?xml",), "an XML document, not audio"),
-    ((b"{", b"["), "JSON text, not audio"),
-    ((b"PK\x03\x04",), "a ZIP archive, not audio"),
-    ((b"\x1f\x8b",), "a gzip archive, not audio"),
-    ((b"%PDF",), "a PDF document, not audio"),
-    ((b"\x89PNG", b"\xff\xd8\xff", b"GIF8"), "an image, not audio"),
-    ((b"RIFF",), "the start of a RIFF (WAV) file, damaged or of an unsupported kind"),
-    ((b"fLaC",), "the start of a FLAC file, damaged"),
-    ((b"OggS",), "the start of an Ogg file, damaged or of an unsupported codec"),
-    ((b"FORM",), "the start of an AIFF file, damaged"),
-)
-
-
-def describe_bytes(path: str | os.PathLike) -> str:
-    """What a file's bytes look like, for messages about files that do not decode: a web page saved under an
-    audio name, only zero bytes, an ID3 tag with nothing after it, text, ..."""
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
-        size = os.fstat(f.fileno()).st_size
-    if not head:
-        return "the file is empty"
-    if not head.strip(b"\x00"):
-        return f"only zero bytes ({size})" if size <= len(head) else f"starts with {len(head)} zero bytes"
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    for prefixes, what in _LOOKS_LIKE:
-        if start[:16].lower().startswith(tuple(p.lower() for p in prefixes)):
-            return f"starts with {start[:16]!r}: {what}"
-    if head[:3] == b"ID3":
-        end = _mp3_audio_start(head)
-        if end >= size:
-            return f"an ID3 tag ({size} bytes) and no audio after it"
-        return "an ID3 tag followed by bytes that are not MPEG audio frames"
-    if _mp3_sync(head[:64]) == 0:
-        return "starts like an MPEG audio frame, but does not decode"
-    if all(32 <= b < 127 or b in (9, 10, 13) for b in head[:64]):
-        return f"text, not audio: starts with {head[:40].decode('ascii')!r}"
-    return f"starts with bytes {head[:8].hex(' ')} (no known audio format)"
 
 
 def _open(src: Path) -> sf.SoundFile:
@@ -271,124 +197,6 @@ def _declared_longer(f: sf.SoundFile) -> str:
     return ""
 
 
-def downmix(block: np.ndarray) -> np.ndarray:
-    """(frames, channels) -> (frames,) mean of the channels. Channel by channel: many times faster than
-    mean(axis=1), and as fast as a BLAS matrix product without waking BLAS threads in a worker."""
-    if block.shape[1] == 1:
-        return block[:, 0]
-    with np.errstate(invalid="ignore"):  # inf - inf gives NaN: the caller reports it
-        x = np.add(block[:, 0], block[:, 1])
-        for c in range(2, block.shape[1]):
-            x += block[:, c]
-        x *= np.float32(1.0 / block.shape[1])
-    return x
-
-
-def _peak(x: np.ndarray) -> float:
-    """Largest absolute sample; NaN or inf when there is one (max and min propagate NaN)."""
-    hi, lo = float(x.max()), float(x.min())
-    if not (np.isfinite(hi) and np.isfinite(lo)):
-        return float("nan") if np.isnan(hi) or np.isnan(lo) else float("inf")
-    return max(hi, -lo)
-
-
-# Where a Xing/Info tag sits after the 4-byte MPEG frame header: after the side information, whose size depends
-# on the MPEG version and on mono or not.
-_XING_OFFSETS = (13, 21, 36)
-_MP3_FRAME = 1152  # samples per MPEG-1 Layer III frame (MPEG-2 and 2.5: 576)
-# Layer III tables, by the header's version bits (3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5).
-_MP3_KBPS = {3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
-             2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
-_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-
-
-def _mp3_audio_start(head: bytes) -> int:
-    """Offset of the first byte after an ID3v2 tag, from the file's first 10 bytes (0 when there is none)."""
-    if len(head) >= 10 and head[:3] == b"ID3":  # syncsafe size, optional footer
-        size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
-        return 10 + size + (10 if head[5] & 0x10 else 0)
-    return 0
-
-
-def _mp3_sync(data: bytes, pos: int = 0) -> int:
-    """Offset of the first MPEG frame sync (11 set bits) at or after ``pos``, -1 when there is none: decoders
-    skip junk before the first frame, and so does this."""
-    for i in range(pos, len(data) - 1):
-        if data[i] == 0xFF and data[i + 1] & 0xE0 == 0xE0:
-            return i
-    return -1
-
-
-def mp3_declares_length(path: str | os.PathLike) -> bool:
-    """Whether an MP3's first frame is a Xing/Info tag with a frame count (as LAME and libsndfile write it).
-    libsndfile then reports that exact count, so the file can be held to it; without one, the count is an
-    estimate from the file's size and first frame."""
-    with open(path, "rb") as fh:
-        fh.seek(_mp3_audio_start(fh.read(10)))
-        window = fh.read(4096)
-    i = _mp3_sync(window)
-    if i < 0:
-        return False
-    frame = window[i:i + 48]
-    for off in _XING_OFFSETS:
-        if frame[off:off + 4] in (b"Xing", b"Info") and len(frame) >= off + 8:
-            return bool(frame[off + 7] & 0x01)  # flags, big-endian: bit 0 = frame count present
-    return False
-
-
-def mp3_samples(path: str | os.PathLike) -> int:
-    """Samples per channel in an MP3's Layer III frames, counted by walking their headers (no decoding); the
-    walk stops at the first byte that is not a frame header (an ID3v1 or APE tag at the end)."""
-    data = Path(path).read_bytes()  # MP3s are small: about 1 MB a minute
-    pos = _mp3_sync(data, _mp3_audio_start(data[:10]))
-    samples = 0
-    while 0 <= pos and pos + 4 <= len(data):
-        b1, b2 = data[pos + 1], data[pos + 2]
-        version, layer, kbps_i, rate_i = (b1 >> 3) & 3, (b1 >> 1) & 3, b2 >> 4, (b2 >> 2) & 3
-        if data[pos] != 0xFF or b1 & 0xE0 != 0xE0 or version == 1 or layer != 1 or kbps_i in (0, 15) or rate_i == 3:
-            break
-        kbps = _MP3_KBPS[3 if version == 3 else 2][kbps_i]
-        rate = _MP3_RATES[version][rate_i]
-        per_frame = _MP3_FRAME if version == 3 else _MP3_FRAME // 2
-        pos += per_frame // 8 * kbps * 1000 // rate + ((b2 >> 1) & 1)
-        samples += per_frame
-    return samples
-
-
-def headroom_gain(peak: float, subtype: str) -> float:
-    """The one gain for a whole file whose resampled ``peak`` would clip when quantised to ``subtype`` (1.0 when
-    it would not): the largest gain that brings the peak to the top integer step, so no sample is clipped."""
-    scale = float(1 << (_PCM[subtype][1] - 1))
-    if peak * scale < scale - 0.5:  # rounds to at most the top step: nothing clips
-        return 1.0
-    return (scale - 1) / (peak * scale)
-
-
-def _factor(subtype: str, gain: float) -> np.float32:
-    """``gain`` times the quantiser's scale as a float32 no larger than the exact product, so that a sample at
-    the measured peak lands on the top step, never above it (float32 rounds to nearest, which is monotonic)."""
-    exact = gain * float(1 << (_PCM[subtype][1] - 1))
-    f = np.float32(exact)
-    return np.nextafter(f, np.float32(0)) if float(f) > exact else f
-
-
-def quantise(y: np.ndarray, subtype: str, gain: float = 1.0, clipped: list[int] | None = None) -> np.ndarray:
-    """Float samples in [-1, 1) -> the integers a ``subtype`` file stores (times ``gain``, scaled by
-    2**(bits-1), rounded to nearest, clipped rather than wrapped). libsndfile reads them back as exactly
-    ``q / 2**(bits-1)``. When ``clipped`` is given, the number of samples clipped is added to its first item."""
-    dtype, bits = _PCM[subtype]
-    scale = float(1 << (bits - 1))
-    q = np.multiply(y, _factor(subtype, gain), dtype=np.float32)
-    np.rint(q, out=q)
-    if clipped is not None and len(q) and (q.max() > scale - 1 or q.min() < -scale):
-        clipped[0] += int(np.count_nonzero(q > scale - 1) + np.count_nonzero(q < -scale))
-    np.clip(q, -scale, scale - 1, out=q)
-    q = q.astype(dtype)
-    if bits == 24:
-        q <<= 8  # libsndfile takes the top 24 bits of an int32
-    return q
-
-
 def _resampled(src: Path, f: sf.SoundFile, opts: AudioOptions, res: AudioResult) -> Iterator[np.ndarray]:
     """Decode ``f`` block by block, check it, apply the channel policy and resample: yields output-rate float
     blocks ((frames,) mono or (frames, channels)), some of them views of a reused buffer. Raises _Reject when a
@@ -398,13 +206,15 @@ def _resampled(src: Path, f: sf.SoundFile, opts: AudioOptions, res: AudioResult)
     res.orig_format, res.orig_subtype = f.format, f.subtype or ""
     if declared == 0:
         raise _Reject("header_only", f"{f.format} header, 0 frames")
+    if sample_rate_problem(sr):  # checked before any resampling: 1 Hz would grow every frame 44,100 times
+        raise _Reject("bad_sample_rate", f"the {f.format} header declares {sample_rate_problem(sr)}")
     out_ch = 1 if opts.channels == "mono" else ch
     stream = None
     if sr != opts.target_sr and opts.resampler == "soxr":
         stream = soxr.ResampleStream(sr, opts.target_sr, out_ch, dtype="float32", quality=opts.soxr_quality)
     whole: list[np.ndarray] = []  # only used by the resampy path, which is not streaming
     n_in = 0
-    peak = 0.0
+    top = 0.0  # the input's peak after the channel policy
     # One reused buffer: soundfile's blocks() would copy every block.
     buf = np.empty((opts.block_frames, ch), np.float32)
     while True:
@@ -417,13 +227,13 @@ def _resampled(src: Path, f: sf.SoundFile, opts: AudioOptions, res: AudioResult)
         x = downmix(block) if out_ch == 1 else block
         # Judged on what will be written: a phase-inverted stereo pair downmixes to silence. A NaN or inf in
         # any channel stays one through the downmix (a sum), so x shows it too.
-        m = _peak(x)
+        m = peak(x)
         if not np.isfinite(m):
             bad = ~np.isfinite(block)
             kind = "NaN" if np.isnan(block).any() else "infinite"
             raise _Reject("non_finite", f"{kind} sample at frame {n_in + int(np.argmax(bad.any(axis=1)))}")
         n_in += len(block)
-        peak = max(peak, m)
+        top = max(top, m)
         if stream is not None:
             yield stream.resample_chunk(x)
         elif sr != opts.target_sr:
@@ -439,9 +249,9 @@ def _resampled(src: Path, f: sf.SoundFile, opts: AudioOptions, res: AudioResult)
     # is harmless, a mistaken rejection is not); without that tag its count is only an estimate.
     elif not short and f.format == "MP3":
         if mp3_declares_length(src):
-            if n_in < declared - _MP3_FRAME:
+            if n_in < declared - MP3_FRAME:
                 short = f"decoded {n_in} of the {declared} frames its Xing/Info header declares"
-        elif (held := mp3_samples(src)) > n_in + 2 * _MP3_FRAME:
+        elif (held := mp3_samples(src)) > n_in + 2 * MP3_FRAME:
             # libsndfile stops at its estimate (from the first frame's bitrate): the rest would be lost.
             raise _Reject("unreadable", f"MP3 without a Xing/Info header: libsndfile estimated {declared} "
                                         f"frames and stopped there, but its frames hold about {held}")
@@ -450,10 +260,10 @@ def _resampled(src: Path, f: sf.SoundFile, opts: AudioOptions, res: AudioResult)
     duration = n_in / sr
     if duration < opts.min_duration_s:
         raise _Reject("too_short", f"{duration:.3f} s < {opts.min_duration_s} s")
-    peak_dbfs = 20 * np.log10(peak) if peak > 0 else float("-inf")
+    peak_dbfs = 20 * np.log10(top) if top > 0 else float("-inf")
     if peak_dbfs <= opts.silence_dbfs:
         raise _Reject("silent", f"peak {peak_dbfs:.1f} dBFS <= {opts.silence_dbfs} dBFS")
-    res.orig_frames, res.peak = n_in, peak
+    res.orig_frames, res.peak = n_in, top
     if stream is not None:
         yield stream.resample_chunk(np.zeros((0, out_ch) if out_ch > 1 else 0, np.float32), last=True)
     elif whole:
@@ -522,7 +332,7 @@ def _convert(src: Path, dst: Path, tmp: Path, opts: AudioOptions, res: AudioResu
             for y in _resampled(src, f, opts, res):
                 if not len(y):
                     continue
-                out_peak = max(out_peak, _peak(y))
+                out_peak = max(out_peak, peak(y))
                 if mode == "hold":
                     held.append(y if y.flags.owndata else y.copy())  # views of the decode buffer change
                     n_held += len(y)

@@ -1,4 +1,4 @@
-"""AudioCaps -> manifest: the dataset's CSVs (``audiocap_id, youtube_id, start_time, caption``; train has one
+"""AudioCaps read into items: the dataset's CSVs (``audiocap_id, youtube_id, start_time, caption``; train has one
 caption per clip, val and test five) plus a folder of downloaded clips, which is always incomplete: a missing
 clip becomes a reject (stage "input", reason "missing_clip"), not an error.
 
@@ -7,12 +7,10 @@ description = caption so that every caption mode yields the caption; the split i
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from manifests import ManifestError
 
-from .converters_common import DEFAULT_ENCODING, index_audio, read_csv
-from .pipeline import CurateOptions, CurateReport, curate
+from .dataset_files import DEFAULT_ENCODING, index_audio, read_csv
 from .sources import Item
 
 COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
@@ -53,8 +51,3 @@ def audiocaps_items(csvs: dict[str, str | os.PathLike], clips_dir: str | os.Path
             item.captions.append(row["caption"])
     return list(items.values())
 
-
-def convert_audiocaps(csvs: dict[str, str | os.PathLike], clips_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                      options: CurateOptions | None = None, encoding: str = DEFAULT_ENCODING) -> CurateReport:
-    opts = options or CurateOptions(manifest_name="audiocaps.csv")
-    return curate(Path(out_dir), items=audiocaps_items(csvs, clips_dir, encoding), options=opts)

@@ -8,6 +8,8 @@
   wt5k-curate export-published data/curated/wavtext5k.csv --out published.csv
   wt5k-curate audiocaps --csv train=train.csv --csv val=val.csv --clips clips/ --out data/audiocaps
   wt5k-curate clotho --split train dev.csv development/ --out data/clotho
+  wt5k-curate folder ~/sounds --captions captions.csv --out data/mine      # your own sounds (or
+        --labels-from-subfolders: dog_bark/x.wav is "dog bark"; --sidecar-text: x.wav + x.txt)
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, read
 from manifests.captions import BUILD_MODES
 
 from .audio import CHANNEL_POLICIES, FORMATS, OVERSHOOT_POLICIES, RESAMPLERS, AudioOptions
-from .converters_common import DEFAULT_ENCODING
+from .dataset_files import DEFAULT_ENCODING
 from .pipeline import FATAL_ERRNOS, CurateOptions, CurateReport, curate
 from .sources import read_id_list
 from .split import parse_fractions
@@ -51,9 +53,10 @@ def _encoding(text: str) -> str:
     return text
 
 
-def _add_curate_options(p: argparse.ArgumentParser, manifest_name: str) -> None:
+def _add_curate_options(p: argparse.ArgumentParser, manifest_name: str | None) -> None:
     p.add_argument("--out", required=True, help="output folder (manifest, rejects.csv, stats, figures, audio/)")
-    p.add_argument("--manifest-name", default=manifest_name, help="manifest file name inside --out")
+    p.add_argument("--manifest-name", default=manifest_name,
+                   help="manifest file name inside --out" + ("" if manifest_name else " (default: <name>.csv)"))
     p.add_argument("--workers", type=_number(int, 0, True, "a number of workers (0 or more)"), default=0,
                    help="worker processes (0: all cores)")
     p.add_argument("--format", choices=tuple(FORMATS), default="flac", help="output audio format")
@@ -76,6 +79,18 @@ def _add_curate_options(p: argparse.ArgumentParser, manifest_name: str) -> None:
     p.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bars")
 
 
+def _add_item_options(p: argparse.ArgumentParser) -> None:
+    """The options of commands whose sounds have a title and description (run, folder)."""
+    p.add_argument("--caption-mode", choices=BUILD_MODES, default="title_description")
+    p.add_argument("--require-both", action="store_true",
+                   help="keep only sounds with both a title and a description (default: the paper's filter, "
+                        "a title or a description; a title-only sound is captioned by its title in both modes)")
+    p.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
+    p.add_argument("--allow-outside", action="append", default=[], type=Path, metavar="ROOT",
+                   help="also read audio files under ROOT (by default a file_path or fname that leads out of its "
+                        "own folder is rejected as input/unsafe_path); repeatable")
+
+
 def _options(a: argparse.Namespace, **extra) -> CurateOptions:
     audio = AudioOptions(target_sr=a.sample_rate, resampler=a.resampler, out_format=a.format, bit_depth=a.bit_depth,
                          channels=a.channels, on_overshoot=a.on_overshoot,
@@ -85,13 +100,21 @@ def _options(a: argparse.Namespace, **extra) -> CurateOptions:
                          manifest_name=a.manifest_name, **extra)
 
 
-def _print_report(rep: CurateReport) -> None:
+def _print_report(rep: CurateReport) -> int:
+    """Prints what a curation run wrote; its exit status: 1 when no manifest row came out (nothing to train on
+    is a failure, whatever the reason), else 0."""
     print(f"manifest: {rep.manifest} ({rep.n_rows} rows, {rep.n_audios} audios)")
     print(f"rejects:  {rep.rejects} ({rep.n_rejects})")
     for reason, n in rep.rejects_by_reason.items():
         print(f"  {reason}: {n}")
     print(f"audio: {rep.processed} processed, {rep.reused} reused from an earlier run")
     print(f"stats: {rep.out_dir / 'stats.md'}")
+    if rep.n_rows:
+        return 0
+    why = (f"all {rep.n_inputs} inputs were rejected (reasons above, each in {rep.rejects})" if rep.n_inputs
+           else "the inputs hold no items (a CSV with a header and no rows, or a folder without audio files?)")
+    print(f"error: no rows came out: {why}", file=sys.stderr)
+    return 1
 
 
 class UsageError(Exception):
@@ -103,13 +126,13 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UsageError("give --raw DIR and/or --published CSV AUDIO_DIR")
     opts = _options(a, caption_mode=a.caption_mode, require_both=a.require_both,
                     fractions=parse_fractions(a.fractions), allow_outside=tuple(a.allow_outside))
-    _print_report(curate(a.out, raw=a.raw or (), published=a.published or (), options=opts))
-    return 0
+    return _print_report(curate(a.out, raw=a.raw or (), published=a.published or (), options=opts))
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
+    from .records import read_records
     from .stats import headroom, headroom_markdown, write_records_report
-    from .table1 import read_records, table1_of_records, to_markdown
+    from .table1 import table1_of_records, to_markdown
     recs, paths, kinds, manifest_rows = [], [], [], []
     for spec in a.inputs:
         split, sep, path = spec.partition("=")
@@ -143,6 +166,10 @@ def cmd_import_published(a: argparse.Namespace) -> int:
     published = read_published_csv(a.csv, too_long)
     for line, why in too_long:  # one rejected row each, not an aborted import
         print(f"{a.csv}: row {line} left out: {why}", file=sys.stderr)
+    if not published and not too_long:
+        print(f"wt5k-curate import-published: error: no rows came out: {a.csv} has a header and no rows; "
+              f"nothing written", file=sys.stderr)
+        return 1
     rows, failing = import_published(published, a.caption_mode, a.audio_dir, parse_fractions(a.fractions),
                                      a.require_both)
     write_manifest(a.out, rows, optional=("title_raw", "description_raw", "tags_raw"))
@@ -163,24 +190,40 @@ def cmd_export_published(a: argparse.Namespace) -> int:
 
 
 def cmd_audiocaps(a: argparse.Namespace) -> int:
-    from .audiocaps import convert_audiocaps
+    from .converters import convert_audiocaps
     csvs = {}
     for spec in a.csv:
         split, sep, path = spec.partition("=")
         if not sep or split not in ("train", "val", "test"):
             raise UsageError(f"--csv wants SPLIT=PATH with SPLIT train, val or test, got {spec!r}")
         csvs[split] = path
-    _print_report(convert_audiocaps(csvs, a.clips, a.out, _options(a), encoding=a.encoding))
-    return 0
+    return _print_report(convert_audiocaps(csvs, a.clips, a.out, _options(a), encoding=a.encoding))
 
 
 def cmd_clotho(a: argparse.Namespace) -> int:
-    from .clotho import convert_clotho
+    from .converters import convert_clotho
     for split, _, _ in a.split:
         if split not in ("train", "val", "test"):
             raise UsageError(f"--split wants SPLIT CSV AUDIO_DIR with SPLIT train, val or test, got {split!r}")
-    _print_report(convert_clotho([tuple(s) for s in a.split], a.out, _options(a), encoding=a.encoding))
-    return 0
+    return _print_report(convert_clotho([tuple(s) for s in a.split], a.out, _options(a), encoding=a.encoding))
+
+
+def cmd_folder(a: argparse.Namespace) -> int:
+    from .converters import convert_folder
+    from .folder import check_name, default_name
+    name = check_name(a.name) if a.name else default_name(a.dir)
+    a.manifest_name = a.manifest_name or f"{name}.csv"
+    opts = _options(a, caption_mode=a.caption_mode, require_both=a.require_both,
+                    fractions=parse_fractions(a.fractions), allow_outside=tuple(a.allow_outside))
+    rep, scan = convert_folder(a.dir, a.out, name, captions=a.captions, labels_from_subfolders=a.labels_from_subfolders,
+                               sidecar_text=a.sidecar_text, options=opts, encoding=a.encoding)
+    other = ", ".join(f"{ext}: {n}" for ext, n in scan.other_files.most_common())
+    print(f"{a.dir}: {scan.audio_files} audio files"
+          + (f"; other files (not audio by extension): {other}" if other else ""))
+    if scan.not_followed:
+        print(f"  links to folders, not followed: {', '.join(scan.not_followed[:5])}"
+              + (f" and {len(scan.not_followed) - 5} more" if len(scan.not_followed) > 5 else ""))
+    return _print_report(rep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,14 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--raw", action="append", type=Path, help="crawl output folder (<spider>/items.jsonl); repeatable")
     r.add_argument("--published", nargs=2, action="append", metavar=("CSV", "AUDIO_DIR"),
                    help="a CSV in the published WavText5K format and the folder of its fname files; repeatable")
-    r.add_argument("--caption-mode", choices=BUILD_MODES, default="title_description")
-    r.add_argument("--require-both", action="store_true",
-                   help="keep only sounds with both a title and a description (default: the paper's filter, "
-                        "a title or a description; a title-only sound is captioned by its title in both modes)")
-    r.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the id-hash split")
-    r.add_argument("--allow-outside", action="append", default=[], type=Path, metavar="ROOT",
-                   help="also read audio files under ROOT (by default a file_path or fname that leads out of its "
-                        "own folder is rejected as input/unsafe_path); repeatable")
+    _add_item_options(r)
     _add_curate_options(r, "wavtext5k.csv")
     r.set_defaults(func=cmd_run)
 
@@ -245,6 +281,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="text encoding of the CSVs (copies of Clotho's circulate in cp949)")
     _add_curate_options(cl, "clotho.csv")
     cl.set_defaults(func=cmd_clotho)
+
+    fo = sub.add_parser("folder", help="a folder of your own sounds -> manifest, captions from a CSV, the subfolder "
+                                       "names or a text file beside each sound")
+    fo.add_argument("dir", type=Path, help="the folder of sounds (subfolders are read too)")
+    source = fo.add_mutually_exclusive_group(required=True)
+    source.add_argument("--captions", type=Path, metavar="CSV",
+                        help="a CSV: file (relative to DIR), caption or title/description; optional tags, author, "
+                             "license, split")
+    source.add_argument("--labels-from-subfolders", action="store_true",
+                        help="caption each sound by its folder's name as a class label (dog_bark/x.wav: dog bark)")
+    source.add_argument("--sidecar-text", action="store_true",
+                        help="caption each sound by the text file beside it (x.wav + x.txt or x.wav.txt)")
+    fo.add_argument("--name", help="the dataset's name: its manifest <name>.csv, the rows' source and id prefix "
+                                   "(default: the folder's name)")
+    fo.add_argument("--encoding", type=_encoding, default=DEFAULT_ENCODING,
+                    help="text encoding of the captions CSV and sidecar texts")
+    _add_item_options(fo)
+    _add_curate_options(fo, None)
+    fo.set_defaults(func=cmd_folder)
     return p
 
 

@@ -1,16 +1,14 @@
-"""Clotho -> manifest: per split, the caption CSV (``file_name, caption_1 ... caption_5``) and its audio folder.
+"""Clotho read into items: per split, the caption CSV (``file_name, caption_1 ... caption_5``) and its audio folder.
 
 Ids are ``clotho:<file_name>``; one manifest row per caption, title "" and description = caption; the split is
 the one given for the CSV (development -> train, validation -> val, evaluation -> test by convention)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from manifests import ManifestError
 
-from .converters_common import DEFAULT_ENCODING, index_audio, read_csv
-from .pipeline import CurateOptions, CurateReport, curate
+from .dataset_files import DEFAULT_ENCODING, find_audio, index_audio, not_found, read_csv
 from .sources import Item
 
 CAPTION_COLUMNS = tuple(f"caption_{i}" for i in range(1, 6))
@@ -27,17 +25,12 @@ def clotho_items(splits: list[tuple[str, str | os.PathLike, str | os.PathLike]],
             name = row["file_name"].strip()
             if not name:
                 raise ManifestError(csv_path, line, "file_name", "must not be empty")
-            audio = index.get(name)
+            audio = find_audio(index, name)
             items[f"clotho:{name}"] = Item(
                 id=f"clotho:{name}", source="clotho", source_id=name, audio=str(audio) if audio else None,
                 split=split, captions=[row[c] for c in CAPTION_COLUMNS],
                 status="ok" if audio else "missing_audio", fail_stage="input",
-                error="" if audio else f"no file {name!r} in {audio_dir}",
+                error="" if audio else not_found(name, audio_dir, index),
             )
     return list(items.values())
 
-
-def convert_clotho(splits: list[tuple[str, str | os.PathLike, str | os.PathLike]], out_dir: str | os.PathLike,
-                   options: CurateOptions | None = None, encoding: str = DEFAULT_ENCODING) -> CurateReport:
-    opts = options or CurateOptions(manifest_name="clotho.csv")
-    return curate(Path(out_dir), items=clotho_items(splits, encoding), options=opts)

@@ -40,7 +40,8 @@ from .dedupe import find_duplicates
 from .paths import output_paths
 from .sources import Item, Reject, read_crawl_output, read_published_folder, write_rejects
 from .split import DEFAULT_FRACTIONS, assign_split, check_fractions
-from .text import clean_tags, clean_text
+from .stats import write_report
+from .text import clean_tags, clean_text, missing_metadata
 
 STATE_DIR = ".state"
 RESULTS_FILE = "results.jsonl"
@@ -69,6 +70,10 @@ class CurateOptions:
 
     def __post_init__(self):
         check_mode(self.caption_mode, BUILD_MODES)
+        if (Path(self.manifest_name).name != self.manifest_name or not self.manifest_name.endswith(".csv")
+                or self.manifest_name in ("rejects.csv", ".csv")):
+            raise ValueError(f"the manifest name must be a file name ending in .csv, other than rejects.csv, got "
+                             f"{self.manifest_name!r}")
         self.fractions = check_fractions(self.fractions)
         self.exclude = frozenset(self.exclude)
 
@@ -140,7 +145,6 @@ def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
     write_manifest(inside(out_dir, opts.manifest_name), rows, optional=MANIFEST_COLUMNS)
     rejects_path = write_rejects(inside(out_dir, "rejects.csv"), all_rejects)
 
-    from .stats import write_report  # matplotlib is only imported once there is something to report
     stats = write_report(rows, out_dir, manifest, figures=opts.figures)
     by_reason: dict[str, int] = {}
     for r in all_rejects:
@@ -150,16 +154,6 @@ def curate(out_dir: str | os.PathLike, *, raw: Iterable[str | os.PathLike] = (),
                         n_audios=len({r.id for r in rows}), n_rows=len(rows), n_rejects=len(all_rejects),
                         processed=processed, reused=reused, rejects_by_reason=dict(sorted(by_reason.items())),
                         stats=stats)
-
-
-def missing_metadata(title: str, description: str, require_both: bool = False) -> str:
-    """The text filter of every entry point (``run``, ``import-published``): "" when a sound's cleaned text
-    passes, else the reason ("no title and no description"). The paper's rule, the default, keeps a sound
-    with a title or a description; ``require_both`` keeps only sounds with both."""
-    missing = [name for name, v in (("title", title), ("description", description)) if not v]
-    if len(missing) == 2 or (missing and require_both):
-        return "no " + " and no ".join(missing)
-    return ""
 
 
 def _early_reject(item: Item, opts: CurateOptions) -> Reject | _Candidate:

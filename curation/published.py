@@ -6,9 +6,8 @@ from typing import Iterable
 
 from manifests import ManifestRow, PublishedRow, make_caption, published_to_manifest
 
-from .pipeline import missing_metadata
 from .split import DEFAULT_FRACTIONS, assign_split
-from .text import clean_tags, clean_text
+from .text import clean_tags, clean_text, missing_metadata
 
 
 def import_published(published: Iterable[PublishedRow], caption_mode: str = "title_description",

@@ -7,30 +7,11 @@ import json
 import os
 from pathlib import Path
 
-import soundfile as sf
-
-from manifests import ManifestRow, resolve_audio
+from manifests import ManifestRow
 from manifests.atomic import inside, write_text_inside
 
+from .records import audio_durations
 from .table1 import DEFINITIONS, AudioText, records_from_manifest_rows, table1_of_records, to_markdown
-
-
-def audio_durations(rows: list[ManifestRow], manifest_path: str | os.PathLike | None = None) -> dict[str, float | None]:
-    """Duration of each id: the manifest's duration_s, else measured from the audio file when it exists."""
-    out: dict[str, float | None] = {}
-    for r in rows:
-        if r.id in out and out[r.id] is not None:
-            continue
-        d = r.duration_s
-        if d is None and manifest_path is not None:
-            p = resolve_audio(manifest_path, r)
-            if p.is_file():
-                try:
-                    d = sf.info(str(p)).duration
-                except RuntimeError:
-                    d = None
-        out[r.id] = d
-    return out
 
 
 def table1(rows: list[ManifestRow], manifest_path: str | os.PathLike | None = None) -> list[dict]:

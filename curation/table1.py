@@ -1,6 +1,6 @@
-"""The paper's Table 1 from the data: what users have (a manifest, a published-format CSV, AudioCaps or Clotho
-caption CSVs) read into one record per audio, then counted with the definitions below. No audio is needed:
-durations are reported only where they are known.
+"""The paper's Table 1 from the data: one record per audio (``AudioText``; curation/records.py reads what users
+have into them: a manifest, a published-format CSV, AudioCaps or Clotho caption CSVs), counted with the
+definitions below. No audio is needed: durations are reported only where they are known.
 
 Definitions (also printed under every table, see ``DEFINITIONS``): words are whitespace-separated tokens of the
 text as read (``str.split()``: several spaces count as one separator, a punctuation-only token such as "-" is a
@@ -8,15 +8,9 @@ word), as the paper counts them.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from manifests import COLUMNS, ManifestRow, read_manifest, read_published_csv
-from manifests.published import PUBLISHED_COLUMNS
-from manifests.schema import ManifestError, encoding_label
-
-from .converters_common import DEFAULT_ENCODING, ENCODING_HINT
+from manifests import ManifestRow
 
 # Where each source's captions come from (Table 1's "text source"); sources with human captions have no title,
 # description or tags: those columns are n/a for them.
@@ -28,8 +22,6 @@ TEXT_SOURCE = {
 }
 CAPTIONED_SOURCES = frozenset({"audiocaps", "clotho"})
 LANGUAGE = {"bigsoundbank": "English", "soundbible": "English", "audiocaps": "English", "clotho": "English"}
-AUDIOCAPS_COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
-CLOTHO_COLUMNS = ("file_name",) + tuple(f"caption_{i}" for i in range(1, 6))
 
 DEFINITIONS = {
     "n_audios": "audios: distinct audio ids (a published-format row is one audio)",
@@ -66,27 +58,6 @@ class AudioText:
     duration_s: float | None = None
 
 
-def detect_kind(path: str | os.PathLike, encoding: str = DEFAULT_ENCODING) -> str:
-    """"manifest", "published", "audiocaps" or "clotho", from the CSV's header row."""
-    import csv
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(path, None, None, "no such file")
-    try:
-        with open(path, newline="", encoding=encoding) as f:
-            header = {h.strip() for h in next(csv.reader(f), [])}
-    except UnicodeDecodeError as e:
-        raise ManifestError(path, 1, None, f"not {encoding_label(encoding)} text ({e.reason} at byte {e.start}); "
-                                           f"{ENCODING_HINT}") from None
-    for kind, cols in (("manifest", COLUMNS), ("published", PUBLISHED_COLUMNS), ("audiocaps", AUDIOCAPS_COLUMNS),
-                       ("clotho", CLOTHO_COLUMNS)):
-        if set(cols) <= header:
-            return kind
-    raise ManifestError(path, 1, None, "not a manifest, a published WavText5K CSV, an AudioCaps CSV "
-                                       f"({', '.join(AUDIOCAPS_COLUMNS)}) or a Clotho CSV (file_name, caption_1..5); "
-                                       f"its columns: {', '.join(sorted(header)) or 'none'}")
-
-
 def records_from_manifest_rows(rows: list[ManifestRow], durations: dict[str, float | None] | None = None
                                ) -> list[AudioText]:
     """One record per id of a manifest (rows sharing an id are that audio's captions)."""
@@ -113,31 +84,6 @@ def records_from_captions(source: str, split: str, captions_by_id: dict[str, lis
         recs.append(AudioText(group=f"{source} {split}", id=audio_id, source=source, captions=filled,
                               n_empty_captions=len(caps) - len(filled)))
     return recs
-
-
-def read_records(path: str | os.PathLike, split: str | None = None,
-                 encoding: str = DEFAULT_ENCODING) -> tuple[str, list[AudioText], list[ManifestRow]]:
-    """(kind, records, the manifest's rows) of one file of any supported kind (the rows only for a manifest,
-    whose headroom columns the report also counts; else empty); ``split`` names the part of a caption CSV
-    (default: the file's stem); AudioCaps and Clotho CSVs are read as ``encoding`` text."""
-    from .audiocaps import audiocaps_items
-    from .clotho import clotho_items
-    from .published import import_published
-    from .stats import audio_durations
-
-    kind = detect_kind(path, encoding)
-    split = split or Path(path).stem
-    if kind == "manifest":
-        rows = read_manifest(path)
-        return kind, records_from_manifest_rows(rows, audio_durations(rows, path)), rows
-    if kind == "published":
-        rows, _ = import_published(read_published_csv(path))  # cleaned as import-published does; none dropped
-        return kind, records_from_manifest_rows(rows), []
-    if kind == "audiocaps":
-        items = audiocaps_items({split: path}, None, encoding)
-    else:
-        items = clotho_items([(split, path, None)], encoding)
-    return kind, records_from_captions(kind, split, {it.id: it.captions for it in items}), []
 
 
 def _words(text: str) -> int:

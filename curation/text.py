@@ -38,3 +38,13 @@ def clean_tags(tags: list[str] | None, form: str = "NFC") -> list[str]:
         if t and t not in out:
             out.append(t)
     return out
+
+
+def missing_metadata(title: str, description: str, require_both: bool = False) -> str:
+    """The text filter of every entry point (``run``, ``import-published``, ``folder``): "" when a sound's cleaned
+    text passes, else the reason ("no title and no description"). The paper's rule, the default, keeps a sound
+    with a title or a description; ``require_both`` keeps only sounds with both."""
+    missing = [name for name, v in (("title", title), ("description", description)) if not v]
+    if len(missing) == 2 or (missing and require_both):
+        return "no " + " and no ".join(missing)
+    return ""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .atomic import atomic_path
+from .file_kind import binary_kind
 
 SPLITS = ("train", "val", "test", "")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -158,21 +159,29 @@ def iter_manifest(path: str | os.PathLike) -> Iterator[ManifestRow]:
 
 def iter_csv(path: str | os.PathLike, required: Iterable[str], allowed: Iterable[str] | None = None,
              what: str = "manifest", encoding: str = "utf-8-sig",
-             hint: str = "") -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row dict) of a CSV whose header has every ``required`` column (and, when ``allowed`` is
-    given, no other); structural problems raise ManifestError naming the row and column, and bytes that are not
-    ``encoding`` text name the row and the encoding tried (``hint`` says what the user can do about it).
-    The default -sig: spreadsheet exports start with a byte order mark."""
+             hint: str = "", one_of: Iterable[str] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row dict) of a CSV whose header has every ``required`` column, at least one of ``one_of``
+    when given (and, when ``allowed`` is given, no other); structural problems raise ManifestError naming the
+    row and column, and bytes that are not ``encoding`` text name the row and the encoding tried (``hint`` says
+    what the user can do about it); a known kind of file that is not text (an image, an archive) is named as
+    such. The default -sig: spreadsheet exports start with a byte order mark."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(path, None, None, f"no such {what} file")
     required = list(required)
+    kind = binary_kind(path)
+    if kind:  # a file given in the wrong place: say what it is, not which byte failed to decode
+        raise ManifestError(path, None, None, f"not a {what}: the file is {kind}, not CSV text")
     with open(path, "rb") as f:
-        reader = csv.DictReader(_decoded_lines(f, path, encoding, hint))
+        reader = csv.DictReader(decoded_lines(f, path, encoding, hint))
         header = reader.fieldnames = [h.strip() for h in reader.fieldnames or []]
         missing = [c for c in required if c not in header]
         if missing:
             raise ManifestError(path, 1, missing[0], f"not a {what}: missing column(s): {', '.join(missing)}")
+        one_of = list(one_of)
+        if one_of and not set(one_of) & set(header):
+            raise ManifestError(path, 1, None, f"not a {what}: it needs a column {' or '.join(one_of)}; "
+                                               f"its columns: {', '.join(header) or 'none'}")
         if allowed is not None:
             unknown = [c for c in header if c not in required and c not in set(allowed)]
             if unknown:
@@ -191,7 +200,7 @@ def encoding_label(encoding: str) -> str:
     return "UTF-8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
 
 
-def _decoded_lines(f, path: Path, encoding: str, hint: str) -> Iterator[str]:
+def decoded_lines(f, path: Path, encoding: str, hint: str) -> Iterator[str]:
     """The lines of a binary file as text, decoded one by one so that an undecodable byte is reported with the
     line it is on (the csv module counts the same physical lines)."""
     for n, raw in enumerate(f, 1):

@@ -3,6 +3,7 @@ rejection reason of curation.audio."""
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,17 @@ def make_broken_files(folder: str | os.PathLike) -> dict[str, str]:
     expected["inf.wav"] = "non_finite"
     write(d / "short.wav", sine(44100, 0.02), 44100, "PCM_16")
     expected["short.wav"] = "too_short"
+    (d / "one_hz.wav").write_bytes(pcm_wav_bytes(1, 200))  # 444 bytes that would become 200 s at 44.1 kHz
+    expected["one_hz.wav"] = "bad_sample_rate"
     return expected
+
+
+def pcm_wav_bytes(rate: int, frames: int) -> bytes:
+    """A 16-bit mono PCM WAV declaring ``rate`` Hz, written by hand (libsndfile will not write 1 Hz)."""
+    data = (np.sin(np.arange(frames) / 3) * 12000).astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+            + b"data" + struct.pack("<I", len(data)) + data)
 
 
 # The benchmark's mix: (sample rate, subtype, channels, container)

@@ -27,7 +27,7 @@ def _hostile_files(folder, good) -> dict:
 
     put("empty.pt", b"", "empty")
     put("notes.pt", b"epoch 3 looked good\nlr 3e-4\n", "text")
-    put("figure.pt", b"\x89PNG\r\n\x1a\n" + bytes(200), "image (PNG)")
+    put("figure.pt", b"\x89PNG\r\n\x1a\n" + bytes(200), "PNG image")
     put("cut.pt", good.read_bytes()[: good.stat().st_size // 2], "truncated")
     put("page.pt", b"<!DOCTYPE html><html><body>404</body></html>", "web page")
     put("other.pt", pickle.dumps({"x": 1}, protocol=4), "pickle not written by torch")

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from curation.audio import REASONS, AudioOptions, mp3_declares_length, mp3_samples, process_audio, quantise
+from curation.audio import REASONS, AudioOptions, process_audio
+from curation.mp3_frames import mp3_declares_length, mp3_samples
+from curation.samples import quantise
 from tests.synth import make_broken_files, sine, write
 
 SR = 44100
@@ -24,7 +26,8 @@ def test_every_reason_is_generated(broken):
 
 @pytest.mark.parametrize("name", [
     "empty.wav", "header_only.wav", "truncated.wav", "truncated.flac", "truncated.mp3", "garbage.wav", "garbage.mp3",
-    "garbage.flac", "garbage.ogg", "html_page.mp3", "zeros.wav", "zeros.flac", "nan.wav", "inf.wav", "short.wav"])
+    "garbage.flac", "garbage.ogg", "html_page.mp3", "zeros.wav", "zeros.flac", "nan.wav", "inf.wav", "short.wav",
+    "one_hz.wav"])
 def test_broken_file_is_rejected_with_its_reason(broken, tmp_path, name):
     d, expected = broken
     dst = tmp_path / "out.flac"

@@ -69,22 +69,22 @@ def test_audiocaps_bad_csv_names_row_and_column(audiocaps, tmp_path):
                  "--out", str(tmp_path / "o"), "--no-progress"]) == 2
 
 
+def _clotho_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_name"] + [f"caption_{i}" for i in range(1, 6)])
+        w.writerows(rows)
+
+
 def test_clotho(tmp_path):
     dev, ev = tmp_path / "development", tmp_path / "evaluation"
     write(dev / "Santa Motor.wav", sine(44100, 1.2, 400, 0.3), 44100, "PCM_16")
     write(dev / "river_01.wav", sine(44100, 1.5, 600, 0.3), 44100, "PCM_16")
     write(ev / "birds.wav", sine(44100, 1.0, 2000, 0.3), 44100, "PCM_16")
-    header = ["file_name"] + [f"caption_{i}" for i in range(1, 6)]
-    with open(tmp_path / "clotho_captions_development.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerow(["Santa Motor.wav"] + [f"A motor, running number {i}." for i in range(5)])
-        w.writerow(["river_01.wav"] + [f'Water "flows" {i}' for i in range(5)])
-        w.writerow(["missing.wav"] + ["x"] * 5)
-    with open(tmp_path / "clotho_captions_evaluation.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerow(["birds.wav"] + [f"Birds  chirp {i}" for i in range(5)])
+    _clotho_csv(tmp_path / "clotho_captions_development.csv",
+                [["Santa Motor.wav"] + [f"A motor, running number {i}." for i in range(5)],
+                 ["river_01.wav"] + [f'Water "flows" {i}' for i in range(5)], ["missing.wav"] + ["x"] * 5])
+    _clotho_csv(tmp_path / "clotho_captions_evaluation.csv", [["birds.wav"] + [f"Birds  chirp {i}" for i in range(5)]])
     out = tmp_path / "clotho"
     assert main(["clotho", "--split", "train", str(tmp_path / "clotho_captions_development.csv"), str(dev),
                  "--split", "test", str(tmp_path / "clotho_captions_evaluation.csv"), str(ev),
@@ -150,3 +150,40 @@ def test_stats_of_a_cp949_clotho_csv_needs_and_takes_encoding(tmp_path, capsys):
     assert str(path) in err and "not UTF-8 text" in err and "--encoding" in err, err
     assert main(["stats", str(path), "--encoding", "cp949"]) == 0
     assert "clotho" in capsys.readouterr().out
+
+
+def test_clotho_finds_files_in_subfolders_and_says_what_it_looked_for(tmp_path):
+    """Issue 17: "no file 'class/name.wav'" for a file that exists in a subfolder."""
+    audio = tmp_path / "audio"
+    write(audio / "birds/dawn.wav", sine(44100, 1.0, 2000, 0.3), 44100, "PCM_16")
+    write(audio / "deep/er/river.wav", sine(44100, 1.0, 500, 0.3), 44100, "PCM_16")
+    _clotho_csv(tmp_path / "captions.csv", [["birds/dawn.wav"] + ["Birds sing at dawn"] * 5,  # with a subfolder
+                                            ["river.wav"] + ["A river flows"] * 5,  # a name found in a subfolder
+                                            ["birds/dusk.wav"] + ["x"] * 5])
+    out = tmp_path / "o"
+    assert main(["clotho", "--split", "val", str(tmp_path / "captions.csv"), str(audio), "--out", str(out),
+                 "--workers", "1", "--no-progress", "--no-figures"]) == 0
+    assert {r.id for r in validate_manifest(out / "clotho.csv", check_audio=True)} == \
+        {"clotho:birds/dawn.wav", "clotho:river.wav"}
+    [rej] = read_rejects(out / "rejects.csv")
+    assert (rej.id, rej.reason) == ("clotho:birds/dusk.wav", "missing_audio")
+    assert "'birds/dusk.wav' relative to it" in rej.detail and "named 'dusk.wav' in any of its subfolders" in rej.detail
+    assert "(2 audio files there)" in rej.detail
+
+
+def test_nothing_out_is_an_error(audiocaps, tmp_path, capsys):
+    """Issue 17: a header-only CSV gave a 0-row manifest and exit 0."""
+    (tmp_path / "empty_train.csv").write_text("audiocap_id,youtube_id,start_time,caption\n")
+    assert main(["audiocaps", "--csv", f"train={tmp_path / 'empty_train.csv'}", "--clips", str(audiocaps / "clips"),
+                 "--out", str(tmp_path / "o"), "--no-progress", "--no-figures"]) == 1
+    assert "no rows came out" in capsys.readouterr().err
+    (tmp_path / "gone.csv").write_text("audiocap_id,youtube_id,start_time,caption\n1,UDGBjjwyaqE,20,A clang\n")
+    assert main(["audiocaps", "--csv", f"train={tmp_path / 'gone.csv'}", "--clips", str(audiocaps / "clips"),
+                 "--out", str(tmp_path / "o2"), "--no-progress", "--no-figures"]) == 1
+    assert "all 1 inputs were rejected" in capsys.readouterr().err
+    published = tmp_path / "published.csv"
+    published.write_text("fname,title,description,tags,view_link,download_link\n")
+    assert main(["import-published", str(published), "--out", str(tmp_path / "m.csv")]) == 1
+    assert "no rows came out" in capsys.readouterr().err and not (tmp_path / "m.csv").exists()
+    assert main(["run", "--published", str(published), str(tmp_path), "--out", str(tmp_path / "o3"),
+                 "--no-progress", "--no-figures"]) == 1

@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-from curation.audio import AudioOptions, headroom_gain, process_audio, quantise
+from curation.audio import AudioOptions, process_audio
+from curation.samples import headroom_gain, quantise
 from tests.synth import write
 
 SR = 44100

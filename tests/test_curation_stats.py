@@ -132,3 +132,21 @@ def test_hostile_inputs_get_clear_errors(capsys, tmp_path):
         assert name in err and message in err
     assert main(["stats", str(tmp_path / "header_only.csv")]) == 0
     assert "No audio in the input" in capsys.readouterr().out
+
+
+def test_a_bad_byte_is_reported_on_its_row_and_a_png_is_called_a_png(capsys, tmp_path):
+    """Issue 17: a bad byte on row 2 was reported as "row 1" (the header) with an offset into a read buffer; a
+    PNG given as a CSV was told to pass --encoding."""
+    path = tmp_path / "val.csv"
+    path.write_bytes(b"audiocap_id,youtube_id,start_time,caption\n1,abc,10,Caf\xe9 noise\n2,abd,20,ok\n")
+    assert main(["stats", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "row 2" in err and "row 1" not in err and "at byte 13 of the line" in err and "--encoding" in err, err
+    png = tmp_path / "captions.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
+    for argv in (["stats", str(png)], ["audiocaps", "--csv", f"train={png}", "--clips", str(tmp_path),
+                                       "--out", str(tmp_path / "o")],
+                 ["import-published", str(png), "--out", str(tmp_path / "m.csv")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "PNG image" in err and "--encoding" not in err, err

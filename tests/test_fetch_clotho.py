@@ -125,7 +125,7 @@ def test_wrong_md5_and_html_are_kept_aside_never_extracted(zenodo, tmp_path, cap
     err = capsys.readouterr().err
     root = out / "clotho" / "v2.1"
     assert "clotho_audio_evaluation.7z: md5" in err and "does not match" in err
-    assert "clotho_captions_evaluation.csv: md5" in err and "(an HTML page)" in err
+    assert "clotho_captions_evaluation.csv: md5" in err and "(a web page (HTML))" in err
     assert (root / "archives" / "clotho_audio_evaluation.7z.rejected").is_file()
     assert not (root / "archives" / "clotho_audio_evaluation.7z").exists() and not (root / "evaluation").exists()
     assert not (root / "clotho_captions_evaluation.csv").exists()

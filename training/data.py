@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from manifests import caption_for, read_manifest, resolve_audio
+from manifests.audio_formats import sample_rate_problem
 from training.config import ManifestSpec
 
 SAMPLE_RATE = 44100
@@ -77,7 +78,9 @@ def caption_key_text(caption: str) -> str:
 def read_audio(path: str, sample_rate: int = SAMPLE_RATE, length: int | None = None,
                rng: np.random.Generator | None = None) -> np.ndarray:
     """Mono float32 audio at ``sample_rate``. With ``length`` and ``rng``, only a random stretch of about
-    ``length`` output samples is read (plus a little margin for the resampler)."""
+    ``length`` output samples is read (plus a little margin for the resampler). Only the frames that decode are
+    held (never the count a header claims), and a rate outside 4-768 kHz is refused before resampling
+    (``to_model_rate``): a tiny file cannot turn into gigabytes of samples."""
     try:
         info = sf.info(path)
         start, frames = 0, -1
@@ -86,7 +89,7 @@ def read_audio(path: str, sample_rate: int = SAMPLE_RATE, length: int | None = N
             if info.frames > need:
                 start = int(rng.integers(0, info.frames - need + 1))
                 frames = need
-        x, sr = sf.read(path, start=start, frames=frames, dtype="float32", always_2d=True)
+        x, sr = _read_frames(path, start, frames), info.samplerate
     except (sf.LibsndfileError, RuntimeError) as e:
         said = str(e)
         if "does not exist" in said and Path(path).is_file():  # libsndfile's words for "no format I know"
@@ -98,8 +101,40 @@ def read_audio(path: str, sample_rate: int = SAMPLE_RATE, length: int | None = N
         raise ValueError(f"audio {path}: {e}") from None
 
 
+_READ_BLOCK = 1 << 18  # frames per read: soundfile allocates what it is asked for, before decoding
+
+
+def _read_frames(path: str, start: int, frames: int) -> np.ndarray:
+    """(frames, channels) float32 from ``start``, ``frames`` of them (-1: to the end), read in blocks so that
+    memory follows the frames that decode, not the count the header declares."""
+    blocks = []
+    with sf.SoundFile(path) as f:
+        if start:
+            f.seek(start)
+        left, done = frames, 0
+        while left != 0:
+            try:
+                block = f.read(_READ_BLOCK if left < 0 else min(_READ_BLOCK, left), dtype="float32", always_2d=True)
+            except RuntimeError as e:  # LibsndfileError: the data ends or breaks before the header's count
+                raise ValueError(f"audio {path}: damaged or truncated: its header declares {f.frames:,} frames, "
+                                 f"decoding failed after {done:,} ({str(e).strip()})") from None
+            done += len(block)
+            if not len(block):
+                break
+            blocks.append(block)
+            left = left - len(block) if left > 0 else left
+        channels = f.channels
+    if not blocks:
+        return np.zeros((0, channels), np.float32)
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
 def to_model_rate(x: np.ndarray, sr: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """A mono float32 waveform resampled from ``sr`` to ``sample_rate``; rejects empty or non-finite audio."""
+    """A mono float32 waveform resampled from ``sr`` to ``sample_rate``; rejects empty or non-finite audio and
+    rates outside 4-768 kHz (a file declaring 1 Hz would grow 44,100-fold)."""
+    problem = sample_rate_problem(sr)
+    if problem:
+        raise ValueError(f"the sample rate {problem}")
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 2:  # (samples, channels), as soundfile gives it
         x = x.mean(axis=1)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from manifests.file_kind import describe_file
 from manifests.hashing import file_digests
 
 PART_SUFFIX = ".part"
@@ -90,24 +91,9 @@ def _redirect_guard(allowed: tuple[str, ...]) -> type[urllib.request.HTTPRedirec
 def describe_bytes(path: Path) -> str:
     """What a file looks like from its first bytes, for messages about a file that is not what was asked for."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(512)
+        return describe_file(path)
     except OSError:
         return "unreadable"
-    low = head.lstrip().lower()
-    if not head:
-        return "empty"
-    if low.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in low[:200]:
-        return "an HTML page"
-    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return "a 7z archive"
-    if head.startswith(b"PK\x03\x04"):
-        return "a zip archive"
-    if low.startswith((b"{", b"[")):
-        return "JSON text"
-    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
-        return "plain text"
-    return "binary data"
 
 
 def _part_meta_path(part: Path) -> Path:

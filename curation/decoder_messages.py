@@ -1,0 +1,43 @@
+"""What C decoders print while a file is converted (libmpg123 writes its notes about damaged frames to file
+descriptor 2, without the file's name): captured per file, so that curation.audio can attribute them."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+
+class StderrCapture:
+    """Collects what C libraries write to file descriptor 2 while converting one file. One temporary file per
+    process, reused. File descriptors belong to the process: conversions run one at a time per process
+    (curation's workers are processes)."""
+    _file = None
+
+    def __enter__(self) -> "StderrCapture":
+        self.lines: list[str] = []
+        try:
+            if StderrCapture._file is None:
+                StderrCapture._file = tempfile.TemporaryFile()
+            f = StderrCapture._file
+            f.seek(0)
+            f.truncate()
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            os.dup2(f.fileno(), 2)
+        except (OSError, ValueError, AttributeError):  # no fd 2 to redirect (e.g. an embedded interpreter)
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._saved is None:
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        f = StderrCapture._file
+        f.seek(0)
+        text = f.read(1 << 16).decode("utf-8", "replace")
+        self.lines = [line.strip() for line in text.splitlines() if line.strip()]
