@@ -90,8 +90,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--paper", metavar="ROW", help="print the paper's row beside each checkpoint's, with the "
-                   "difference (A, B, C, D, table4_title_description, table4_description; default: the row the "
-                   "checkpoint's config names in paper_row, if any)")
+                   "difference, then the paper's benchmark row (A, B, C, D, table4_title_description, "
+                   "table4_description, benchmark; any case; default: the row the checkpoint's config names in "
+                   "paper_row, if any)")
     p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "
                                   "checkpoint)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
@@ -101,11 +102,11 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.quiet:
         silence_progress_bars()
     from training.evaluate import evaluate_checkpoints, format_table, write_json
-    from training.paper import check_paper_row
+    from training.paper import check_paper_row, size_warnings
 
     try:
         if args.paper:
-            check_paper_row(args.paper)
+            args.paper = check_paper_row(args.paper)
         rows = evaluate_checkpoints(args.checkpoint, args.manifest, args.split, args.caption_mode,
                                     args.batch_size, args.device, args.name, args.paper,
                                     args.checkpoint_format, args.text_model, args.min_share,
@@ -114,6 +115,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(f"wt5k-eval: {e}", file=sys.stderr)
         return 2
     print(format_table(rows))
+    for line in dict.fromkeys(w for per_dataset in rows.values() for w in size_warnings(per_dataset)):
+        print(f"warning: {line}")
     first = Path(args.checkpoint[0])
     out = write_json(args.json or first.parent / f"eval_{first.stem}.json", rows)
     print(f"metrics written to {out}")
