@@ -72,17 +72,19 @@ def _check_spec(role: str, spec: ManifestSpec, default_mode: str, report: CheckR
     issues = report.problems if must else report.warnings
     where = f"{role} {spec.label}: {spec.manifest}"
     path = Path(spec.manifest)
-    if not path.is_file():
-        issues.append(f"{where}: no such manifest (resolved to {path.absolute()})")
-        return None
-    if spec.manifest not in cache:
+    first = spec.manifest not in cache
+    if first:
         try:
-            cache[spec.manifest] = read_manifest(spec.manifest)
+            cache[spec.manifest] = (read_manifest(spec.manifest) if path.is_file() else
+                                    FileNotFoundError(f"no such manifest (resolved to {path.absolute()}; "
+                                                      f"configs/README.md says how each is made)"))
         except (ManifestError, ValueError) as e:
             cache[spec.manifest] = e
     rows = cache[spec.manifest]
     if isinstance(rows, Exception):
-        issues.append(f"{where}: {rows}")
+        report.found["data"].append(f"{role:<5} {spec.label}: {spec.manifest}: NOT READABLE")
+        if first:  # a file several specs read is named once (training and validation specs come first)
+            issues.append(f"{where}: {rows}")
         return None
     rows = select_rows(spec, rows)
     selection = describe_selection(spec)
@@ -103,13 +105,16 @@ def _check_spec(role: str, spec: ManifestSpec, default_mode: str, report: CheckR
 
 
 def _check_epoch(cfg: RunConfig, train: list[_Selected], report: CheckReport) -> None:
+    if len(train) < len(cfg.data.train):
+        report.found["data"].append("epoch: unknown until every training manifest is readable")
+        return
     pairs = sum(s.pairs for s in train)
     samples = cfg.data.samples_per_epoch or pairs
     steps, dropped = divmod(samples, cfg.batch_size)
     how = "samples_per_epoch" if cfg.data.samples_per_epoch else "every training pair once"
     report.found["data"].append(f"epoch: {samples:,} pairs ({how}) = {steps:,} steps of {cfg.batch_size}"
                                 + (f" (the last {dropped} dropped)" if dropped else "") + f"; {cfg.epochs} epochs")
-    if train and len(train) == len(cfg.data.train) and steps == 0:
+    if steps == 0:
         report.problems.append(f"an epoch of {samples} pairs holds no full batch of {cfg.batch_size}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if cfg.batch_size % world:
@@ -204,12 +209,9 @@ def _check_file(section: str, key: str, path: str, report: CheckReport) -> None:
 
 
 def _check_model(cfg: RunConfig, resume: bool, report: CheckReport) -> None:
-    from training.model import CLAPConfig, pretrained_checkpoints
+    from training.model import ENCODERS, CLAPConfig, pretrained_checkpoints
 
-    if resume:
-        report.found["model"].append("resuming: the model comes from latest.pt (pretrained files are not read)")
-        return
-    if cfg.init_from:
+    if cfg.init_from and not resume:
         _check_file("model", "init_from.checkpoint", cfg.init_from["checkpoint"], report)
         if cfg.init_from.get("text_model"):
             _check_text("model", "init_from.text_model", cfg.init_from["text_model"], False, report)
@@ -221,10 +223,17 @@ def _check_model(cfg: RunConfig, resume: bool, report: CheckReport) -> None:
         return
     audio = model.audio
     report.found["model"].append(f"audio encoder {audio.encoder}: input {audio.clip_seconds:g} s")
-    for key, path in pretrained_checkpoints(audio).items():
-        _check_file("model", f"audio.{key}", path, report)
+    for name, entry in ENCODERS.items():
+        if entry.checkpoint_field and getattr(audio, entry.checkpoint_field) and name not in audio.parts:
+            report.problems.append(f"audio.{entry.checkpoint_field} is set but audio.encoder is {audio.encoder!r}: "
+                                   f"set it to null")
+    if resume:  # the weights come from latest.pt; the tokenizer is still read from text.name
+        report.found["model"].append("resuming: weights from latest.pt, no pretrained file is read")
+    else:
+        for key, path in pretrained_checkpoints(audio).items():
+            _check_file("model", f"audio.{key}", path, report)
     text = model.text
-    need_weights = text.pretrained
+    need_weights = text.pretrained and not resume
     _check_text("model", "text.name", text.name, need_weights, report)
     if text.tokenizer and text.tokenizer != text.name:
         _check_text("model", "text.tokenizer", text.tokenizer, False, report)
