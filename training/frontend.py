@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers.audio_utils import mel_filter_bank
 
-from training.config_dicts import DictConfig, checked_keys  # noqa: F401  (checked_keys: imported from here too)
+from training.config_dicts import DictConfig
 
 
 @dataclass

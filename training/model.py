@@ -1,5 +1,8 @@
 """The CLAP model: audio encoder (Cnn14 | HTSAT | Cnn14+HTSAT) and text encoder, each projected to a shared space.
 
+Audio encoders are registered in one table, ENCODERS (training/encoders/README.md, "Adding an encoder"); every
+config's from_dict/to_dict follows its dataclass fields (training/config_dicts.py).
+
 Waveforms go in at the front-end's sample rate (44.1 kHz by default); `config.audio.clip_samples` is the
 fixed length the data side should crop/pad to (Cnn14: the paper's 20 s; HTSAT: 1024 frames = 7.43 s at hop
 320; both: the longer, HTSAT then windows inside it). Embeddings are L2-normalised for retrieval; the
