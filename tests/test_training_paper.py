@@ -127,3 +127,17 @@ def test_paper_option_chooses_the_row_and_rejects_unknown_ones(checkpoint, tmp_p
                                                                   "paper benchmark"}
     assert eval_main(["--checkpoint", str(checkpoint), "--paper", "E"]) == 2
     assert "unknown paper row 'E'" in capsys.readouterr().err
+
+
+def test_paper_values_sit_under_the_measured_sets_column_and_sizes_are_compared():
+    from training.paper import compare_with_paper, size_warnings
+
+    m = {d: {k: 0.5 for k in ("mAP@10", "R@1", "R@5", "R@10", "R@50")} for d in ("t2a", "a2t")}
+    measured = {"audiocaps": {**m, "n_audios": 960, "n_captions": 4800},  # 1.5 % short of 975 / 4,875: close
+                "clotho": {**m, "n_audios": 900, "n_captions": 4500}}  # 14 % short of 1,045: far
+    rows = compare_with_paper("run", measured, "b")
+    assert set(rows) == {"paper B", "run - paper B", "paper benchmark"}
+    assert set(rows["paper B"]) == set(rows["paper benchmark"]) == {"audiocaps", "clotho"}  # one column per set
+    assert rows["run - paper B"]["clotho"]["a2t"]["R@50"] == pytest.approx(0.5 - 0.8603)
+    warnings = size_warnings(measured)
+    assert len(warnings) == 1 and warnings[0].startswith("clotho: 900 clips / 4,500 captions") and "1,045" in warnings[0]

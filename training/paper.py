@@ -56,18 +56,17 @@ def compare_with_paper(name: str, measured: dict[str, dict], row: str) -> dict[s
     have, matched by label case-insensitively: a config's "AudioCaps" test set is the paper's), then the
     paper's benchmark row (unless ``row`` is it)."""
     row = check_paper_row(row)
-    paper = paper_metrics(row)
     paper_row, diff_row = {}, {}
-    for ds, dirs in paper.items():
-        paper_row[ds] = dirs
+    for ds, dirs in paper_metrics(row).items():
         label = _paper_label(ds, measured)
-        if label is None:
-            continue
-        diff_row[label] = {d: {m: None if v is None else measured[label][d][m] - v for m, v in vals.items()}
-                           for d, vals in dirs.items()}
+        paper_row[label or ds] = dirs  # under the measured set's label: one column per test set
+        if label is not None:
+            diff_row[label] = {d: {m: None if v is None else measured[label][d][m] - v for m, v in vals.items()}
+                               for d, vals in dirs.items()}
     out = {f"paper {row}": paper_row, f"{name} - paper {row}": diff_row}
     if row != BENCHMARK_ROW:
-        out[f"paper {BENCHMARK_ROW}"] = paper_metrics(BENCHMARK_ROW)
+        out[f"paper {BENCHMARK_ROW}"] = {_paper_label(ds, measured) or ds: dirs
+                                         for ds, dirs in paper_metrics(BENCHMARK_ROW).items()}
     return out
 
 

@@ -53,7 +53,7 @@ class CheckReport:
 
 
 def _examples(items: list[str]) -> str:
-    return ", ".join(items[:SHOWN]) + (f", ... ({len(items)} in all)" if len(items) > SHOWN else "")
+    return ", ".join(items[:SHOWN]) + (f", ... ({len(items):,} in all)" if len(items) > SHOWN else "")
 
 
 @dataclass
