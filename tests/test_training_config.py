@@ -63,7 +63,7 @@ def test_overrides(tmp_path):
 def test_errors_name_the_problem(tmp_path):
     base = {"name": "x", "model": {}, "data": {"train": ["m.csv"]}}
     assert RunConfig.from_dict(base).data.train[0].manifest == "m.csv"
-    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['data.trian'\]"):
+    with pytest.raises(ValueError, match=r"DataConfig: unknown keys \['data.trian'\]"):
         RunConfig.from_dict({**base, "data": {"trian": []}})
     with pytest.raises(ValueError, match="at least one manifest"):
         RunConfig.from_dict({**base, "data": {"train": []}})

@@ -28,10 +28,11 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from manifests.captions import CAPTION_MODES
+from training.config_dicts import checked_keys
 
 INIT_FROM_KEYS = ("checkpoint", "format", "text_model", "min_share", "trusted")
 # Which pairs of a batch the contrastive loss counts as positives (training/loss.py): "pair" = only pair i's
@@ -178,31 +179,22 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = copy.deepcopy(d)
-        _check_keys(cls, d, "")
+        checked_keys(cls, d, "")
         data = d.pop("data", {})
-        _check_keys(DataConfig, data, "data.")
+        checked_keys(DataConfig, data, "data.")
         for split in ("train", "val", "test"):
             specs = []
             for i, s in enumerate(data.get(split, [])):
                 if isinstance(s, str):
                     s = {"manifest": s}
-                _check_keys(ManifestSpec, s, f"data.{split}[{i}].")
+                checked_keys(ManifestSpec, s, f"data.{split}[{i}].")
                 specs.append(ManifestSpec(**s))
             data[split] = specs
         optim = d.pop("optim", {})
-        _check_keys(OptimConfig, optim, "optim.")
+        checked_keys(OptimConfig, optim, "optim.")
         if "model" not in d or "name" not in d:
             raise ValueError("a run config needs 'name' and 'model'")
         return cls(data=DataConfig(**data), optim=OptimConfig(**optim), **d)
-
-
-def _check_keys(cls, d: dict, prefix: str) -> None:
-    if not isinstance(d, dict):
-        raise ValueError(f"{prefix.rstrip('.') or 'config'} must be a JSON object")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]}; known: {sorted(known)}")
 
 
 def apply_overrides(d: dict, overrides: list[str]) -> dict:

@@ -14,14 +14,15 @@ from dataclasses import fields, is_dataclass
 from functools import lru_cache
 
 
-def checked_keys(cls, d: dict) -> dict:
-    """A copy of config dict `d`, refusing keys that are not fields of dataclass `cls` (typos would be lost)."""
+def checked_keys(cls, d: dict, prefix: str = "") -> dict:
+    """A copy of config dict `d`, refusing keys that are not fields of dataclass `cls` (typos would be lost).
+    ``prefix``: where `d` sits in a larger config (``"data."``), for the message."""
     if not isinstance(d, dict):
-        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
+        raise ValueError(f"{prefix.rstrip('.') or cls.__name__}: expected a JSON object, got {type(d).__name__}")
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(names)}")
+        raise ValueError(f"{cls.__name__}: unknown keys {[prefix + k for k in unknown]}; known: {sorted(names)}")
     return dict(d)
 
 
