@@ -31,7 +31,7 @@ AUDIOCAPS_DIR = $(SOURCES)/audiocaps/v1
 WEIGHTS ?= cnn14 roberta-base
 WEIGHTS_DIR ?= $(DATA)/pretrained
 
-.PHONY: help setup crawl mirror curate stats train eval test bench demo weights data clean
+.PHONY: help setup crawl mirror curate stats train check eval test bench demo weights data clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -73,6 +73,9 @@ stats: setup  ## Table 1 statistics: make stats MANIFEST=<manifest, published CS
 
 train: setup  ## train CLAP from a config: make train CONFIG=configs/tiny.json
 	$(BIN)/wt5k-train --config $(CONFIG)
+
+check: setup  ## list what a run needs and every problem, loading nothing: make check CONFIG=configs/exp_D.json
+	$(BIN)/wt5k-train --config $(CONFIG) --check
 
 eval: setup  ## evaluate a checkpoint: make eval CHECKPOINT=runs/<name>/best.pt
 	$(BIN)/wt5k-eval --checkpoint $(CHECKPOINT) $(EVAL_ARGS)

@@ -153,3 +153,75 @@ def test_cnn14_dropout_rates_are_configurable():
     assert not torch.equal(noisy(x), noisy(x))  # PANNs' default dropout
     quiet = tiny_cnn14(conv_dropout=0.0, embedding_dropout=0.0).train()
     assert torch.equal(quiet(x), quiet(x))
+
+
+def _field_names(cfg) -> set[str]:
+    """Every field of a config dataclass, nested ones as dotted paths."""
+    from dataclasses import fields, is_dataclass
+
+    out = set()
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        out.add(f.name)
+        if is_dataclass(value):
+            out |= {f"{f.name}.{n}" for n in _field_names(value)}
+    return out
+
+
+def _dict_keys(d: dict) -> set[str]:
+    return {k for k in d} | {f"{k}.{n}" for k, v in d.items() if isinstance(v, dict) and k != "model_config"
+                             for n in _dict_keys(v)}
+
+
+def test_config_dicts_follow_the_dataclass_fields():
+    """to_dict writes every field of every nested config (none silently dropped) and from_dict reads it back."""
+    from tests.model_helpers import tiny_config
+    from training.model import CLAPConfig
+
+    cfg = tiny_config("cnn14+htsat", htsat_checkpoint="h.ckpt", allow_shape_mismatch=["fc1.*"])
+    d = cfg.to_dict()
+    assert _dict_keys(d) == _field_names(cfg)
+    assert CLAPConfig.from_dict(d) == cfg
+    assert d["audio"]["htsat"]["depths"] == [1, 2] and cfg.audio.htsat.depths == (1, 2)  # JSON lists, tuples
+    with pytest.raises(ValueError, match=r"HTSATConfig: unknown keys \['dpeths'\]"):
+        CLAPConfig.from_dict({"audio": {"htsat": {"dpeths": [2]}}})
+
+
+def test_an_encoder_registered_in_the_table_builds_and_round_trips(monkeypatch):
+    """A made-up encoder: its config dataclass, its module, one ENCODERS row and an AudioConfig field; nothing
+    else in the model changes (training/encoders/README.md, "Adding an encoder")."""
+    from dataclasses import field, make_dataclass
+
+    from training.config_dicts import DictConfig
+    from training.model import ENCODERS, AudioEncoderEntry, pretrained_checkpoints
+
+    ToyConfig = make_dataclass("ToyConfig", [("width", int, 3), ("scales", tuple[float, ...], (1.0,))],
+                               bases=(DictConfig,),
+                               namespace={"clip_samples": lambda self, fe: fe.sample_rate // 2})
+
+    class Toy(nn.Module):
+        def __init__(self, cfg, mel_bins: int):
+            super().__init__()
+            self.embedding_dim = cfg.width
+            self.proj = nn.Linear(mel_bins, cfg.width)
+
+        def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+            return self.proj(logmel).mean(dim=1)
+
+    ToyAudio = make_dataclass("ToyAudioConfig", [("toy", ToyConfig, field(default_factory=ToyConfig)),
+                                                  ("toy_checkpoint", "str | None", None)], bases=(AudioConfig,))
+    monkeypatch.setitem(ENCODERS, "toy", AudioEncoderEntry(ToyConfig, Toy, "toy_checkpoint"))
+    cfg = ToyAudio.from_dict({"encoder": "cnn14+toy", "frontend": {"mel_bins": 32}, "cnn14": TINY_CNN14,
+                              "toy": {"width": 5, "scales": [2.0, 3.0]}, "toy_checkpoint": "toy.pt"})
+    assert cfg.toy.scales == (2.0, 3.0) and cfg.clip_samples == 44100  # the longer: Cnn14's 1 s, Toy's 0.5 s
+    d = cfg.to_dict()
+    assert d["toy"] == {"width": 5, "scales": [2.0, 3.0]}  # a sub-config the old to_dict did not know is kept
+    assert ToyAudio.from_dict(d) == cfg
+    assert pretrained_checkpoints(cfg) == {"toy_checkpoint": "toy.pt"}
+    enc = AudioEncoder(cfg).eval()
+    assert enc.htsat is None and enc.output_dim == 32 + 5
+    x = torch.randn(2, 50, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(enc(x)[:, 32:], enc.toy(x))
+    with pytest.raises(ValueError, match="audio.encoder must be one of"):
+        AudioConfig(encoder="cnn14+cnn14")

@@ -20,18 +20,35 @@ def test_shipped_configs_are_valid(path):
     assert cfg.data.train and all(s.manifest.startswith("data/") for s in cfg.data.train + cfg.data.val)
 
 
+PAPER = ("exp_A", "exp_B", "exp_C", "exp_D", "table4_title_description", "table4_description", "exp_B_msclap2022")
+
+
 def test_paper_recipe_and_table_3_encoders():
     cfgs = {p.stem: load_config(p) for p in CONFIGS}
     encoders = {n: cfgs[n].model["audio"]["encoder"] for n in ("exp_A", "exp_B", "exp_C", "exp_D")}
     assert encoders == {"exp_A": "cnn14", "exp_B": "cnn14", "exp_C": "htsat", "exp_D": "cnn14+htsat"}
-    a, b = cfgs["exp_A"], cfgs["exp_B"]
-    assert not any("wavtext5k" in s.manifest for s in a.data.train)
-    assert [s.manifest for s in b.data.train][:2] == [s.manifest for s in a.data.train]
-    assert any("wavtext5k" in s.manifest for s in b.data.train)
-    assert (b.epochs, b.batch_size, b.optim.lr, b.optim.lr_step_epochs, b.optim.lr_gamma) == (45, 128, 1e-4, 20, 0.1)
+    for name in PAPER:  # section 4.1: the training, selection and test sets of every paper config
+        c = cfgs[name]
+        train = [(s.manifest, s.splits, tuple(s.require)) for s in c.data.train]
+        assert train[:2] == [("data/audiocaps/audiocaps.csv", ("train",), ()),  # AudioCaps train
+                             ("data/clotho/clotho.csv", ("train", "val"), ())]  # Clotho development + validation
+        # every WavText5K sound with a title and a description, whatever its split (none in Exp A)
+        assert train[2:] == ([] if name == "exp_A" else [("data/curated/wavtext5k.csv", None, ("title", "description"))])
+        assert [(s.manifest, s.split, s.name) for s in c.data.val] == [("data/audiocaps/audiocaps.csv", "val", "AudioCaps")]
+        assert [(s.manifest, s.split, s.name) for s in c.data.test] == [
+            ("data/audiocaps/audiocaps.csv", "test", "AudioCaps"), ("data/clotho/clotho.csv", "test", "Clotho")]
+        assert (c.epochs, c.batch_size, c.optim.lr, c.optim.lr_step_epochs, c.optim.lr_gamma) == (45, 128, 1e-4, 20, 0.1)
+        assert (c.loss_positives, c.amp, c.sync_batchnorm) == ("pair", True, True)
+        assert name == "exp_B_msclap2022" or c.model["text"] == {"name": "roberta-base", "freeze": False}
+    assert cfgs["exp_C"].model["audio"]["htsat"] == {"clip_seconds": 10.0}  # the paper's 10 s HTSAT input
     modes = {n: [s.caption_mode for s in cfgs[n].data.train if "wavtext5k" in s.manifest]
              for n in ("table4_title_description", "table4_description")}
     assert modes == {"table4_title_description": ["title_description"], "table4_description": ["description"]}
+    # the WavText5K test evaluation keeps its own config: WavText5K's train split only, its test split tested
+    split = cfgs["exp_D_wavtext5k_split"]
+    assert [(s.splits, tuple(s.require)) for s in split.data.train if "wavtext5k" in s.manifest] == \
+        [(("train",), ("title", "description"))]
+    assert [s.name for s in split.data.test] == ["AudioCaps", "Clotho", "WavText5K"]
 
 
 def test_overrides(tmp_path):
@@ -46,7 +63,7 @@ def test_overrides(tmp_path):
 def test_errors_name_the_problem(tmp_path):
     base = {"name": "x", "model": {}, "data": {"train": ["m.csv"]}}
     assert RunConfig.from_dict(base).data.train[0].manifest == "m.csv"
-    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['data.trian'\]"):
+    with pytest.raises(ValueError, match=r"DataConfig: unknown keys \['data.trian'\]"):
         RunConfig.from_dict({**base, "data": {"trian": []}})
     with pytest.raises(ValueError, match="at least one manifest"):
         RunConfig.from_dict({**base, "data": {"train": []}})

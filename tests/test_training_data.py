@@ -75,10 +75,13 @@ def test_dataset_items_deterministic_by_seed_and_collate(tmp_path):
     a, b = ds[(0, (1, 2, 3))], ds[(0, (1, 2, 3))]
     assert np.array_equal(a["waveform"], b["waveform"]) and a["waveform"].shape == (4410,)
     assert not np.array_equal(a["waveform"], ds[(0, (1, 2, 4))]["waveform"])
-    # two captions of one audio share the audio key, not the caption key
-    assert ds.audio_keys.tolist() == [0, 0, 1, 1, 2, 2]
-    assert len(set(ds.caption_keys.tolist())) == 6
-    batch = collate_pairs([ds[(i, (0, 0, i))] for i in range(4)])
+    # the paper's one-hot loss ("pair", the default): every pair is its own and only positive
+    assert ds.audio_keys.tolist() == ds.caption_keys.tolist() == [0, 1, 2, 3, 4, 5]
+    # multi-positive: two captions of one audio share the audio key, not the caption key
+    multi = PairDataset([ManifestSpec(str(m))], "title_description", crop_samples=4410, positives="audio_or_caption")
+    assert multi.audio_keys.tolist() == [0, 0, 1, 1, 2, 2]
+    assert len(set(multi.caption_keys.tolist())) == 6
+    batch = collate_pairs([multi[(i, (0, 0, i))] for i in range(4)])
     assert batch["waveform"].shape == (4, 4410) and batch["audio_keys"].tolist() == [0, 0, 1, 1]
     assert batch["texts"][0] == "Rain 0. The rain sound number 0" and batch["audio_ids"][2] == "test:1"
     # the cache gives the same samples as reading the file each time
@@ -90,7 +93,7 @@ def test_same_caption_text_shares_a_key(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"")
     rows = [_row(id=f"s:{i}", caption=c) for i, c in enumerate(["Rain.", "rain.  ", "Wind"])]
     m = write_manifest(tmp_path / "m.csv", rows)
-    ds = PairDataset([ManifestSpec(str(m))], "manifest", crop_samples=10)
+    ds = PairDataset([ManifestSpec(str(m))], "manifest", crop_samples=10, positives="audio_or_caption")
     assert ds.caption_keys.tolist() == [0, 0, 1]
 
 
@@ -132,3 +135,27 @@ def test_sharding_reassembles_the_one_process_batches():
         MixingBatchSampler([10], batch_size=5, world_size=2)
     with pytest.raises(ValueError, match="no full global batch"):
         MixingBatchSampler([3], batch_size=4)
+
+
+def test_spec_selects_splits_and_required_text(tmp_path):
+    """The paper's WavText5K training set: every split, only sounds with both a title and a description;
+    Clotho's development + validation: the splits train and val of its manifest."""
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    rows = [_row(id="s:both-train", title="T", description="D", split="train"),
+            _row(id="s:both-test", title="T", description="D", split="test"),
+            _row(id="s:title-only", title="T", split="train"),
+            _row(id="s:desc-only", description="D", split="val"),
+            _row(id="s:none", caption="", split="")]  # published metadata kept, no split, no caption
+    m = write_manifest(tmp_path / "m.csv", rows)
+    ids = lambda spec: [p.audio_id for p in read_pairs(spec, "title_description")]  # noqa: E731
+    assert ids(ManifestSpec(str(m), require=["title", "description"])) == ["s:both-train", "s:both-test"]
+    assert ids(ManifestSpec(str(m), split=["train", "val"])) == ["s:both-train", "s:title-only", "s:desc-only"]
+    assert ids(ManifestSpec(str(m), split="train", require=["description"])) == ["s:both-train"]
+    with pytest.raises(ValueError, match="no rows in split 'val' with title and description"):
+        read_pairs(ManifestSpec(str(m), split="val", require=["title", "description"]), "description")
+    with pytest.raises(ValueError, match="split must be one of"):
+        ManifestSpec(str(m), split=["train", "dev"])
+    with pytest.raises(ValueError, match="require takes"):
+        ManifestSpec(str(m), require=["tags"])
+    spec = ManifestSpec.from_arg(f"{m}:train+val")
+    assert spec.splits == ("train", "val") and spec.label == "m:train+val"

@@ -129,8 +129,8 @@ def test_eval_is_deterministic_and_prints_table_3(tmp_path, manifest, capsys):
     out = capsys.readouterr().out
     header, metrics_line = out.splitlines()[0], out.splitlines()[2]
     assert "Generated" in header and "T2A" in out.splitlines()[1] and "A2T" in out.splitlines()[1]
-    assert metrics_line.split() == ["Model", "|"] + ["R@1", "R@5", "R@10", "mAP@10", "|"] * 1 + ["R@1", "R@5",
-                                                                                               "R@10", "mAP@10"]
+    metrics = ["mAP@10", "R@1", "R@5", "R@10", "R@50"]
+    assert metrics_line.split() == ["Model", "|"] + metrics + ["|"] + metrics
     rows = json.loads((tmp_path / "e.json").read_text())
     assert rows["A"] == rows["B"]  # the same checkpoint evaluated twice gives the same numbers
     a_line = next(line for line in out.splitlines() if line.startswith("A "))
@@ -154,15 +154,17 @@ def test_validation_schedule_and_best_checkpoint(tmp_path, manifest):
 def test_table_3_layout_with_several_datasets():
     from training.evaluate import format_table
 
-    m = {"t2a": {"R@1": 0.1234, "R@5": 0.5, "R@10": 0.75, "mAP@10": 0.25},
-         "a2t": {"R@1": 0.2, "R@5": 0.4, "R@10": 0.6, "mAP@10": 0.3}}
+    m = {"t2a": {"R@1": 0.1234, "R@5": 0.5, "R@10": 0.75, "R@50": 0.9, "mAP@10": 0.25},
+         "a2t": {"R@1": 0.2, "R@5": 0.4, "R@10": 0.6, "R@50": 0.95, "mAP@10": 0.3}, "n_audios": 975, "n_captions": 4875}
     table = format_table({"A: Cnn14": {"AudioCaps": m, "Clotho": m}, "B: Cnn14 +WavText5K": {"Clotho": m}})
     lines = table.splitlines()
     assert lines[0].index("AudioCaps") < lines[0].index("Clotho")
     assert lines[1].count("T2A") == 2 and lines[1].count("A2T") == 2
-    assert lines[4].split("|")[1].split() == ["12.3", "50.0", "75.0", "25.0"]
-    assert lines[5].split("|")[1].split() == ["-"] * 4  # B has no AudioCaps result
-    assert lines[5].split("|")[4].split() == ["20.0", "40.0", "60.0", "30.0"]
+    assert "AudioCaps: 975 clips, 4,875 captions" in lines[0]  # each test set's size beside its name
+    assert lines[2].split("|")[1].split() == ["mAP@10", "R@1", "R@5", "R@10", "R@50"]  # the paper's columns
+    assert lines[4].split("|")[1].split() == ["25.0", "12.3", "50.0", "75.0", "90.0"]
+    assert lines[5].split("|")[1].split() == ["-"] * 5  # B has no AudioCaps result
+    assert lines[5].split("|")[4].split() == ["30.0", "20.0", "40.0", "60.0", "95.0"]
 
 
 def test_table_ends_with_the_chance_row_of_each_dataset():
@@ -175,5 +177,5 @@ def test_table_ends_with_the_chance_row_of_each_dataset():
     lines = format_table({"model": {"small": small, "large": large}}).splitlines()
     assert lines[-2].startswith("model") and lines[-1].startswith("(chance)")
     cells = lines[-1].split("|")
-    assert cells[1].split() == [f"{100 * small['chance']['t2a'][k]:.1f}" for k in ("R@1", "R@5", "R@10", "mAP@10")]
-    assert cells[1].split()[0] == "25.0" and cells[3].split()[0] == "5.0"  # 1/4 and 1/20
+    assert cells[1].split() == [f"{100 * small['chance']['t2a'][k]:.1f}" for k in ("mAP@10", "R@1", "R@5", "R@10", "R@50")]
+    assert cells[1].split()[1] == "25.0" and cells[3].split()[1] == "5.0"  # 1/4 and 1/20

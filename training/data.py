@@ -41,14 +41,26 @@ class Pair:
     caption: str
 
 
+def select_rows(spec: ManifestSpec, rows: list) -> list:
+    """The manifest rows a spec keeps: those of its split(s), with every ``require``d column non-empty."""
+    splits = spec.splits
+    return [r for r in rows if (splits is None or r.split in splits)
+            and all(getattr(r, c).strip() for c in spec.require)]
+
+
+def describe_selection(spec: ManifestSpec) -> str:
+    """How messages name what a spec keeps, e.g. " in splits 'train', 'val' with title and description"."""
+    splits = spec.splits or ()
+    out = f" in split{'s' if len(splits) > 1 else ''} {', '.join(map(repr, splits))}" if splits else ""
+    return out + (f" with {' and '.join(spec.require)}" if spec.require else "")
+
+
 def read_pairs(spec: ManifestSpec, default_mode: str) -> list[Pair]:
-    """The (audio, caption) pairs of one manifest (rows of ``spec.split`` only, when set)."""
+    """The (audio, caption) pairs of one manifest (the rows ``spec`` selects: select_rows)."""
     mode = spec.caption_mode or default_mode
-    rows = read_manifest(spec.manifest)
-    if spec.split:
-        rows = [r for r in rows if r.split == spec.split]
+    rows = select_rows(spec, read_manifest(spec.manifest))
     if not rows:
-        raise ValueError(f"{spec.manifest}: no rows" + (f" in split {spec.split!r}" if spec.split else ""))
+        raise ValueError(f"{spec.manifest}: no rows{describe_selection(spec)}")
     pairs = []
     for r in rows:
         caption = caption_for(r, mode)
@@ -180,10 +192,15 @@ class _ByteLRU:
 
 class PairDataset(Dataset):
     """Training pairs of several manifests. Indexed by (row, seed) tuples from MixingBatchSampler; gives
-    the cropped waveform, caption, audio id and the integer keys the loss uses for its positives."""
+    the cropped waveform, caption, audio id and the integer keys the loss uses for its positives.
+
+    ``positives`` (a run's ``loss_positives``): "pair" gives every pair its own keys, so that the loss's only
+    positive for a pair is itself (the paper's one-hot cross-entropy; the same row drawn twice into one batch
+    is still one positive pair); "audio_or_caption" gives pairs of the same audio one audio key and pairs of
+    the same caption text (caption_key_text) one caption key."""
 
     def __init__(self, specs: Sequence[ManifestSpec], caption_mode: str, crop_samples: int, cache_mb: int = 0,
-                 sample_rate: int = SAMPLE_RATE):
+                 sample_rate: int = SAMPLE_RATE, positives: str = "pair"):
         if crop_samples < 1:
             raise ValueError(f"crop_samples must be >= 1, got {crop_samples}")
         self.pairs: list[Pair] = []
@@ -192,11 +209,16 @@ class PairDataset(Dataset):
             pairs = read_pairs(spec, caption_mode)
             self.pairs += pairs
             self.group_sizes.append(len(pairs))
-        audio_keys: dict[str, int] = {}
-        caption_keys: dict[str, int] = {}
-        self.audio_keys = np.array([audio_keys.setdefault(p.audio_id, len(audio_keys)) for p in self.pairs])
-        self.caption_keys = np.array([caption_keys.setdefault(caption_key_text(p.caption), len(caption_keys))
-                                      for p in self.pairs])
+        if positives == "pair":
+            self.audio_keys = self.caption_keys = np.arange(len(self.pairs))
+        elif positives == "audio_or_caption":
+            audio_keys: dict[str, int] = {}
+            caption_keys: dict[str, int] = {}
+            self.audio_keys = np.array([audio_keys.setdefault(p.audio_id, len(audio_keys)) for p in self.pairs])
+            self.caption_keys = np.array([caption_keys.setdefault(caption_key_text(p.caption), len(caption_keys))
+                                          for p in self.pairs])
+        else:
+            raise ValueError(f"positives must be 'pair' or 'audio_or_caption', got {positives!r}")
         self.crop_samples, self.sample_rate = crop_samples, sample_rate
         self.cache = _ByteLRU(cache_mb << 20) if cache_mb > 0 else None
 

@@ -22,7 +22,7 @@ from training.data import read_pairs, window_samples
 from training.metrics import retrieval_metrics
 from training.paper import compare_with_paper
 
-TABLE_METRICS = ("R@1", "R@5", "R@10", "mAP@10")
+TABLE_METRICS = ("mAP@10", "R@1", "R@5", "R@10", "R@50")  # the paper's Table 3 columns, in its order
 
 
 def embed_manifest(embedder, spec: ManifestSpec, caption_mode: str
@@ -54,16 +54,30 @@ def evaluate_model(model, specs: Sequence[ManifestSpec], caption_mode: str, wind
     return results
 
 
+def dataset_sizes(rows: dict[str, dict[str, dict]]) -> dict[str, tuple[int, int]]:
+    """{dataset label: (clips, captions)} of the measured rows (the first row measuring a dataset gives it)."""
+    sizes: dict[str, tuple[int, int]] = {}
+    for per_dataset in rows.values():
+        for ds, m in per_dataset.items():
+            if "n_audios" in m:
+                sizes.setdefault(ds, (m["n_audios"], m["n_captions"]))
+    return sizes
+
+
 def format_table(rows: dict[str, dict[str, dict]]) -> str:
-    """Table 3 layout: one row per model/experiment; per dataset T2A R@1 R@5 R@10 mAP@10 then A2T the
-    same, in percent. ``rows``: {row name: {dataset label: retrieval_metrics(...)}}."""
+    """Table 3 layout: one row per model/experiment; per dataset T2A mAP@10 R@1 R@5 R@10 R@50 then A2T the
+    same, in percent; each dataset's header gives its clip and caption counts. ``rows``: {row name: {dataset
+    label: retrieval_metrics(...)}}."""
     datasets: list[str] = []
     for per_dataset in rows.values():
         datasets += [k for k in per_dataset if k not in datasets]
+    sizes = dataset_sizes(rows)
+    titles = {ds: f"{ds}: {sizes[ds][0]:,} clips, {sizes[ds][1]:,} captions" if ds in sizes else ds
+              for ds in datasets}
     name_w = max([len("Model"), len("(chance)")] + [len(r) for r in rows])
     cell = 7
     group_w = 2 * len(TABLE_METRICS) * cell + 3
-    line1 = " " * name_w + "".join(f" | {ds:^{group_w}}" for ds in datasets)
+    line1 = " " * name_w + "".join(f" | {titles[ds]:^{group_w}}" for ds in datasets)
     line2 = " " * name_w + "".join(f" | {'T2A':^{len(TABLE_METRICS) * cell}} | {'A2T':^{len(TABLE_METRICS) * cell}}"
                                    for _ in datasets)
     metric_cells = "".join(f"{m:>{cell}}" for m in TABLE_METRICS)

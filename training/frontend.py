@@ -10,15 +10,17 @@ which makes an example's features depend on its batch-mates.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers.audio_utils import mel_filter_bank
 
+from training.config_dicts import DictConfig
+
 
 @dataclass
-class FrontendConfig:
+class FrontendConfig(DictConfig):
     sample_rate: int = 44100
     window_size: int = 1024  # n_fft = win_length
     hop_size: int = 320
@@ -32,13 +34,6 @@ class FrontendConfig:
     # a filterbank built for 32 kHz (its HTS-AT takes the front-end settings of HTS-AT's AudioSet config).
     mel_sample_rate: int | None = None
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "FrontendConfig":
-        return cls(**checked_keys(cls, d))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     def num_frames(self, num_samples: int) -> int:
         """Frames of a centred STFT over ``num_samples`` samples."""
         return num_samples // self.hop_size + 1
@@ -46,15 +41,6 @@ class FrontendConfig:
     def samples_for_frames(self, frames: int) -> int:
         """Fewest samples that give exactly ``frames`` frames."""
         return (frames - 1) * self.hop_size
-
-
-def checked_keys(cls, d: dict) -> dict:
-    """A copy of config dict `d`, refusing keys that are not fields of dataclass `cls` (typos would be lost)."""
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(names)}")
-    return dict(d)
 
 
 def slaney_mel_filterbank(cfg: FrontendConfig) -> torch.Tensor:

@@ -1,10 +1,12 @@
-"""Symmetric contrastive (CLIP/CLAP) loss with multi-positive targets, across all ranks.
+"""Symmetric contrastive (CLIP/CLAP) loss, one-hot or multi-positive, across all ranks.
 
-Pair i of a batch is (audio i, caption i). Audio i and caption j are a positive pair when they come from
-the same audio (``audio_keys[i] == audio_keys[j]``) or carry the same caption text
-(``caption_keys[i] == caption_keys[j]``): a batch holding the same audio or caption twice does not push
-apart things that are equally correct. Each row's target is uniform over its positives and the loss is
-the mean of the audio-to-text and text-to-audio soft-target cross-entropies.
+Pair i of a batch is (audio i, caption i). Audio i and caption j are a positive pair when
+``audio_keys[i] == audio_keys[j]`` or ``caption_keys[i] == caption_keys[j]``. The keys decide which loss this
+is (training/data.py PairDataset, a run's ``loss_positives``): keys unique per pair ("pair", the paper's) make
+the targets one-hot, the diagonal: the symmetric cross-entropy of CLIP and CLAP. Keys shared by pairs of the
+same audio or the same caption text ("audio_or_caption") make a batch holding the same audio or caption twice
+not push apart things that are equally correct. Each row's target is uniform over its positives and the loss
+is the mean of the audio-to-text and text-to-audio (soft-target) cross-entropies.
 
 Under torch.distributed every rank gathers the features of all ranks with gradients
 (``gather_with_grad``) and computes the loss over the global batch, so each rank sees every negative and

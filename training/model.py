@@ -1,5 +1,8 @@
 """The CLAP model: audio encoder (Cnn14 | HTSAT | Cnn14+HTSAT) and text encoder, each projected to a shared space.
 
+Audio encoders are registered in one table, ENCODERS (training/encoders/README.md, "Adding an encoder"); every
+config's from_dict/to_dict follows its dataclass fields (training/config_dicts.py).
+
 Waveforms go in at the front-end's sample rate (44.1 kHz by default); `config.audio.clip_samples` is the
 fixed length the data side should crop/pad to (Cnn14: the paper's 20 s; HTSAT: 1024 frames = 7.43 s at hop
 320; both: the longer, HTSAT then windows inside it). Embeddings are L2-normalised for retrieval; the
@@ -9,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -18,16 +22,34 @@ from torch import nn
 from training.encoders.cnn14 import Cnn14, Cnn14Config
 from training.encoders.htsat import HTSAT, HTSATConfig
 from training.encoders.text import TextConfig, TextEncoder
-from training.frontend import FrontendConfig, LogMel, checked_keys
+from training.config_dicts import DictConfig
+from training.frontend import FrontendConfig, LogMel
 
 log = logging.getLogger(__name__)
 
-AUDIO_ENCODERS = ("cnn14", "htsat", "cnn14+htsat")
+@dataclass(frozen=True)
+class AudioEncoderEntry:
+    """One audio encoder the model can build: a row of ENCODERS (training/encoders/README.md, "Adding an encoder").
+
+    ``config``: its config dataclass (a DictConfig with ``clip_samples(frontend)``), held by the AudioConfig field
+    named like the encoder; ``module``: ``module(config, mel_bins)`` is an nn.Module with ``embedding_dim`` that
+    maps log-mel [B, frames, mel_bins] to [B, embedding_dim]; ``checkpoint_field``: the AudioConfig field naming
+    its pretrained file (read by training/pretrained.py), or None."""
+    config: type
+    module: type
+    checkpoint_field: str | None = None
+
+
+# The audio encoders, by the name `audio.encoder` uses; "a+b" concatenates their embeddings in that order.
+ENCODERS: dict[str, AudioEncoderEntry] = {
+    "cnn14": AudioEncoderEntry(Cnn14Config, Cnn14, "cnn14_checkpoint"),  # PANNs Cnn14, 2048-d
+    "htsat": AudioEncoderEntry(HTSATConfig, HTSAT, "htsat_checkpoint"),  # HTS-AT (Swin-tiny), 768-d
+}
 
 
 @dataclass
-class AudioConfig:
-    encoder: str = "cnn14"  # "cnn14" | "htsat" | "cnn14+htsat" (embeddings concatenated: 2048 + 768)
+class AudioConfig(DictConfig):
+    encoder: str = "cnn14"  # a name of ENCODERS, or several joined by "+" ("cnn14+htsat": 2048 + 768 concatenated)
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     cnn14: Cnn14Config = field(default_factory=Cnn14Config)
     htsat: HTSATConfig = field(default_factory=HTSATConfig)
@@ -39,23 +61,18 @@ class AudioConfig:
     freeze: bool = False
 
     def __post_init__(self) -> None:
-        if self.encoder not in AUDIO_ENCODERS:
-            raise ValueError(f"audio.encoder must be one of {AUDIO_ENCODERS}, got {self.encoder!r}")
+        parts = self.encoder.split("+") if isinstance(self.encoder, str) else []
+        if not parts or any(p not in ENCODERS for p in parts) or len(set(parts)) != len(parts):
+            raise ValueError(f"audio.encoder must be one of {sorted(ENCODERS)} or several of them joined by '+' "
+                             f"(e.g. 'cnn14+htsat'), got {self.encoder!r}")
 
     @property
     def parts(self) -> list[str]:
         return self.encoder.split("+")
 
     def encoder_clip_samples(self) -> dict[str, int]:
-        """Samples each encoder wants per example: Cnn14 its clip_seconds, HTSAT exactly its window of frames."""
-        fe = self.frontend
-        out = {}
-        if "cnn14" in self.parts:
-            out["cnn14"] = int(round(self.cnn14.clip_seconds * fe.sample_rate))
-        if "htsat" in self.parts:
-            out["htsat"] = (int(round(self.htsat.clip_seconds * fe.sample_rate)) if self.htsat.clip_seconds
-                            else fe.samples_for_frames(self.htsat.frames(fe.mel_bins)))
-        return out
+        """Samples each encoder wants per example (Cnn14: its clip_seconds; HTSAT: exactly its window of frames)."""
+        return {name: getattr(self, name).clip_samples(self.frontend) for name in self.parts}
 
     @property
     def clip_samples(self) -> int:
@@ -66,29 +83,31 @@ class AudioConfig:
     def clip_seconds(self) -> float:
         return self.clip_samples / self.frontend.sample_rate
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "AudioConfig":
-        d = checked_keys(cls, d)
-        d["frontend"] = FrontendConfig.from_dict(d.get("frontend", {}))
-        d["cnn14"] = Cnn14Config.from_dict(d.get("cnn14", {}))
-        d["htsat"] = HTSATConfig.from_dict(d.get("htsat", {}))
-        return cls(**d)
 
-    def to_dict(self) -> dict:
-        return {
-            "encoder": self.encoder, "frontend": self.frontend.to_dict(), "cnn14": self.cnn14.to_dict(),
-            "htsat": self.htsat.to_dict(), "cnn14_checkpoint": self.cnn14_checkpoint,
-            "htsat_checkpoint": self.htsat_checkpoint, "allow_shape_mismatch": list(self.allow_shape_mismatch),
-            "trust_checkpoints": self.trust_checkpoints, "strict_checkpoints": self.strict_checkpoints,
-            "freeze": self.freeze,
-        }
+def _check_registry() -> None:
+    """Every registered encoder has its sub-config field (and checkpoint field) in AudioConfig."""
+    hints, names = typing.get_type_hints(AudioConfig), {f.name for f in fields(AudioConfig)}
+    for name, entry in ENCODERS.items():
+        if hints.get(name) is not entry.config:
+            raise TypeError(f"AudioConfig needs a field {name!r} of type {entry.config.__name__} (ENCODERS[{name!r}])")
+        if entry.checkpoint_field and entry.checkpoint_field not in names:
+            raise TypeError(f"AudioConfig needs a field {entry.checkpoint_field!r} (ENCODERS[{name!r}])")
+
+
+_check_registry()
+
+
+def pretrained_checkpoints(cfg: AudioConfig) -> dict[str, str]:
+    """{AudioConfig field: path} of the pretrained files the config names (each encoder's checkpoint_field)."""
+    return {e.checkpoint_field: getattr(cfg, e.checkpoint_field) for e in ENCODERS.values()
+            if e.checkpoint_field and getattr(cfg, e.checkpoint_field)}
 
 
 PROJECTION_KINDS = ("clap", "mlp")
 
 
 @dataclass
-class ProjectionConfig:
+class ProjectionConfig(DictConfig):
     dim: int = 1024
     dropout: float = 0.5  # Microsoft CLAP's Projection default (kind "clap" only)
     # "clap": Microsoft CLAP's Projection; "mlp": LAION-CLAP's Linear(d_in, dim) -> ReLU -> Linear(dim, dim)
@@ -98,35 +117,16 @@ class ProjectionConfig:
         if self.kind not in PROJECTION_KINDS:
             raise ValueError(f"projection.kind must be one of {PROJECTION_KINDS}, got {self.kind!r}")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "ProjectionConfig":
-        return cls(**checked_keys(cls, d))
-
-    def to_dict(self) -> dict:
-        return {"dim": self.dim, "dropout": self.dropout, "kind": self.kind}
 
 
 @dataclass
-class CLAPConfig:
+class CLAPConfig(DictConfig):
     audio: AudioConfig = field(default_factory=AudioConfig)
     text: TextConfig = field(default_factory=TextConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = 100.0  # clamp on exp(logit_scale)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "CLAPConfig":
-        d = checked_keys(cls, d)
-        d["audio"] = AudioConfig.from_dict(d.get("audio", {}))
-        d["text"] = TextConfig.from_dict(d.get("text", {}))
-        d["projection"] = ProjectionConfig.from_dict(d.get("projection", {}))
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return {
-            "audio": self.audio.to_dict(), "text": self.text.to_dict(), "projection": self.projection.to_dict(),
-            "logit_scale_init": self.logit_scale_init, "logit_scale_max": self.logit_scale_max,
-        }
 
 
 class Projection(nn.Module):
@@ -151,17 +151,20 @@ def make_projection(cfg: ProjectionConfig, d_in: int) -> nn.Module:
 
 
 class AudioEncoder(nn.Module):
-    """log-mel -> concatenated embeddings of the configured encoders (Cnn14 first)."""
+    """log-mel -> concatenated embeddings of the configured encoders, in the order `audio.encoder` names them.
+    Each encoder is the submodule named like it (``audio_encoder.cnn14``: checkpoints map by these names); a
+    registered encoder the config does not use is None."""
 
     def __init__(self, cfg: AudioConfig):
         super().__init__()
         mel = cfg.frontend.mel_bins
-        self.cnn14 = Cnn14(cfg.cnn14, mel) if "cnn14" in cfg.parts else None
-        self.htsat = HTSAT(cfg.htsat, mel) if "htsat" in cfg.parts else None
-        self.output_dim = sum(m.embedding_dim for m in (self.cnn14, self.htsat) if m is not None)
+        self.parts = tuple(cfg.parts)
+        for name, entry in ENCODERS.items():
+            setattr(self, name, entry.module(getattr(cfg, name), mel) if name in self.parts else None)
+        self.output_dim = sum(getattr(self, name).embedding_dim for name in self.parts)
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-        return torch.cat([m(logmel) for m in (self.cnn14, self.htsat) if m is not None], dim=-1)
+        return torch.cat([getattr(self, name)(logmel) for name in self.parts], dim=-1)
 
 
 class CLAP(nn.Module):

@@ -266,7 +266,8 @@ def start_run(cfg: RunConfig, ckpt: dict | None, d: DistInfo) -> Run:
         start = ReleasedStart(cfg.init_from, cfg.model)
     model_config = start.config() if start else CLAPConfig.from_dict(cfg.model)
     window, sample_rate = window_samples(model_config, cfg.data.crop_s), model_config.audio.frontend.sample_rate
-    dataset = PairDataset(cfg.data.train, cfg.data.caption_mode, window, cfg.data.cache_mb, sample_rate)
+    dataset = PairDataset(cfg.data.train, cfg.data.caption_mode, window, cfg.data.cache_mb, sample_rate,
+                          positives=cfg.loss_positives)
     for spec in cfg.data.val:
         read_pairs(spec, cfg.data.caption_mode)
 

@@ -6,19 +6,20 @@ not modules here; the loader skips them). Output is the 2048-d fc1 embedding tha
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.frontend import SpecAugment, checked_keys
+from training.config_dicts import DictConfig
+from training.frontend import SpecAugment
 
 PUBLISHED_CHANNELS = (64, 128, 256, 512, 1024, 2048)
 
 
 @dataclass
-class Cnn14Config:
+class Cnn14Config(DictConfig):
     channels: tuple[int, ...] = PUBLISHED_CHANNELS
     classes_num: int = 0  # 527 builds fc_audioset (AudioSet tagging head); unused by CLAP
     spec_augment: bool = False  # PANNs trains with it; off by default so tiny runs can overfit
@@ -27,17 +28,9 @@ class Cnn14Config:
     conv_dropout: float = 0.2
     embedding_dropout: float = 0.5
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "Cnn14Config":
-        d = checked_keys(cls, d)
-        if "channels" in d:
-            d["channels"] = tuple(d["channels"])
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
+    def clip_samples(self, frontend) -> int:
+        """Samples per training example (the model itself takes any length): clip_seconds at the front-end's rate."""
+        return int(round(self.clip_seconds * frontend.sample_rate))
 
 
 def _init_layer(layer: nn.Module) -> None:

@@ -18,13 +18,14 @@ Module and buffer names follow HTS-AT so its AudioSet checkpoint maps by name; t
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.frontend import SpecAugment, checked_keys
+from training.config_dicts import DictConfig
+from training.frontend import SpecAugment
 
 INPUT_FITS = ("repeat", "stretch")
 # HTS-AT's eval crops of inputs longer than the window ("Change: Hard code here" in its code), input_fit "stretch"
@@ -32,7 +33,7 @@ STRETCH_CROP_FRAMES, STRETCH_CROP_HOP = 689, 344
 
 
 @dataclass
-class HTSATConfig:
+class HTSATConfig(DictConfig):
     spec_size: int = 256
     patch_size: int = 4
     patch_stride: int = 4
@@ -53,18 +54,11 @@ class HTSATConfig:
         if self.input_fit not in INPUT_FITS:
             raise ValueError(f"htsat.input_fit must be one of {INPUT_FITS}, got {self.input_fit!r}")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "HTSATConfig":
-        d = checked_keys(cls, d)
-        for k in ("depths", "num_heads"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["depths"], d["num_heads"] = list(self.depths), list(self.num_heads)
-        return d
+    def clip_samples(self, frontend) -> int:
+        """Samples per training example: clip_seconds, else exactly the window of frames."""
+        if self.clip_seconds:
+            return int(round(self.clip_seconds * frontend.sample_rate))
+        return frontend.samples_for_frames(self.frames(frontend.mel_bins))
 
     def freq_ratio(self, mel_bins: int) -> int:
         if self.spec_size % mel_bins:

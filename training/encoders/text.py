@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from training.frontend import checked_keys
+from training.config_dicts import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ POOLINGS = ("first", "pooler", "last")
 
 
 @dataclass
-class TextConfig:
+class TextConfig(DictConfig):
     name: str = "roberta-base"
     tokenizer: str | None = None  # defaults to `name`
     max_length: int = 77  # Microsoft CLAP's text_len
@@ -45,12 +45,6 @@ class TextConfig:
         if self.pooling not in POOLINGS:
             raise ValueError(f"text.pooling must be one of {POOLINGS}, got {self.pooling!r}")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "TextConfig":
-        return cls(**checked_keys(cls, d))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def resolve_model_path(name: str) -> str:
