@@ -113,7 +113,7 @@ def _searches(checkpoint: Path, curated: Path, index_dir: Path) -> list[dict]:
 
     emb = Embedder.from_checkpoint(checkpoint)  # read once: it builds the index and answers the queries
     index = build_index(str(checkpoint), index_dir, manifest=str(curated), embedder=emb)
-    print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions -> {index_dir}")
+    print(f"indexed {len(index)} sounds and {index.n_captions} captions -> {index_dir}")
     index = AudioIndex.load(index_dir)  # searched from disk, as `wt5k-search` does
     results = []
     for q in TEXT_QUERIES:

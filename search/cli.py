@@ -53,8 +53,9 @@ def _cmd_index(a) -> int:
     spec = ManifestSpec.from_arg(a.manifest) if a.manifest else None
     index = build_index(a.checkpoint, a.out, spec.manifest if spec else None, a.folder, a.batch_size, a.window_s,
                         split=spec.split if spec else None, checkpoint_format=a.checkpoint_format,
-                        text_model=a.text_model, min_share=a.min_share, trusted=a.trust_checkpoint)
-    print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions in "
+                        text_model=a.text_model, min_share=a.min_share, trusted=a.trust_checkpoint,
+                        allow_outside=a.allow_outside)
+    print(f"indexed {len(index)} sounds and {index.n_captions} captions in "
           f"{time.perf_counter() - t0:.1f} s -> {Path(a.out).resolve()}")
     skipped, ignored = index.meta.get("skipped") or [], index.meta.get("ignored_files") or {}
     if skipped:
@@ -100,7 +101,7 @@ def _cmd_audio(a) -> int:
     index = AudioIndex.load(a.index)
     query, _ = _query_audio(a, index)
     hits = index.search_captions(query, a.k)
-    _print_hits(a, "audio -> text", hits, f"audio -> text: {a.query}  ({len(index.caption_refs)} captions in "
+    _print_hits(a, "audio -> text", hits, f"audio -> text: {a.query}  ({index.n_captions} captions in "
                                           f"{a.index})")
     return 0
 
@@ -159,7 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--manifest", metavar="PATH[:SPLIT]",
                      help="manifest CSV, optionally only its train/val/test rows (captions are indexed too)")
     src.add_argument("--folder", help="folder of audio files (searched recursively)")
-    p.add_argument("--out", required=True, help="index folder to write")
+    p.add_argument("--out", required=True, help="index folder to write (a new folder, or an index folder: "
+                                                "replaced whole, atomically)")
+    p.add_argument("--allow-outside", action="append", default=[], type=Path, metavar="ROOT",
+                   help="also index a manifest's audio under ROOT (by default an audio_path that leads out of "
+                        "the manifest's folder is refused); repeatable")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--window-s", type=float, default=None, help="model input window (default: from the run config)")
     add_released_arguments(p)
