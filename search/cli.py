@@ -8,6 +8,7 @@
     wt5k-search similar query.wav --index data/index -k 10           # audio -> audio (a file or an indexed id)
     wt5k-search classify a.wav b.wav --labels "dog,rain,siren" --index data/index
     wt5k-search classify --labels "dog,rain,siren" --index data/index   # every indexed sound
+    wt5k-search serve --index data/index [--host 127.0.0.1] [--port 8000]  # a page to search and listen
 
 Queries load the checkpoint the index was built with (``--checkpoint`` overrides it). ``--json`` prints the
 results as one JSON object (text, audio, similar: "hits" with rank, score, id, path, text; classify: per sound
@@ -145,6 +146,15 @@ def _cmd_classify(a) -> int:
     return 0
 
 
+def _cmd_serve(a) -> int:
+    from search.server import serve
+
+    index = AudioIndex.load(a.index)
+    emb = _embedder(a, index)  # loaded once, for every request
+    serve(a.index, emb, a.host, a.port, log_level="warning" if a.quiet else "info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="wt5k-search", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -194,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_released_arguments(c)
     c.add_argument("--top", type=int, default=3, help="labels to show per sound (--json gives them all)")
     c.set_defaults(func=_cmd_classify)
+
+    s = sub.add_parser("serve", parents=[common], help="a local web page to search the index and listen to the "
+                                                      "results (and its JSON API, search/README.md)")
+    s.add_argument("--index", required=True, help="index folder (from `wt5k-search index`)")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--checkpoint", help="override the checkpoint the index was built with")
+    add_released_arguments(s)
+    s.set_defaults(func=_cmd_serve)
     return ap
 
 

@@ -28,8 +28,8 @@ from manifests.audio_formats import AUDIO_EXTENSIONS
 from manifests.schema import read_manifest, resolve_audio
 from search.storage import REBUILD, IndexFileError, ItemStore, load_array, write_index_folder
 from training.inference import normalize
+from training.zeroshot import DEFAULT_TEMPLATE, prompts_for as label_prompts  # noqa: F401 (re-exported)
 
-DEFAULT_TEMPLATE = "This is a sound of {}."
 FORMAT = 2  # index folder layout: 1 = items.json + caption_refs in index.json; 2 = items.sqlite + .npy
 
 
@@ -302,16 +302,6 @@ def classify(audio_embeddings: np.ndarray, label_embeddings: np.ndarray, logit_s
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     return p / p.sum(axis=1, keepdims=True)
-
-
-def label_prompts(labels: Sequence[str], template: str = DEFAULT_TEMPLATE) -> list[str]:
-    """The texts embedded for zero-shot labels: the template with '{}' replaced by each label."""
-    if "{}" not in template:
-        raise ValueError(f"the prompt template must contain '{{}}' where the label goes, got {template!r}")
-    labels = [label.strip() for label in labels]
-    if not labels or not all(labels):
-        raise ValueError("zero-shot classification needs a list of non-empty labels")
-    return [template.replace("{}", label) for label in labels]
 
 
 # --- what to index ----------------------------------------------------------------------------------------
