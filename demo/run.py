@@ -231,6 +231,8 @@ def run_demo(out: str | Path, n_sounds: int = 400, seed: int = 0, config: str | 
         print(f"{what:<55} {p}")
     print("\ntimes (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     print(f"try: wt5k-search text \"a quiet falling sweep\" --index {paths['index']} -k 5")
+    print(f"listen to the results in a browser (then open http://127.0.0.1:8000/):\n"
+          f"  wt5k-search serve --index {paths['index']}")
     return summary
 
 
