@@ -43,8 +43,9 @@ class ToneModel:
         return np.stack(out)
 
     def embed_audio_files(self, paths):
-        clips = [sf.read(str(p), dtype="float32", always_2d=True) for p in paths]
-        return np.concatenate([self.embed_audio([x.mean(axis=1)], sr) for x, sr in clips])
+        from training.data import read_audio  # the real Embedder's reader (a ValueError for what it cannot read)
+
+        return self.embed_audio([read_audio(str(p), RATE) for p in paths], RATE)
 
     def embed_texts(self, texts):
         self.text_calls += 1
