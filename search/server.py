@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -272,6 +273,11 @@ def _int(request: Request, name: str, default: int) -> int:
         raise RequestError(400, f"{name} must be an integer, got {raw[:20]!r}") from None
 
 
+def _timed(payload: dict, t0: float) -> Response:
+    """JSON with the time the server spent on it (Server-Timing: what `make bench` and browsers' tools read)."""
+    return JSONResponse(payload, headers={"Server-Timing": f"app;dur={1000 * (time.perf_counter() - t0):.2f}"})
+
+
 def create_app(service: SearchService, allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS) -> Starlette:
     """The page and the API over a SearchService. ``allowed_hosts``: Host headers answered (None: any)."""
 
@@ -285,12 +291,14 @@ def create_app(service: SearchService, allowed_hosts: Sequence[str] | None = LOO
         return JSONResponse(service.info())
 
     def search(request: Request) -> Response:
-        return JSONResponse({"query": request.query_params.get("q", ""),
-                             "results": service.text(request.query_params.get("q", ""), _int(request, "k", 10))})
+        t0 = time.perf_counter()
+        results = service.text(request.query_params.get("q", ""), _int(request, "k", 10))
+        return _timed({"query": request.query_params.get("q", ""), "results": results}, t0)
 
     def similar(request: Request) -> Response:
+        t0 = time.perf_counter()
         item_id = request.query_params.get("id", "")
-        return JSONResponse({"id": item_id, "results": service.similar(item_id, _int(request, "k", 10))})
+        return _timed({"id": item_id, "results": service.similar(item_id, _int(request, "k", 10))}, t0)
 
     async def upload(request: Request) -> Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
