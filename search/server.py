@@ -231,7 +231,7 @@ def decode_upload(data: bytes) -> tuple[np.ndarray, int]:
 
 
 def render_picture(path: Path, width: int = 600, wave_h: int = 40, spec_h: int = 100) -> bytes:
-    """PNG bytes: the waveform's envelope above a log-magnitude spectrogram (0 Hz at the bottom) of the first
+    """PNG bytes: the waveform's envelope above a log-magnitude, log-frequency spectrogram of the first
     PICTURE_SECONDS of a sound."""
     from matplotlib import colormaps
     from matplotlib.image import imsave
@@ -248,7 +248,8 @@ def render_picture(path: Path, width: int = 600, wave_h: int = 40, spec_h: int =
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:width] * np.hanning(n_fft)
     db = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)).T + 1e-6)  # [freq, time]
     db = np.clip((db - (db.max() - 80)) / 80, 0, 1)  # an 80 dB range below the loudest bin
-    rows = np.linspace(0, db.shape[0] - 1, spec_h).astype(int)[::-1]
+    # a log-frequency axis (40 Hz to Nyquist, high at the top): sweeps and pitches show as they sound
+    rows = np.minimum(np.round(np.geomspace(40, sr / 2, spec_h) * n_fft / sr), db.shape[0] - 1).astype(int)[::-1]
     spec = colormaps["magma"](db[rows][:, : width])[..., :3]
     spec = np.pad(spec, ((0, 0), (0, width - spec.shape[1]), (0, 0)))
     # envelope: min and max of each column's stretch of samples
