@@ -116,8 +116,9 @@ def write_index_folder(out: str | os.PathLike, write: Callable[[Path], None]) ->
 
     ``out`` may not exist, or must be an index folder (it holds index.json) or empty: a folder of other files is
     never replaced. ``out`` itself may not be a symbolic link; links inside the old folder are removed with
-    it, never followed. A crash before the rename leaves the old index as it was; between the two renames
-    (a moment) the old index stays whole under ``.<name>.old-*`` beside it."""
+    it, never followed. A crash before the rename leaves the old index as it was (and a ``.<name>.new-*``
+    folder, removed by the next save); between the two renames (a moment) the old index stays whole under
+    ``.<name>.old-*`` beside it."""
     out = Path(out)
     if out.is_symlink():
         raise ValueError(f"--out {out} is a symbolic link; give the folder itself")
@@ -128,6 +129,9 @@ def write_index_folder(out: str | os.PathLike, write: Callable[[Path], None]) ->
             raise ValueError(f"--out {out} exists and is not a search index (no index.json); choose another "
                              "folder (an index folder is replaced whole)")
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.new-*"):  # what a killed save left: never an index
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0o700 would hide the index from other users

@@ -282,3 +282,31 @@ def test_a_folder_with_unreadable_and_other_files_is_indexed_and_every_file_acco
     assert AudioIndex.load(tmp_path / "idx").meta["skipped"] == index.meta["skipped"]
     with pytest.raises(ValueError, match="none of the 2 audio files"):
         AudioIndex.build(_ReadingEmbedder(), [it for it in items if it["id"] in skipped])
+
+
+def test_kill_9_while_saving_leaves_the_old_index_whole(tmp_path):
+    """A real interruption: `kill -9` of a process half-way through writing a new index over an old one."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    old, _ = _index(n=10, seed=1)
+    out = old.save(tmp_path / "ix")
+    script = ("import numpy as np, sys\nfrom search.index import AudioIndex\nn = 400_000\n"
+              "items = [{'id': f'i{j}', 'path': f'/a/{j}.wav', 'captions': []} for j in range(n)]\n"
+              "AudioIndex(np.ones((n, 16), np.float32), items).save(sys.argv[1])\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(out)])
+    deadline = time.monotonic() + 60
+    try:
+        while not list(tmp_path.glob(".ix.new-*/items.sqlite")):  # arrays written, items being written
+            assert proc.poll() is None and time.monotonic() < deadline, "the save ended before it was killed"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    back = AudioIndex.load(out)
+    assert len(back) == 10 and list(back.items)[3]["id"] == "x:3"  # the old index, whole
+    assert list(tmp_path.glob(".ix.new-*"))  # the killed save's folder, beside it
+    _index(n=12)[0].save(out)
+    assert len(AudioIndex.load(out)) == 12 and not list(tmp_path.glob(".ix.*"))  # the next save clears it
