@@ -353,7 +353,7 @@ def create_app(service: SearchService, allowed_hosts: Sequence[str] | None = LOO
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] if allowed_hosts else []
     return Starlette(routes=routes, middleware=middleware,
                      exception_handlers={RequestError: on_error, ValueError: on_error, OSError: on_error,
-                                         HTTPException: on_error})
+                                         sf.LibsndfileError: on_error, HTTPException: on_error})
 
 
 def serve(index_dir: str | os.PathLike, model: ModelForServing, host: str = "127.0.0.1", port: int = 8000,

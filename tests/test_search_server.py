@@ -178,3 +178,16 @@ def test_a_real_server_answers_50_concurrent_requests(served):
     for s, u, c in answers:  # concurrent answers are the answers a lone request gets
         if u.startswith("/api/search"):
             assert json.loads(c) == json.loads(first[u])
+
+
+def test_an_indexed_file_damaged_or_gone_since_indexing_gets_a_message(tmp_path):
+    folder, _, index = tone_index(tmp_path)
+    client = TestClient(create_app(SearchService(index, ToneModel(), tmp_path / "cache")),
+                        base_url="http://127.0.0.1:8000")
+    (folder / "tone3200.aiff").write_bytes(b"garbage, no longer audio")
+    (folder / "tone200.wav").unlink()
+    for url in ("/api/picture?id=tone3200.aiff", "/api/audio?id=tone3200.aiff"):
+        r = client.get(url)
+        assert r.status_code == 422 and "tone3200.aiff" in r.json()["error"], url
+    r = client.get("/api/audio?id=tone200.wav")
+    assert r.status_code == 404 and "no longer where the index found it" in r.json()["error"]
