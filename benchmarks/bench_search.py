@@ -87,9 +87,9 @@ def _server_figures(out_dir: Path, n_items: int = N_ITEMS, n_queries: int = 100)
         server_s.append(float(r.headers["server-timing"].split("dur=")[1]) / 1000)
     shutil.rmtree(index_dir)
     return {"n_items": len(service.index), "dim": service.index.dim, "n_queries": n_queries,
-            **{f"server_{k}": v for k, v in _percentiles(server_s).items()},
-            "server_p50_ms": round(statistics.median(server_s) * 1000, 3),
-            **{f"request_{k}": v for k, v in _percentiles(total_s).items()}}
+            **{f"server_{k.replace('median', 'p50')}": v for k, v in _percentiles(server_s).items()},
+            **{f"request_{k.replace('median', 'p50')}": v for k, v in _percentiles(total_s).items()},
+            "target": "server-side p50/p95 of a text query over 100,000 items well under 1 s"}
 
 
 _PEAK = """
