@@ -113,7 +113,7 @@ def _searches(checkpoint: Path, curated: Path, index_dir: Path) -> list[dict]:
 
     emb = Embedder.from_checkpoint(checkpoint)  # read once: it builds the index and answers the queries
     index = build_index(str(checkpoint), index_dir, manifest=str(curated), embedder=emb)
-    print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions -> {index_dir}")
+    print(f"indexed {len(index)} sounds and {index.n_captions} captions -> {index_dir}")
     index = AudioIndex.load(index_dir)  # searched from disk, as `wt5k-search` does
     results = []
     for q in TEXT_QUERIES:
@@ -231,6 +231,8 @@ def run_demo(out: str | Path, n_sounds: int = 400, seed: int = 0, config: str | 
         print(f"{what:<55} {p}")
     print("\ntimes (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     print(f"try: wt5k-search text \"a quiet falling sweep\" --index {paths['index']} -k 5")
+    print(f"listen to the results in a browser (then open http://127.0.0.1:8000/):\n"
+          f"  wt5k-search serve --index {paths['index']}")
     return summary
 
 

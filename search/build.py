@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
 from manifests.hashing import sha256_file
 from search.index import AudioIndex, items_from_folder, items_from_manifest
@@ -48,18 +49,20 @@ def check_checkpoint_digest(path: Path, recorded: str | None) -> None:
 
 def build_index(checkpoint: str | os.PathLike, out: str | os.PathLike, manifest: str | None = None,
                 folder: str | None = None, batch_size: int = 16, window_s: float | None = None,
-                split: str | None = None, checkpoint_format: str | None = None, text_model: str | None = None,
-                min_share: float = 1.0, trusted: bool = False, embedder: Embedder | None = None) -> AudioIndex:
+                split: str | list[str] | None = None, checkpoint_format: str | None = None, text_model: str | None = None,
+                min_share: float = 1.0, trusted: bool = False, embedder: Embedder | None = None,
+                allow_outside: Sequence[str | os.PathLike] = ()) -> AudioIndex:
     """Embed a manifest's (its ``split`` rows when given) or a folder's audio (and captions) and save the index
     to ``out``. Its meta lists the files that could not be read (``skipped``, with reasons) and counts a folder's
     files that are not audio by extension (``ignored_files``). ``embedder``: one already loaded from
-    ``checkpoint`` (a caller that queries afterwards need not read the checkpoint twice)."""
+    ``checkpoint`` (a caller that queries afterwards need not read the checkpoint twice); ``allow_outside``:
+    folders a manifest's audio may lie in besides its own."""
     if (manifest is None) == (folder is None):
         raise ValueError("index either a manifest or a folder of audio")
     if split is not None and manifest is None:
         raise ValueError("a split selects rows of a manifest; a folder has none")
     ignored: Counter = Counter()
-    items = items_from_manifest(manifest, split) if manifest else items_from_folder(folder, ignored)
+    items = items_from_manifest(manifest, split, allow_outside) if manifest else items_from_folder(folder, ignored)
     emb = embedder or embedder_for(checkpoint, batch_size=batch_size, window_s=window_s,
                                    checkpoint_format=checkpoint_format, text_model=text_model, min_share=min_share,
                                    trusted=trusted)

@@ -8,6 +8,7 @@
     wt5k-search similar query.wav --index data/index -k 10           # audio -> audio (a file or an indexed id)
     wt5k-search classify a.wav b.wav --labels "dog,rain,siren" --index data/index
     wt5k-search classify --labels "dog,rain,siren" --index data/index   # every indexed sound
+    wt5k-search serve --index data/index [--host 127.0.0.1] [--port 8000]  # a page to search and listen
 
 Queries load the checkpoint the index was built with (``--checkpoint`` overrides it). ``--json`` prints the
 results as one JSON object (text, audio, similar: "hits" with rank, score, id, path, text; classify: per sound
@@ -53,8 +54,9 @@ def _cmd_index(a) -> int:
     spec = ManifestSpec.from_arg(a.manifest) if a.manifest else None
     index = build_index(a.checkpoint, a.out, spec.manifest if spec else None, a.folder, a.batch_size, a.window_s,
                         split=spec.split if spec else None, checkpoint_format=a.checkpoint_format,
-                        text_model=a.text_model, min_share=a.min_share, trusted=a.trust_checkpoint)
-    print(f"indexed {len(index)} sounds and {len(index.caption_refs)} captions in "
+                        text_model=a.text_model, min_share=a.min_share, trusted=a.trust_checkpoint,
+                        allow_outside=a.allow_outside)
+    print(f"indexed {len(index)} sounds and {index.n_captions} captions in "
           f"{time.perf_counter() - t0:.1f} s -> {Path(a.out).resolve()}")
     skipped, ignored = index.meta.get("skipped") or [], index.meta.get("ignored_files") or {}
     if skipped:
@@ -100,7 +102,7 @@ def _cmd_audio(a) -> int:
     index = AudioIndex.load(a.index)
     query, _ = _query_audio(a, index)
     hits = index.search_captions(query, a.k)
-    _print_hits(a, "audio -> text", hits, f"audio -> text: {a.query}  ({len(index.caption_refs)} captions in "
+    _print_hits(a, "audio -> text", hits, f"audio -> text: {a.query}  ({index.n_captions} captions in "
                                           f"{a.index})")
     return 0
 
@@ -144,6 +146,15 @@ def _cmd_classify(a) -> int:
     return 0
 
 
+def _cmd_serve(a) -> int:
+    from search.server import serve
+
+    index = AudioIndex.load(a.index)
+    emb = _embedder(a, index)  # loaded once, for every request
+    serve(a.index, emb, a.host, a.port, log_level="warning" if a.quiet else "info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="wt5k-search", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -159,7 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--manifest", metavar="PATH[:SPLIT]",
                      help="manifest CSV, optionally only its train/val/test rows (captions are indexed too)")
     src.add_argument("--folder", help="folder of audio files (searched recursively)")
-    p.add_argument("--out", required=True, help="index folder to write")
+    p.add_argument("--out", required=True, help="index folder to write (a new folder, or an index folder: "
+                                                "replaced whole, atomically)")
+    p.add_argument("--allow-outside", action="append", default=[], type=Path, metavar="ROOT",
+                   help="also index a manifest's audio under ROOT (by default an audio_path that leads out of "
+                        "the manifest's folder is refused); repeatable")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--window-s", type=float, default=None, help="model input window (default: from the run config)")
     add_released_arguments(p)
@@ -189,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_released_arguments(c)
     c.add_argument("--top", type=int, default=3, help="labels to show per sound (--json gives them all)")
     c.set_defaults(func=_cmd_classify)
+
+    s = sub.add_parser("serve", parents=[common], help="a local web page to search the index and listen to the "
+                                                      "results (and its JSON API, search/README.md)")
+    s.add_argument("--index", required=True, help="index folder (from `wt5k-search index`)")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--checkpoint", help="override the checkpoint the index was built with")
+    add_released_arguments(s)
+    s.set_defaults(func=_cmd_serve)
     return ap
 
 

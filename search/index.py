@@ -1,10 +1,13 @@
 """A search index over audio: embeddings computed once, saved to disk, queried by text, audio or labels.
 
-On disk (one folder):
-- ``audio.npy``: float32 [N, D], L2-normalised audio embeddings, row i = items[i];
-- ``items.json``: ``[{"id", "path", "captions": [...]}, ...]`` (path absolute; captions may be empty);
-- ``captions.npy``: float32 [M, D] text embeddings of every caption (row j = caption_refs[j]), when any;
-- ``index.json``: metadata: checkpoint, dimension, counts, caption_refs ``[[item_index, caption_index], ...]``.
+On disk (one folder, written atomically: search/storage.py):
+- ``audio.npy``: float32 [N, D], L2-normalised audio embeddings, row i = item i (memory-mapped on load);
+- ``items.sqlite``: one row per item: position, ``id``, ``path`` (absolute), ``captions`` (JSON list, may be
+  empty), read row by row (a query reads its k hits, never the whole table);
+- ``captions.npy``: float32 [M, D] text embeddings of every caption, and ``caption_refs.npy`` int64 [M, 2]
+  (item row, caption number), when the items have captions; read only by audio -> text queries;
+- ``index.json``: metadata: format, checkpoint and its sha256, dimension, counts, files skipped.
+Format 1 folders (``items.json``, caption_refs inside ``index.json``) still load.
 
 Scores are cosine similarities (dot products of normalised vectors). Exact search: a matrix-vector product and
 a partial sort, which answers 100,000 items in milliseconds on a CPU (benchmarks/bench_search.py).
@@ -16,15 +19,18 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
+import soundfile as sf
 
 from manifests.audio_formats import AUDIO_EXTENSIONS
 from manifests.schema import read_manifest, resolve_audio
+from search.storage import REBUILD, IndexFileError, ItemStore, load_array, write_index_folder
 from training.inference import normalize
+from training.zeroshot import DEFAULT_TEMPLATE, prompts_for as label_prompts  # noqa: F401 (re-exported)
 
-DEFAULT_TEMPLATE = "This is a sound of {}."
+FORMAT = 2  # index folder layout: 1 = items.json + caption_refs in index.json; 2 = items.sqlite + .npy
 
 
 class Embedder(Protocol):
@@ -65,18 +71,27 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 class AudioIndex:
-    def __init__(self, audio: np.ndarray, items: list[dict], captions: np.ndarray | None = None,
-                 caption_refs: list[tuple[int, int]] | None = None, meta: dict | None = None):
+    """Audio embeddings [N, D] with their items (``id``, ``path``, ``captions``) and, when the items have
+    captions, the captions' embeddings [M, D] with ``caption_refs`` [M, 2] (item row, caption number).
+
+    A loaded index reads what a query needs: ``audio.npy`` memory-mapped, ``captions.npy`` and
+    ``caption_refs.npy`` only when captions are searched, items row by row from ``items.sqlite``."""
+
+    def __init__(self, audio: np.ndarray, items: Sequence[dict], captions: np.ndarray | None = None,
+                 caption_refs: Sequence[tuple[int, int]] | np.ndarray | None = None, meta: dict | None = None,
+                 lazy_captions: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None):
         if len(audio) != len(items):
             raise ValueError(f"{len(audio)} audio embeddings for {len(items)} items")
-        refs = [tuple(r) for r in (caption_refs or [])]
-        if (captions is None) != (not refs) or (captions is not None and len(captions) != len(refs)):
-            raise ValueError("caption embeddings and caption_refs must match one to one")
         self.audio = audio
         self.items = items
-        self.captions = captions
-        self.caption_refs = refs
         self.meta = dict(meta or {})
+        self._lazy_captions = lazy_captions
+        if lazy_captions is None:
+            refs = np.asarray(caption_refs if caption_refs is not None and len(caption_refs) else
+                              np.zeros((0, 2)), dtype=np.int64).reshape(-1, 2)
+            if (captions is None) != (len(refs) == 0) or (captions is not None and len(captions) != len(refs)):
+                raise ValueError("caption embeddings and caption_refs must match one to one")
+            self._captions, self._refs = captions, refs
         self._positions: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -85,6 +100,26 @@ class AudioIndex:
     @property
     def dim(self) -> int:
         return int(self.audio.shape[1])
+
+    def _load_captions(self) -> None:
+        if self._lazy_captions is not None:
+            self._captions, self._refs = self._lazy_captions()
+            self._lazy_captions = None
+
+    @property
+    def captions(self) -> np.ndarray | None:
+        self._load_captions()
+        return self._captions
+
+    @property
+    def caption_refs(self) -> np.ndarray:
+        """[M, 2] int array: row j = (item row, caption number) of caption embedding j."""
+        self._load_captions()
+        return self._refs
+
+    @property
+    def n_captions(self) -> int:
+        return int(self.meta["n_captions"]) if self._lazy_captions is not None else len(self._refs)
 
     # --- building -------------------------------------------------------------------------------------------
     @classmethod
@@ -100,23 +135,30 @@ class AudioIndex:
     def build(cls, embedder: Embedder, items: list[dict], meta: dict | None = None,
               group: int = 64) -> "AudioIndex":
         """Embed every item's audio (and captions, if any) with the model. A file that cannot be read (damaged,
-        not audio, empty) is left out and listed in ``meta["skipped"]`` with the reason: one bad file in a
-        user's library does not stop the index of the others."""
+        not audio, empty, a header claiming far more audio than the file can hold) is left out and listed in
+        ``meta["skipped"]`` with the reason: one bad file in a user's library does not stop the index of the
+        others."""
         if not items:
             raise ValueError("nothing to index: no audio items")
         kept, parts, skipped = [], [], []
         for i in range(0, len(items), group):
             chunk = items[i:i + group]
             try:
+                for it in chunk:
+                    check_claimed_length(it["path"])
                 parts.append(embedder.embed_audio_files([it["path"] for it in chunk]))
                 kept += chunk
                 continue
-            except ValueError:
+            except (ValueError, MemoryError):
                 pass  # some file of this group is unreadable: embed the group one file at a time
             for it in chunk:
                 try:
+                    check_claimed_length(it["path"])
                     parts.append(embedder.embed_audio_files([it["path"]]))
                     kept.append(it)
+                except MemoryError:
+                    skipped.append({"id": it["id"], "path": it["path"],
+                                    "reason": f"audio {it['path']}: too large to decode in memory"})
                 except ValueError as e:
                     skipped.append({"id": it["id"], "path": it["path"], "reason": str(e)})
         if not kept:
@@ -127,41 +169,74 @@ class AudioIndex:
 
     # --- persistence ----------------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "audio.npy", self.audio.astype(np.float32, copy=False))
-        if self.captions is not None:
-            np.save(folder / "captions.npy", self.captions.astype(np.float32, copy=False))
-        (folder / "items.json").write_text(json.dumps(self.items, ensure_ascii=False))
-        meta = {**self.meta, "dim": self.dim, "n_items": len(self), "n_captions": len(self.caption_refs),
-                "caption_refs": self.caption_refs}
-        # index.json last: its presence marks a complete index.
-        (folder / "index.json").write_text(json.dumps(meta))
-        return folder
+        """Write the index to ``folder`` atomically: the whole folder is new or untouched (search/storage.py)."""
+        meta = {**self.meta, "format": FORMAT, "dim": self.dim, "n_items": len(self),
+                "n_captions": len(self.caption_refs)}
+        meta.pop("caption_refs", None)
+
+        def write(tmp: Path) -> None:
+            np.save(tmp / "audio.npy", np.asarray(self.audio, dtype=np.float32))
+            if self.captions is not None:
+                np.save(tmp / "captions.npy", np.asarray(self.captions, dtype=np.float32))
+                np.save(tmp / "caption_refs.npy", np.asarray(self.caption_refs, dtype=np.int64))
+            ItemStore.write(tmp / ItemStore.FILE, self.items)
+            (tmp / "index.json").write_text(json.dumps(meta, ensure_ascii=False))
+
+        return write_index_folder(folder, write)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, mmap: bool = False) -> "AudioIndex":
+    def load(cls, folder: str | os.PathLike, mmap: bool = True) -> "AudioIndex":
+        """Open an index folder: the arrays memory-mapped (``mmap=False``: read into memory), the items and the
+        captions read when a query needs them. Folders of the first format (``items.json``) still load."""
         folder = Path(folder)
         if not (folder / "index.json").is_file():
             raise FileNotFoundError(f"{folder} is not a search index (no index.json); build one with "
                                     f"`wt5k-search index`")
-        meta = json.loads((folder / "index.json").read_text())
-        mode = "r" if mmap else None
-        audio = np.load(folder / "audio.npy", mmap_mode=mode)
-        items = json.loads((folder / "items.json").read_text())
-        refs = [tuple(r) for r in meta.pop("caption_refs", [])]
-        captions = np.load(folder / "captions.npy", mmap_mode=mode) if refs else None
-        return cls(audio, items, captions, refs, meta)
+        try:
+            meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise IndexFileError(folder / "index.json", f"is not valid JSON ({e})") from None
+        version = meta.get("format", 1)
+        if version not in (1, FORMAT):
+            raise ValueError(f"{folder} is an index of format {version}, newer than this toolkit reads ({FORMAT}): "
+                             "update the toolkit, or " + REBUILD)
+        n, dim = meta.get("n_items"), meta.get("dim")
+        audio = load_array(folder / "audio.npy", mmap, n, dim)
+        if version == 1:  # items.json and caption_refs in index.json: parsed whole (small old indexes)
+            items_file = folder / "items.json"
+            if not items_file.is_file():
+                raise IndexFileError(items_file, "is missing")
+            try:
+                items = json.loads(items_file.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as e:
+                raise IndexFileError(items_file, f"is not valid JSON ({e})") from None
+            refs = meta.pop("caption_refs", [])
+            captions = load_array(folder / "captions.npy", mmap, len(refs), audio.shape[1]) if refs else None
+            index = cls(audio, items, captions, refs, meta)
+        else:
+            items = ItemStore(folder / ItemStore.FILE)
+            n_captions = int(meta.get("n_captions") or 0)
+
+            def lazy_captions() -> tuple[np.ndarray | None, np.ndarray]:
+                if not n_captions:
+                    return None, np.zeros((0, 2), dtype=np.int64)
+                refs = load_array(folder / "caption_refs.npy", mmap, n_captions, 2)
+                return load_array(folder / "captions.npy", mmap, n_captions, audio.shape[1]), refs
+
+            index = cls(audio, items, meta=meta, lazy_captions=lazy_captions)
+        if len(index.items) != len(audio):
+            raise IndexFileError(folder, f"holds {len(audio)} embeddings for {len(index.items)} items")
+        return index
 
     # --- queries --------------------------------------------------------------------------------------------
     def _audio_hits(self, query: np.ndarray, k: int, exclude: int | None = None) -> list[Hit]:
-        scores = self.audio @ normalize(query)[0]
+        scores = np.asarray(self.audio) @ normalize(query)[0]
         if exclude is not None:
             scores[exclude] = -np.inf
             k = min(k, len(scores) - 1)
         hits = []
         for r, i in enumerate(top_k(scores, k), 1):
-            it = self.items[i]
+            it = self.items[int(i)]
             hits.append(Hit(r, float(scores[i]), it["id"], it["path"], (it.get("captions") or [""])[0]))
         return hits
 
@@ -179,23 +254,46 @@ class AudioIndex:
         if self.captions is None:
             raise ValueError("this index holds no captions (it was built from a folder of audio); "
                              "index a manifest to search captions")
-        scores = self.captions @ normalize(audio_embedding)[0]
+        scores = np.asarray(self.captions) @ normalize(audio_embedding)[0]
         hits = []
         for r, j in enumerate(top_k(scores, k), 1):
-            i, c = self.caption_refs[j]
+            i, c = (int(x) for x in self.caption_refs[j])
             it = self.items[i]
             hits.append(Hit(r, float(scores[j]), it["id"], it["path"], it["captions"][c]))
         return hits
 
     def position(self, item_id: str) -> int:
-        if self._positions is None:
-            self._positions = {it["id"]: i for i, it in enumerate(self.items)}
-        if item_id not in self._positions:
+        """The row of an item id (KeyError when the index has none)."""
+        if isinstance(self.items, ItemStore):
+            pos = self.items.position(item_id)
+        else:
+            if self._positions is None:
+                self._positions = {it["id"]: i for i, it in enumerate(self.items)}
+            pos = self._positions.get(item_id)
+        if pos is None:
             raise KeyError(f"no item with id {item_id!r} in the index")
-        return self._positions[item_id]
+        return pos
 
     def embedding_of(self, item_id: str) -> np.ndarray:
-        return np.asarray(self.audio[self.position(item_id)])
+        return np.array(self.audio[self.position(item_id)])
+
+
+# A file's header may claim more audio than its bytes can hold (a 9 KB FLAC claiming 2^36 frames asks for
+# 256 GiB). Real codecs stay far below this many frames per byte (FLAC's best case, digital silence in
+# 65,535-sample blocks, is about 4,400).
+MAX_FRAMES_PER_BYTE = 16_384
+
+
+def check_claimed_length(path: str | os.PathLike) -> None:
+    """Refuse a file whose header claims more frames than its size can hold (ValueError naming it)."""
+    try:
+        info = sf.info(str(path))
+        size = os.path.getsize(path)
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return  # unreadable: the reader says why
+    if info.frames > MAX_FRAMES_PER_BYTE * max(size, 1):
+        raise ValueError(f"audio {path}: its header claims {info.frames:,} frames in a {size:,}-byte file "
+                         "(damaged or crafted); not read")
 
 
 def classify(audio_embeddings: np.ndarray, label_embeddings: np.ndarray, logit_scale: float = 1.0) -> np.ndarray:
@@ -206,30 +304,34 @@ def classify(audio_embeddings: np.ndarray, label_embeddings: np.ndarray, logit_s
     return p / p.sum(axis=1, keepdims=True)
 
 
-def label_prompts(labels: Sequence[str], template: str = DEFAULT_TEMPLATE) -> list[str]:
-    """The texts embedded for zero-shot labels: the template with '{}' replaced by each label."""
-    if "{}" not in template:
-        raise ValueError(f"the prompt template must contain '{{}}' where the label goes, got {template!r}")
-    labels = [label.strip() for label in labels]
-    if not labels or not all(labels):
-        raise ValueError("zero-shot classification needs a list of non-empty labels")
-    return [template.replace("{}", label) for label in labels]
-
-
 # --- what to index ----------------------------------------------------------------------------------------
-def items_from_manifest(manifest: str | os.PathLike, split: str | None = None) -> list[dict]:
+def items_from_manifest(manifest: str | os.PathLike, split: str | Sequence[str] | None = None,
+                        allow_outside: Sequence[str | os.PathLike] = ()) -> list[dict]:
     """One item per audio id of a manifest (of its rows of ``split`` when given), with all of its captions
-    (rows sharing an id), in file order."""
+    (rows sharing an id), in file order. An ``audio_path`` that leads out of the manifest's folder (``..``,
+    an absolute path, a symbolic link elsewhere) is refused unless it lies under one of ``allow_outside``."""
     by_id: dict[str, dict] = {}
     rows = read_manifest(manifest)
     if split is not None:
-        rows = [row for row in rows if row.split == split]
+        splits = (split,) if isinstance(split, str) else tuple(split)  # "train+val" arrives as a list
+        rows = [row for row in rows if row.split in splits]
         if not rows:
             raise ValueError(f"{manifest}: no rows of split {split!r}")
+    roots = [Path(os.path.realpath(r)) for r in (Path(manifest).parent, *allow_outside)]
+    outside = []
     for row in rows:
-        it = by_id.setdefault(row.id, {"id": row.id, "path": str(resolve_audio(manifest, row)), "captions": []})
+        path = resolve_audio(manifest, row)
+        if not any(path == r or path.is_relative_to(r) for r in roots):
+            outside.append(row)
+            continue
+        it = by_id.setdefault(row.id, {"id": row.id, "path": str(path), "captions": []})
         if row.caption not in it["captions"]:
             it["captions"].append(row.caption)
+    if outside:
+        r = outside[0]
+        raise ValueError(f"{manifest}: {len(outside)} row(s) name audio outside the manifest's folder "
+                         f"{roots[0]}, e.g. id {r.id!r}: {r.audio_path!r}; pass --allow-outside ROOT to index "
+                         "audio under ROOT")
     return list(by_id.values())
 
 

@@ -61,3 +61,4 @@ def test_quick_demo_end_to_end(tmp_path):
     for what, path in summary["artefacts"].items():
         assert Path(path).exists(), what
     assert "where everything went" in proc.stdout and "T2A" in proc.stdout
+    assert proc.stdout.rstrip().endswith(f"wt5k-search serve --index {out / 'index'}")  # the page on its index

@@ -248,3 +248,47 @@ def test_index_folder_cannot_make_a_query_run_code(trained, tmp_path, capsys):
     assert main(["text", "a dog", "--index", str(ix), "--quiet"]) == 2
     assert "changed since the index was built" in capsys.readouterr().err
     assert main(["text", "a dog", "--index", str(ix), "--quiet", "--checkpoint", ckpt]) == 0
+
+
+def test_serve_loads_the_index_model_once_and_answers_as_the_cli(trained, tmp_path, monkeypatch, capsys):
+    """`wt5k-search serve`: 127.0.0.1:8000 by default, the index's own checkpoint loaded once; the page's API gives
+    the ranking `wt5k-search text --json` gives; audio outside a manifest's folder needs --allow-outside."""
+    from starlette.testclient import TestClient
+
+    import search.server as server
+
+    root, ckpt, manifest = trained
+    ix = tmp_path / "ix"
+    assert main(["index", "--checkpoint", ckpt, "--manifest", str(manifest), "--out", str(ix), "--quiet"]) == 0
+    seen = {}
+    monkeypatch.setattr(server, "serve", lambda index_dir, model, host, port, log_level: seen.update(
+        model=model, host=host, port=port, index=index_dir))
+    assert main(["serve", "--index", str(ix), "--quiet"]) == 0
+    assert (seen["host"], seen["port"], seen["index"]) == ("127.0.0.1", 8000, str(ix))
+    app = server.create_app(server.SearchService(AudioIndex.load(ix), seen["model"], tmp_path / "cache"))
+    query = "a quiet falling sweep"
+    got = TestClient(app, base_url="http://127.0.0.1:8000").get("/api/search", params={"q": query, "k": 4}).json()
+    capsys.readouterr()
+    assert main(["text", query, "--index", str(ix), "-k", "4", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert [r["id"] for r in got["results"]] == [h["id"] for h in hits]
+    assert [r["score"] for r in got["results"]] == pytest.approx([h["score"] for h in hits], abs=1e-5)
+    assert got["results"][0]["caption"] == hits[0]["text"]
+
+    outside = write_manifest(tmp_path / "sub" / "m.csv", read_manifest_rows(manifest, tmp_path / "sub"))
+    assert main(["index", "--checkpoint", ckpt, "--manifest", str(outside), "--out", str(tmp_path / "o")]) == 2
+    assert "--allow-outside" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    assert main(["index", "--checkpoint", ckpt, "--manifest", str(outside), "--out", str(tmp_path / "o"),
+                 "--allow-outside", str(root), "--quiet"]) == 0
+
+
+def read_manifest_rows(manifest, new_folder):
+    """The manifest's rows with audio paths relative to ``new_folder`` (they climb out of it with ../)."""
+    import os
+
+    from manifests.schema import read_manifest, resolve_audio
+
+    rows = read_manifest(manifest)
+    for r in rows:
+        r.audio_path = os.path.relpath(resolve_audio(manifest, r), new_folder)
+    return rows

@@ -57,10 +57,141 @@ def test_save_load_round_trip(tmp_path):
     assert np.load(tmp_path / "ix" / "audio.npy").dtype == np.float32
     for mmap in (False, True):
         back = AudioIndex.load(tmp_path / "ix", mmap=mmap)
-        assert back.items == index.items and back.meta["checkpoint"] == "/ckpt.pt"
+        assert list(back.items) == index.items and back.meta["checkpoint"] == "/ckpt.pt"
+        assert back.items[-1] == index.items[-1] and back.position("x:7") == 7
         assert np.array_equal(np.asarray(back.audio), index.audio)
         assert [h.id for h in back.search_captions(audio[3], 4)] == [h.id for h in index.search_captions(audio[3], 4)]
-    assert json.loads((tmp_path / "ix" / "index.json").read_text())["n_captions"] == 100
+    meta = json.loads((tmp_path / "ix" / "index.json").read_text())
+    assert meta["n_captions"] == 100 and meta["format"] == 2 and "caption_refs" not in meta
+
+
+def test_a_loaded_index_reads_only_what_a_query_needs(tmp_path):
+    """audio.npy memory-mapped; captions.npy untouched by text and similar queries; items read by row."""
+    index, audio = _index()
+    index.save(tmp_path / "ix")
+    back = AudioIndex.load(tmp_path / "ix")
+    assert isinstance(back.audio, np.memmap)
+    (tmp_path / "ix" / "captions.npy").unlink()  # a text query never opens it
+    assert back.search_audio(audio[5], 3)[0].id == "x:5"
+    assert back.similar_audio(audio[5], 2, exclude_id="x:5")[0].id != "x:5" and back.n_captions == 100
+    with pytest.raises(ValueError, match=r"captions\.npy is missing: rebuild the index"):
+        back.search_captions(audio[5], 2)
+
+
+def test_an_index_of_the_first_format_still_loads(tmp_path):
+    """Format 1: items.json, caption_refs inside index.json, no "format" key."""
+    index, audio = _index(n=6)
+    folder = tmp_path / "old"
+    folder.mkdir()
+    np.save(folder / "audio.npy", index.audio)
+    np.save(folder / "captions.npy", index.captions)
+    (folder / "items.json").write_text(json.dumps(index.items))
+    (folder / "index.json").write_text(json.dumps({"dim": 8, "n_items": 6, "n_captions": 12,
+                                                   "caption_refs": index.caption_refs.tolist()}))
+    back = AudioIndex.load(folder)
+    assert back.search_audio(audio[2], 1)[0].id == "x:2" and back.search_captions(audio[4], 1)[0].text.startswith("cap 4")
+    (folder / "index.json").write_text(json.dumps({"format": 9, "dim": 8, "n_items": 6}))
+    with pytest.raises(ValueError, match="format 9, newer"):
+        AudioIndex.load(folder)
+
+
+@pytest.mark.parametrize("damage", ["no audio.npy", "no items.sqlite", "truncated audio.npy", "text items.sqlite",
+                                    "short audio.npy"])
+def test_a_damaged_index_names_the_file_and_says_to_rebuild(tmp_path, damage):
+    index, _ = _index(n=20)
+    folder = index.save(tmp_path / "ix")
+    name = damage.split()[-1]
+    if damage.startswith("no "):
+        (folder / name).unlink()
+    elif damage.startswith("truncated"):
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[: len(data) // 2])
+    elif damage.startswith("text"):
+        (folder / name).write_text("not a database at all, " * 100)
+    else:  # an array of other rows than index.json counts
+        np.save(folder / name, np.ones((3, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match=rf"{name}.*rebuild the index with `wt5k-search index`"):
+        AudioIndex.load(folder)
+
+
+def test_saving_is_atomic_and_never_writes_through_planted_links(tmp_path, monkeypatch):
+    """A crash while writing leaves the old index whole; symbolic links planted in --out are replaced, never
+    followed; --out that is a link, or a folder of other files, is refused."""
+    import search.storage as storage
+
+    old, _ = _index(n=10, seed=1)
+    new, _ = _index(n=12, seed=2)
+    out = tmp_path / "ix"
+    old.save(out)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (out / "items.sqlite").unlink()
+    (out / "items.sqlite").symlink_to(victim)  # planted: the next save must not write through it
+    (out / "index.json").unlink()
+    (out / "index.json").symlink_to(tmp_path / "planted.json")
+    (tmp_path / "planted.json").write_text(json.dumps({"format": 2}))
+    new.save(out)
+    assert victim.read_text() == "precious" and json.loads((tmp_path / "planted.json").read_text()) == {"format": 2}
+    assert not (out / "items.sqlite").is_symlink() and len(AudioIndex.load(out)) == 12
+
+    def crash(items_path, items):  # the machine stops half-way through writing the new index
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage.ItemStore, "write", staticmethod(crash))
+    with pytest.raises(KeyboardInterrupt):
+        old.save(out)
+    assert len(AudioIndex.load(out)) == 12  # the previous index, whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ix.")] == []  # no temporary left
+    monkeypatch.undo()
+
+    (tmp_path / "link").symlink_to(out)
+    with pytest.raises(ValueError, match="symbolic link"):
+        new.save(tmp_path / "link")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(ValueError, match="not a search index"):
+        new.save(mine)
+    assert (mine / "notes.txt").read_text() == "keep"
+
+
+def test_a_flac_claiming_2_36_frames_is_skipped_not_allocated(tmp_path):
+    """A small FLAC whose STREAMINFO claims 2^36 - 1 frames is left out with its reason; the others are indexed."""
+    import soundfile as sf
+
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000).astype(np.float32)
+    sf.write(folder / "good.flac", tone, 8000)
+    data = bytearray((folder / "good.flac").read_bytes())
+    assert data[:4] == b"fLaC"
+    # STREAMINFO: bytes 18..25 hold rate (20 bits), channels-1 (3), bits-1 (5), total frames (36)
+    packed = int.from_bytes(data[18:26], "big") | (2**36 - 1)
+    data[18:26] = packed.to_bytes(8, "big")
+    (folder / "huge.flac").write_bytes(bytes(data))
+    assert sf.info(str(folder / "huge.flac")).frames == 2**36 - 1
+    index = AudioIndex.build(_ReadingEmbedder(), items_from_folder(folder))
+    assert [it["id"] for it in index.items] == ["good.flac"]
+    (reason,) = [s["reason"] for s in index.meta["skipped"]]
+    assert "huge.flac" in reason and "claims 68,719,476,735 frames" in reason
+
+
+def test_a_manifest_audio_path_out_of_its_folder_is_refused_unless_allowed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret.wav").write_bytes(b"")
+    (tmp_path / "m").mkdir()
+    rows = [ManifestRow(id="a:1", source="a", audio_path="audio/1.flac", caption="in"),
+            ManifestRow(id="a:2", source="a", audio_path="../elsewhere/secret.wav", caption="out")]
+    manifest = write_manifest(tmp_path / "m" / "m.csv", rows)
+    with pytest.raises(ValueError, match=r"1 row\(s\) name audio outside.*'a:2'.*--allow-outside"):
+        items_from_manifest(manifest)
+    items = items_from_manifest(manifest, allow_outside=[elsewhere])
+    assert [it["path"] for it in items][1] == str((elsewhere / "secret.wav").resolve())
+    (tmp_path / "m" / "link.wav").symlink_to(elsewhere / "secret.wav")  # a link out of the folder: refused too
+    write_manifest(manifest, [ManifestRow(id="a:3", source="a", audio_path="link.wav", caption="l")])
+    with pytest.raises(ValueError, match="outside"):
+        items_from_manifest(manifest)
 
 
 def test_folder_index_has_no_captions_and_says_so(tmp_path):
@@ -151,3 +282,31 @@ def test_a_folder_with_unreadable_and_other_files_is_indexed_and_every_file_acco
     assert AudioIndex.load(tmp_path / "idx").meta["skipped"] == index.meta["skipped"]
     with pytest.raises(ValueError, match="none of the 2 audio files"):
         AudioIndex.build(_ReadingEmbedder(), [it for it in items if it["id"] in skipped])
+
+
+def test_kill_9_while_saving_leaves_the_old_index_whole(tmp_path):
+    """A real interruption: `kill -9` of a process half-way through writing a new index over an old one."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    old, _ = _index(n=10, seed=1)
+    out = old.save(tmp_path / "ix")
+    script = ("import numpy as np, sys\nfrom search.index import AudioIndex\nn = 400_000\n"
+              "items = [{'id': f'i{j}', 'path': f'/a/{j}.wav', 'captions': []} for j in range(n)]\n"
+              "AudioIndex(np.ones((n, 16), np.float32), items).save(sys.argv[1])\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(out)])
+    deadline = time.monotonic() + 60
+    try:
+        while not list(tmp_path.glob(".ix.new-*/items.sqlite")):  # arrays written, items being written
+            assert proc.poll() is None and time.monotonic() < deadline, "the save ended before it was killed"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    back = AudioIndex.load(out)
+    assert len(back) == 10 and list(back.items)[3]["id"] == "x:3"  # the old index, whole
+    assert list(tmp_path.glob(".ix.new-*"))  # the killed save's folder, beside it
+    _index(n=12)[0].save(out)
+    assert len(AudioIndex.load(out)) == 12 and not list(tmp_path.glob(".ix.*"))  # the next save clears it

@@ -125,11 +125,26 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the metrics here (default: eval_<checkpoint stem>.json beside the first "
                                   "checkpoint)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    p.add_argument("--zero-shot", action="append", metavar="KIND:PATH",
+                   help="zero-shot classification on esc50:PATH, us8k:PATH (each in its own layout) or folder:PATH "
+                        "(one subfolder per class); repeatable; without --manifest only zero-shot is run")
+    p.add_argument("--template", action="append", help="zero-shot prompt, '{}' replaced by the class name "
+                   "(repeat to average several: prompt ensembling; default 'This is a sound of {}.')")
     add_released_arguments(p)
     args = p.parse_args(argv)
     show_logs(args.quiet)
     if args.quiet:
         silence_progress_bars()
+    if args.zero_shot:  # training/zeroshot.py
+        from training.zeroshot import zero_shot_main
+
+        try:
+            zero_shot_main(args)
+        except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+            print(f"wt5k-eval: {e}", file=sys.stderr)
+            return 2
+        if not args.manifest:
+            return 0
     from training.evaluate import evaluate_checkpoints, format_table, write_json
     from training.paper import check_paper_row, size_warnings
 
