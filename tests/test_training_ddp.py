@@ -53,7 +53,7 @@ def _steps(model, batch) -> tuple[list[float], dict]:
     # plain SGD: the update is proportional to the gradient, so a wrongly scaled gradient would show
     opt = torch.optim.SGD(core.parameters(), lr=0.1)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    losses = [train_step(model, batch, opt, scaler, torch.device("cpu"), amp=False) for _ in range(2)]
+    losses = [train_step(model, batch, opt, scaler, torch.device("cpu")).item() for _ in range(2)]
     return losses, {k: v.detach().clone() for k, v in core.state_dict().items()}
 
 
