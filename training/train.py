@@ -202,6 +202,13 @@ def evaluate_on(model, specs, caption_mode: str, window_samples: int, batch_size
         model.train(was_training)
 
 
+def _json_or_none(line: str) -> dict | None:
+    try:
+        return json.loads(line) if line.strip() else None
+    except json.JSONDecodeError:
+        return None
+
+
 class MetricsLog:
     """metrics.jsonl and TensorBoard of the main rank (other ranks log nothing)."""
 
@@ -212,9 +219,10 @@ class MetricsLog:
         if not enabled:
             return
         if resume_step is not None and self.path.exists():
-            # records written after the checkpoint we resume from would be repeated: drop them
+            # records written after the checkpoint we resume from would be repeated: drop them, and a last
+            # line cut short by a kill (it is newer than the checkpoint)
             keep = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+                    if (record := _json_or_none(line)) is not None and record.get("step", 0) <= resume_step]
             self.path.write_text("".join(line + "\n" for line in keep))
         elif resume_step is None:
             self.path.unlink(missing_ok=True)
@@ -356,6 +364,23 @@ def read_resume_checkpoint(cfg: RunConfig, resume: bool) -> dict | None:
     return ckpt
 
 
+def distribute(model: torch.nn.Module, d: DistInfo, sync_batchnorm: bool = True,
+               find_unused_parameters: bool = False) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(the model to call, the model itself): moved to the rank's device; with several ranks wrapped in
+    DistributedDataParallel, with SyncBatchNorm on CUDA when ``sync_batchnorm``."""
+    model.to(d.device)
+    sync_bn = d.world_size > 1 and d.device.type == "cuda" and sync_batchnorm
+    if sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if d.world_size == 1:
+        return model, model
+    # SyncBatchNorm keeps the running statistics identical on every rank (and the other buffers are
+    # constants): re-broadcasting rank 0's buffers before every forward would only cost time.
+    wrapped = DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None,
+                                      find_unused_parameters=find_unused_parameters, broadcast_buffers=not sync_bn)
+    return wrapped, model
+
+
 def restore_rng_states(saved: list[dict] | dict, d: DistInfo, seed: int, step: int) -> str | None:
     """Give this rank its own saved random state. A checkpoint saved by another number of ranks cannot give
     every rank its stream: then each rank starts a fresh one seeded from (seed, step, rank) and the message
@@ -391,17 +416,7 @@ def start_run(cfg: RunConfig, ckpt: dict | None, d: DistInfo) -> Run:
     model = start.build() if start else build_model(cfg, load_pretrained=ckpt is None)
     seed_everything(cfg.seed + d.rank)  # then each rank its own dropout / drop-path stream (as open_clip does)
     cfg.model = model.config.to_dict()  # complete (e.g. the text architecture) so checkpoints rebuild offline
-    model.to(d.device)
-    sync_bn = d.world_size > 1 and d.device.type == "cuda" and cfg.sync_batchnorm
-    if sync_bn:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    core = model
-    if d.world_size > 1:
-        # SyncBatchNorm keeps the running statistics identical on every rank (and the other buffers are
-        # constants): re-broadcasting rank 0's buffers before every forward would only cost time.
-        model = DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None,
-                                        find_unused_parameters=cfg.find_unused_parameters,
-                                        broadcast_buffers=not sync_bn)
+    model, core = distribute(model, d, cfg.sync_batchnorm, cfg.find_unused_parameters)
 
     weights = None if cfg.data.train[0].weight is None else [s.weight for s in cfg.data.train]
     sampler = MixingBatchSampler(dataset.group_sizes, cfg.batch_size, weights, cfg.data.samples_per_epoch,
