@@ -112,7 +112,7 @@ def measure_steps(model, d, precision: str, per_rank_batch: int, steps: int, war
             "samples_per_s": round(per_rank_batch * d.world_size * timed / seconds, 2),
             "s_per_step": round(seconds / timed, 4), "peak_mem_gib": round(_peak_memory_gib(d.device), 2),
             "loss_first": round(values[0], 4), "loss_last": round(values[-1], 4), "losses": [round(v, 4) for v in values], "finite": finite,
-            "falls": finite and np.mean(values[-third:]) < np.mean(values[:third]),
+            "falls": finite and bool(np.mean(values[-third:]) < np.mean(values[:third])),
             "loss_scale": scaler.get_scale() if scaler.is_enabled() else None}
 
 

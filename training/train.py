@@ -28,6 +28,7 @@ checkpoints while the others wait in a barrier bounded by ``val_wait_s``; traini
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import math
@@ -376,8 +377,11 @@ def distribute(model: torch.nn.Module, d: DistInfo, sync_batchnorm: bool = True,
         return model, model
     # SyncBatchNorm keeps the running statistics identical on every rank (and the other buffers are
     # constants): re-broadcasting rank 0's buffers before every forward would only cost time.
+    # (torch 2.13 renamed broadcast_buffers, whose False also skips the initial sync, to forward_sync_buffers)
+    new_name = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    buffers = {"forward_sync_buffers" if new_name else "broadcast_buffers": not sync_bn}
     wrapped = DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None,
-                                      find_unused_parameters=find_unused_parameters, broadcast_buffers=not sync_bn)
+                                      find_unused_parameters=find_unused_parameters, **buffers)
     return wrapped, model
 
 
