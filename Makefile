@@ -17,11 +17,12 @@ CONFIG  ?= configs/tiny.json
 CHECKPOINT ?=
 EVAL_ARGS ?=
 PYTEST_ARGS ?=
+GPU_CHECK_ARGS ?=
 # weights: which published pretrained files to fetch (wt5k-weights list names them all) and where
 WEIGHTS ?= cnn14 roberta-base
 WEIGHTS_DIR ?= $(DATA)/pretrained
 
-.PHONY: help setup crawl mirror curate stats train eval test bench demo weights clean
+.PHONY: help setup crawl mirror curate stats train eval test bench demo weights gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -74,6 +75,9 @@ bench: setup  ## run the benchmarks (crawl speed, curation throughput, training 
 
 demo: setup  ## offline end to end: mirror -> crawl -> curate -> train -> eval -> search
 	$(BIN)/python -m demo --out $(DATA)/demo
+
+gpu-check: setup  ## Exp D at real size on the GPUs: fp16/bf16 speed and memory, torchrun, kill -9 + --resume (GPU_CHECK_ARGS=--cpu-smoke: tiny, on CPU)
+	$(BIN)/python -m training.gpu_check $(GPU_CHECK_ARGS)
 
 weights: setup  ## download and check pretrained files where the paper configs look: make weights WEIGHTS="cnn14 roberta-base"
 	$(BIN)/wt5k-weights fetch $(WEIGHTS) --dir $(WEIGHTS_DIR)

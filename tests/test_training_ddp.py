@@ -105,6 +105,7 @@ def test_torchrun_two_ranks_trains_and_checkpoints(tmp_path):
          str(_free_port()), "-m", "training.cli", "--config", str(tmp_path / "cfg.json"), "--quiet"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("done:") == 1 and "n/a" not in proc.stdout  # rank 0 alone reports its best score
     run = tmp_path / "runs" / "t"
     ckpt = torch.load(run / "latest.pt", weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["step"] == 2  # 8 pairs / global batch 4

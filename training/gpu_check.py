@@ -225,7 +225,7 @@ def _logged_steps(run_dir: Path) -> list[dict]:
 
 def resume_phase(args, ranks: int, precision: str, work: Path) -> dict:
     """Phase 3: a real run killed (SIGKILL, whole process group) after its first mid-epoch latest.pt, resumed."""
-    steps, save_every = 8, 2
+    steps, save_every = 6, 3  # few saves: at real size each writes about 2.8 GB (weights and Adam state)
     global_batch = args.batch * ranks
     manifest = make_clips(work / "data", global_batch * steps, 1.0 if args.cpu_smoke else 2.0)
     spec = [{"manifest": str(manifest), "name": "generated"}]
@@ -250,7 +250,7 @@ def resume_phase(args, ranks: int, precision: str, work: Path) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     row["killed_at_step"] = len(_logged_steps(run_dir))
-    saved = torch.load(run_dir / "latest.pt", map_location="cpu", weights_only=True)
+    saved = torch.load(run_dir / "latest.pt", map_location="cpu", weights_only=True, mmap=True)
     row["resumed_from_step"] = saved["step"]
     del saved
     t1 = time.perf_counter()
@@ -259,7 +259,7 @@ def resume_phase(args, ranks: int, precision: str, work: Path) -> dict:
     row["resume_wall_s"] = round(time.perf_counter() - t1, 1)
     if proc.returncode != 0:
         return {**row, "error": _tail(proc.stderr)}
-    final = torch.load(run_dir / "latest.pt", map_location="cpu", weights_only=True)
+    final = torch.load(run_dir / "latest.pt", map_location="cpu", weights_only=True, mmap=True)
     logged = _logged_steps(run_dir)
     losses = [r["loss"] for r in logged]
     row.update(final_step=final["step"], logged_once=[r["step"] for r in logged] == list(range(1, steps + 1)),
@@ -313,7 +313,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: the paper's 1e-4)")
     p.add_argument("--ranks", type=int, help="processes for the ddp and resume phases (default: every visible "
                                              "GPU; --cpu-smoke: 1)")
-    p.add_argument("--out", default="gpu_check_out", help="folder for summary.json (default gpu_check_out)")
+    p.add_argument("--out", default="bench_out/gpu_check", help="folder for summary.json (default bench_out/gpu_check)")
     p.add_argument("--timeout", type=int, default=240, help="seconds each launched run may take (default 240)")
     p.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU: checks the check, no GPU figures")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # a torchrun rank of the ddp phase: write rows here
