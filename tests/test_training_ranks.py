@@ -232,6 +232,15 @@ def test_one_finiteness_check_names_the_bad_parameter():
 
 
 def test_loader_workers_tokenise_and_persist(tmp_path, manifest):
+    # two epochs through one persistent worker give the batches (and losses) of the main process
+    logs = {}
+    for workers in (0, 1):
+        cfg = _config(tmp_path / f"w{workers}", manifest, epochs=2, data={"num_workers": workers})
+        train(RunConfig.from_dict(cfg), show_progress=False)
+        logs[workers] = [{k: v for k, v in json.loads(x).items() if k not in ("samples_per_s", "time_s")}
+                         for x in (tmp_path / f"w{workers}" / "t" / "metrics.jsonl").read_text().splitlines()]
+    assert logs[0] == logs[1] and len([r for r in logs[0] if r["event"] == "train"]) == 4
+
     cfg = RunConfig.from_dict(_config(tmp_path / "runs", manifest, data={"num_workers": 1}))
     run = train_module.start_run(cfg, None, DistInfo())
     assert run.loader.persistent_workers
@@ -265,3 +274,18 @@ def test_gpu_check_cpu_smoke(tmp_path, capsys):
     resume = rows[("resume", "fp32")]
     assert resume["ok"] and 0 < resume["resumed_from_step"] < resume["final_step"] == 6
     assert "killed -9 at step" in out and "phase" in out.splitlines()[2]
+
+
+def test_resume_after_a_kill_that_cut_a_log_line(tmp_path, manifest):
+    """kill -9 while metrics.jsonl was being appended leaves half a line: --resume drops it (it is newer than
+    latest.pt) instead of failing on it."""
+    cfg = _config(tmp_path / "runs", manifest, epochs=1)
+    train(RunConfig.from_dict(cfg), show_progress=False)
+    log = tmp_path / "runs" / "t" / "metrics.jsonl"
+    whole = log.read_text()
+    log.write_text(whole + '{"event": "train", "epoch": 2, "st')
+    cfg["epochs"] = 2
+    train(RunConfig.from_dict(cfg), resume=True, show_progress=False)
+    lines = log.read_text().splitlines()
+    assert log.read_text().startswith(whole) and all(json.loads(x) for x in lines)
+    assert [json.loads(x)["step"] for x in lines if '"train"' in x] == [1, 2, 3, 4]
