@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import time
 
 import pytest
@@ -18,28 +17,11 @@ from training.checkpoint import load_checkpoint, rng_state
 from training.config import RunConfig
 from training.train import (DistInfo, NonFiniteLossError, _check_finite_parameters, autocast_dtype,
                             cuda_device_index, load_scaler_state, restore_rng_states, seed_everything, train)
-from tests.training_fixtures import make_manifest, run_config
+from tests.test_training_ddp import _free_port
+from tests.test_training_run import _one_thread, manifest  # noqa: F401  (fixtures: one torch thread, 8 clips)
+from tests.training_fixtures import run_config
 
 WORLD = 2
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
-    return make_manifest(tmp_path_factory.mktemp("data"), 8)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _config(out_dir, manifest, **top) -> dict:
