@@ -111,7 +111,8 @@ def measure_steps(model, d, precision: str, per_rank_batch: int, steps: int, war
     return {"precision": precision, "ranks": d.world_size, "per_rank_batch": per_rank_batch, "steps": steps,
             "samples_per_s": round(per_rank_batch * d.world_size * timed / seconds, 2),
             "s_per_step": round(seconds / timed, 4), "peak_mem_gib": round(_peak_memory_gib(d.device), 2),
-            "loss_first": round(values[0], 4), "loss_last": round(values[-1], 4), "losses": [round(v, 4) for v in values], "finite": finite,
+            "loss_first": round(values[0], 4), "loss_last": round(values[-1], 4),
+            "losses": [round(v, 4) for v in values], "finite": finite,
             "falls": finite and bool(np.mean(values[-third:]) < np.mean(values[:third])),
             "loss_scale": scaler.get_scale() if scaler.is_enabled() else None}
 
@@ -171,7 +172,8 @@ def ddp_phase(args, ranks: int, work: Path) -> list[dict]:
     """Phase 2: the steps of phase 1 under torchrun on ``ranks`` processes (the global batch grows with them)."""
     out = work / "ddp.json"
     cmd = _launcher(ranks) + ["-m", "training.gpu_check", "--worker", str(out)] + _shared_args(args)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=_child_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
+                          env=_child_env(args.cpu_smoke))
     if proc.returncode != 0 or not out.is_file():
         return [{"phase": "ddp", "ranks": ranks, "error": _tail(proc.stderr)}]
     return json.loads(out.read_text())
@@ -183,11 +185,14 @@ def _shared_args(args) -> list[str]:
     return out + (["--cpu-smoke"] if args.cpu_smoke else [])
 
 
-def _child_env() -> dict:
+def _child_env(cpu_only: bool) -> dict:
     root = str(Path(__file__).resolve().parents[1])
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""), "OMP_NUM_THREADS":
-            os.environ.get("OMP_NUM_THREADS", "1")}
+    env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if cpu_only:  # --cpu-smoke on a machine with GPUs stays on the CPU
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
 
 
 def _tail(text: str, lines: int = 6) -> str:
@@ -240,9 +245,11 @@ def resume_phase(args, ranks: int, precision: str, work: Path) -> dict:
     row = {"phase": "resume", "precision": precision, "ranks": ranks, "steps": steps}
     t0 = time.perf_counter()
     with open(work / "first.log", "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_child_env(), start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_child_env(args.cpu_smoke),
+                                start_new_session=True)
         # kill once a step after a save (save_every + 1) is logged: latest.pt holds a mid-epoch state by then
-        while proc.poll() is None and len(_logged_steps(run_dir)) <= save_every and time.perf_counter() - t0 < args.timeout:
+        while (proc.poll() is None and len(_logged_steps(run_dir)) <= save_every
+               and time.perf_counter() - t0 < args.timeout):
             time.sleep(0.01)
         if proc.poll() is not None:
             return {**row, "error": f"the run ended (exit {proc.returncode}) before it could be killed: "
@@ -255,7 +262,7 @@ def resume_phase(args, ranks: int, precision: str, work: Path) -> dict:
     del saved
     t1 = time.perf_counter()
     proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=args.timeout,
-                          env=_child_env())
+                          env=_child_env(args.cpu_smoke))
     row["resume_wall_s"] = round(time.perf_counter() - t1, 1)
     if proc.returncode != 0:
         return {**row, "error": _tail(proc.stderr)}
@@ -326,7 +333,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from training.train import setup_distributed
+    from training.train import DistInfo, setup_distributed
 
     if args.worker:
         d = setup_distributed()
@@ -342,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cpu_smoke:
         torch.set_num_threads(1)  # as its child runs (OMP_NUM_THREADS=1): a tiny model gains nothing from more
-    d = setup_distributed()
+    d = DistInfo() if args.cpu_smoke else setup_distributed()
     device = (f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(d.device)}" if d.device.type == "cuda"
               else f"CPU smoke ({torch.get_num_threads()} threads; tiny sizes, not GPU figures)")
     ranks = args.ranks or (torch.cuda.device_count() if d.device.type == "cuda" else 1)
