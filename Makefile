@@ -27,11 +27,12 @@ CONVERT_ARGS ?=
 PUBLISHED ?= manifests/wavtext5k_published.csv
 CLOTHO_DIR = $(SOURCES)/clotho/$(CLOTHO_VERSION)
 AUDIOCAPS_DIR = $(SOURCES)/audiocaps/v1
+GPU_CHECK_ARGS ?=
 # weights: which published pretrained files to fetch (wt5k-weights list names them all) and where
 WEIGHTS ?= cnn14 roberta-base
 WEIGHTS_DIR ?= $(DATA)/pretrained
 
-.PHONY: help setup crawl mirror curate stats train check eval test bench demo weights data clean
+.PHONY: help setup crawl mirror curate stats train check eval test bench demo weights data gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -102,6 +103,9 @@ data: setup  ## the paper's data: fetch Clotho + AudioCaps, replay WavText5K, cu
 	  --split val $(CLOTHO_DIR)/clotho_captions_validation.csv $(CLOTHO_DIR)/validation \
 	  --split test $(CLOTHO_DIR)/clotho_captions_evaluation.csv $(CLOTHO_DIR)/evaluation --out $(DATA)/clotho $(CONVERT_ARGS)
 	$(BIN)/python -m crawler.fetch.cli coverage --data $(DATA)
+
+gpu-check: setup  ## Exp D at real size on the GPUs: fp16/bf16 speed and memory, torchrun, kill -9 + --resume (GPU_CHECK_ARGS=--cpu-smoke: tiny, on CPU)
+	$(BIN)/python -m training.gpu_check $(GPU_CHECK_ARGS)
 
 weights: setup  ## download and check pretrained files where the paper configs look: make weights WEIGHTS="cnn14 roberta-base"
 	$(BIN)/wt5k-weights fetch $(WEIGHTS) --dir $(WEIGHTS_DIR)

@@ -53,7 +53,7 @@ def _steps(model, batch) -> tuple[list[float], dict]:
     # plain SGD: the update is proportional to the gradient, so a wrongly scaled gradient would show
     opt = torch.optim.SGD(core.parameters(), lr=0.1)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    losses = [train_step(model, batch, opt, scaler, torch.device("cpu"), amp=False) for _ in range(2)]
+    losses = [train_step(model, batch, opt, scaler, torch.device("cpu")).item() for _ in range(2)]
     return losses, {k: v.detach().clone() for k, v in core.state_dict().items()}
 
 
@@ -105,6 +105,7 @@ def test_torchrun_two_ranks_trains_and_checkpoints(tmp_path):
          str(_free_port()), "-m", "training.cli", "--config", str(tmp_path / "cfg.json"), "--quiet"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("done:") == 1 and "n/a" not in proc.stdout  # rank 0 alone reports its best score
     run = tmp_path / "runs" / "t"
     ckpt = torch.load(run / "latest.pt", weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["step"] == 2  # 8 pairs / global batch 4

@@ -75,7 +75,7 @@ def test_resume_continues_exactly(tmp_path, manifest, monkeypatch):
         assert torch.equal(v, b["model"][k]), k
     for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
-    assert a["scheduler"] == b["scheduler"] and torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    assert a["scheduler"] == b["scheduler"] and torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
     log_a, log_b = ((tmp_path / x / "t" / "metrics.jsonl").read_text().splitlines() for x in ("a", "b"))
     strip = lambda lines: [{k: v for k, v in json.loads(s).items() if k not in ("samples_per_s", "time_s")}
                            for s in lines]

@@ -3,7 +3,8 @@
 A checkpoint is a dict: "model" (state dict), "config" (the run config as a dict, with "model" the full
 CLAPConfig dict, so a model rebuilds offline without its pretrained files), and for training state
 "optimizer", "scheduler", "scaler", "epoch" (epochs completed), "batch_in_epoch", "step", "best_score",
-"rng" (python, numpy, torch and CUDA generator states). RNG states are stored as tensors and plain lists so
+"rng" (a list: each rank's python, numpy, torch and CUDA generator states; a dict in older files),
+"world_size" (ranks that saved it). RNG states are stored as tensors and plain lists so
 that the safe weights_only loader reads them; nothing in a checkpoint executes code when loaded.
 
 Frozen encoders are not rewritten into every ``latest.pt``: ``save_checkpoint(..., separate=prefixes)`` writes
@@ -303,23 +304,27 @@ def check_shapes(config, state: dict, source: str) -> None:
                                       f"unexpected): {detail}")
 
 
-def rng_state() -> dict:
-    """The global generators' states (python, numpy, torch, and CUDA when present)."""
+def rng_state(device: torch.device | None = None) -> dict:
+    """This process's generators' states: python, numpy, torch (CPU) and, on CUDA, its one ``device``.
+    A distributed run saves one such state per rank (training/train.py)."""
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
+    cuda = device is not None and device.type == "cuda"
     return {
         "python": [version, list(internal), gauss],
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": [torch.cuda.get_rng_state(device)] if cuda else [],
     }
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device | None = None) -> None:
+    """Restore a ``rng_state``; its CUDA state goes to ``device`` (older checkpoints listed every visible GPU's
+    state: the first, the one their single saving rank used, is taken)."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["cuda"] and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"][0], device)

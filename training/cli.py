@@ -81,6 +81,8 @@ def train_main(argv: list[str] | None = None) -> int:
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+    if summary["rank"] != 0:  # under torchrun rank 0 alone reports (the best score is its own)
+        return 0
     best = "n/a (no validation manifests)" if summary["best_score"] is None else f"{summary['best_score']:.4f}"
     print(f"done: {summary['epochs']} epochs, {summary['step']} steps, best validation score {best}, "
           f"checkpoints in {summary['run_dir']}")

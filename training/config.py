@@ -9,7 +9,8 @@ Layout (every key optional except ``name``, ``model`` and ``data.train``)::
               "samples_per_epoch": null, "num_workers": 4, "cache_mb": 0, "eval_batch_size": 32},
      "optim": {"lr": 1e-4, "weight_decay": 0.0, "lr_step_epochs": 20, "lr_gamma": 0.1, "grad_clip_norm": null},
      "epochs": 45, "batch_size": 128, "seed": 0, "out_dir": "runs", "amp": true, "log_every": 10,
-     "val_every": 1, "save_every_steps": 0, "sync_batchnorm": true, "paper_row": null, "loss_positives": "pair"}
+     "val_every": 1, "save_every_steps": 0, "sync_batchnorm": true, "paper_row": null, "loss_positives": "pair",
+     "precision": "auto", "collective_timeout_s": 600, "val_wait_s": 1800}
 
 ``init_from`` starts training from a released CLAP checkpoint (msclap 2022/2023, LAION-CLAP;
 training/released.py): ``{"checkpoint": PATH, "format": null, "text_model": null, "min_share": 1.0,
@@ -34,6 +35,7 @@ from pathlib import Path
 from manifests.captions import CAPTION_MODES
 from training.config_dicts import checked_keys
 
+PRECISIONS = ("auto", "bf16", "fp16")  # see RunConfig.precision and configs/README.md
 INIT_FROM_KEYS = ("checkpoint", "format", "text_model", "min_share", "trusted")
 # Which pairs of a batch the contrastive loss counts as positives (training/loss.py): "pair" = only pair i's
 # own audio and caption (one-hot targets: the paper's symmetric cross-entropy); "audio_or_caption" = also every
@@ -131,6 +133,9 @@ class RunConfig:
     seed: int = 0
     out_dir: str = "runs"
     amp: bool = True  # mixed precision, on CUDA only
+    precision: str = "auto"  # amp's half type: "bf16", "fp16", or "auto" (bf16 where the GPU has it, else fp16)
+    collective_timeout_s: int = 600  # a training collective (all-gather, gradient all-reduce) hung this long fails
+    val_wait_s: int = 1800  # how long the other ranks wait while rank 0 validates and writes checkpoints
     log_every: int = 10  # steps between train-loss log records
     val_every: int = 1  # validate every N epochs (and always after the last one)
     save_every_steps: int = 0  # also write latest.pt every N steps (0: at the end of each epoch only)
@@ -154,7 +159,9 @@ class RunConfig:
         weights = [s.weight for s in self.data.train]
         if any(w is None for w in weights) and any(w is not None for w in weights):
             raise ValueError("give a weight to every training manifest or to none")
-        for key in ("epochs", "batch_size", "val_every", "log_every"):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for key in ("epochs", "batch_size", "val_every", "log_every", "collective_timeout_s", "val_wait_s"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.paper_row is not None:

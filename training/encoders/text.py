@@ -100,6 +100,14 @@ def _auto():
     return transformers
 
 
+def tokenize_texts(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    """A padded, truncated batch of token ids. A module-level function so that DataLoader workers can run it
+    with the tokenizer alone (``functools.partial``), without the text model."""
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise TypeError("texts must be a list of strings")
+    return dict(tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+
+
 class TextEncoder(nn.Module):
     """list[str] or tokenised batch -> first-token features [B, hidden_size]."""
 
@@ -150,10 +158,7 @@ class TextEncoder(nn.Module):
         return {k: v for k, v in d.items() if not k.startswith("_") and k not in ("transformers_version", "architectures")}
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise TypeError("texts must be a list of strings")
-        return dict(self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.cfg.max_length,
-                                   return_tensors="pt"))
+        return tokenize_texts(self.tokenizer, texts, self.cfg.max_length)
 
     def forward(self, texts: list[str] | dict[str, torch.Tensor]) -> torch.Tensor:
         batch = dict(texts) if isinstance(texts, Mapping) else self.tokenize(texts)
