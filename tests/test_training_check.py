@@ -177,6 +177,6 @@ def test_training_audio_identical_to_test_audio_is_a_warning(tmp_path, capsys, m
     # wt5k-train prints the warning and goes on to train (here a stand-in that records the call)
     calls = []
     monkeypatch.setattr(training.train, "train", lambda cfg, **k: calls.append(cfg) or
-                        {"best_score": None, "epochs": 0, "step": 0, "run_dir": "x"})
+                        {"best_score": None, "epochs": 0, "step": 0, "run_dir": "x", "rank": 0})
     assert train_main(["--config", str(tmp_path / "c.json")]) == 0
     assert len(calls) == 1 and "warning: 1 test clip(s) of B are byte-identical" in capsys.readouterr().err
