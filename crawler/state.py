@@ -62,7 +62,7 @@ class CrawlState:
 
     def should_fetch(self, sound_id: str) -> bool:
         """True when this run must (re)process the sound: new, failed with retry_failed, or an ok record
-        whose file is gone or changed. Also False for ids already finished during this run."""
+        whose file is gone or changed, or one left `cancelled` by a stopped crawl. Also False for ids already finished during this run."""
         if sound_id in self.written:
             return False
         rec = self.records.get(sound_id)
@@ -70,6 +70,8 @@ class CrawlState:
             return True
         if rec.status == "ok":
             return sound_id not in self.verified
+        if rec.status == "cancelled":  # the crawl stopped before this sound was done: not a failure
+            return True
         return self.retry_failed
 
     def append(self, record: CrawlRecord) -> None:

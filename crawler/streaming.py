@@ -9,7 +9,7 @@ Scrapy's: size caps, warnings, dataloss, timeouts and cancellation, which here a
 Response then has an empty body, and `response.meta[STREAMED]` a StreamedBody (path, size, sha256, head).
 
 Only a 200 answer is streamed: redirects and errors keep their small bodies in memory as before, so their
-responses leave no file behind. Requests without STREAM_TO (pages) go through the unchanged handler.
+responses leave no file behind. Requests without STREAM_TO (pages) are downloaded as Scrapy does.
 
 This relies on private parts of scrapy.core.downloader.handlers.http11 (pinned in pyproject.toml);
 check_private_api() fails at startup with a clear message if they change.
@@ -34,6 +34,8 @@ from twisted.python.failure import Failure
 from manifests.atomic import make_temp
 
 from .state import PART_SUFFIX
+from .statuses import RequestRefused
+from .stopping import STOP_DEADLINE, stop_requested
 
 STREAM_TO = "wt5k_stream_to"   # request meta: the folder a 200 body is written to
 STREAMED = "wt5k_streamed"     # request/response meta after the download: a StreamedBody
@@ -115,30 +117,44 @@ class _StreamingAgent(http11._ScrapyAgent):
 
 
 class StreamingDownloadHandler(http11.HTTP11DownloadHandler):
-    """Scrapy's HTTP/1.1 handler; requests with meta[STREAM_TO] get their 200 body written to disk."""
+    """Scrapy's HTTP/1.1 handler; requests with meta[STREAM_TO] get their 200 body written to disk. Every
+    download in flight is cancelled when a stopping crawl reaches its deadline (crawler.stopping)."""
 
     def __init__(self, crawler):
         check_private_api()
         super().__init__(crawler)
+        self._in_flight: set = set()
+        crawler.signals.connect(self.cancel_in_flight, signal=STOP_DEADLINE)
+
+    def cancel_in_flight(self) -> None:
+        if self._in_flight:
+            http11.logger.info("cancelling %d downloads still in flight", len(self._in_flight))
+        for d in list(self._in_flight):
+            d.cancel()
 
     async def download_request(self, request: Request) -> Response:
-        if request.meta.get(STREAM_TO) is None:
-            return await super().download_request(request)
-        # As HTTP11DownloadHandler.download_request, with the streaming agent.
+        # As HTTP11DownloadHandler.download_request, with the streaming agent (which streams only requests
+        # with STREAM_TO) and the download remembered while in flight. A request that waited in a download
+        # slot (DOWNLOAD_DELAY) while the crawl was told to stop is not sent.
+        if stop_requested(self._crawler):
+            raise RequestRefused("cancelled", f"the crawl stopped before {request.url} was requested")
         agent = _StreamingAgent(
             contextFactory=self._contextFactory, bindAddress=self._bind_address, pool=self._pool,
-            maxsize=getattr(self._crawler.spider, "download_maxsize", self._default_maxsize),
-            warnsize=getattr(self._crawler.spider, "download_warnsize", self._default_warnsize),
+            maxsize=self._default_maxsize, warnsize=self._default_warnsize,
             fail_on_dataloss=self._fail_on_dataloss, crawler=self._crawler,
             tls_verbose_logging=self._tls_verbose_logging)
+        d = agent.download_request(request)
+        self._in_flight.add(d)
         try:
             with wrap_twisted_exceptions():
-                return await maybe_deferred_to_future(agent.download_request(request))
+                return await maybe_deferred_to_future(d)
         except ResponseDataLossError:
             if not self._fail_on_dataloss_warned:
                 http11.logger.warning(get_dataloss_msg(request.url))
                 self._fail_on_dataloss_warned = True
             raise
+        finally:
+            self._in_flight.discard(d)
 
 
 def _uses(func: Any, name: str) -> bool:

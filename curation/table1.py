@@ -15,19 +15,10 @@ from pathlib import Path
 from manifests import COLUMNS, ManifestRow, read_manifest, read_published_csv
 from manifests.published import PUBLISHED_COLUMNS
 from manifests.schema import ManifestError, encoding_label
+from manifests.sources import source_info
 
 from .converters_common import DEFAULT_ENCODING, ENCODING_HINT
 
-# Where each source's captions come from (Table 1's "text source"); sources with human captions have no title,
-# description or tags: those columns are n/a for them.
-TEXT_SOURCE = {
-    "soundbible": "web metadata (title, description)",
-    "bigsoundbank": "web metadata (title, description)",
-    "audiocaps": "human captions (crowdsourced)",
-    "clotho": "human captions (crowdsourced)",
-}
-CAPTIONED_SOURCES = frozenset({"audiocaps", "clotho"})
-LANGUAGE = {"bigsoundbank": "English", "soundbible": "English", "audiocaps": "English", "clotho": "English"}
 AUDIOCAPS_COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
 CLOTHO_COLUMNS = ("file_name",) + tuple(f"caption_{i}" for i in range(1, 6))
 
@@ -94,7 +85,7 @@ def records_from_manifest_rows(rows: list[ManifestRow], durations: dict[str, flo
     for r in rows:
         rec = by_id.get(r.id)
         if rec is None:
-            web = r.source not in CAPTIONED_SOURCES
+            web = not source_info(r.source).captioned  # human captions: no title, description, tags
             rec = by_id[r.id] = AudioText(
                 group=r.source, id=r.id, source=r.source, title=r.title if web else None,
                 description=r.description if web else None, has_tags=bool(r.tags) if web else None,
@@ -168,8 +159,8 @@ def table_row(name: str, recs: list[AudioText]) -> dict:
     sources = sorted({r.source for r in audios})
     return {
         "source": name,
-        "language": "/".join(sorted({LANGUAGE.get(s, "unknown") for s in sources})),
-        "text_source": "; ".join(sorted({TEXT_SOURCE.get(s, "unknown") for s in sources})),
+        "language": "/".join(sorted({source_info(s).language for s in sources})),
+        "text_source": "; ".join(sorted({source_info(s).text_source for s in sources})),
         "n_audios": len(audios),
         "n_captions": len(captions),
         "n_empty_captions": sum(r.n_empty_captions for r in recs),

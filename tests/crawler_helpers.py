@@ -27,16 +27,21 @@ def write_edge_case_csv(path: Path) -> Path:
     return write_published_csv(path, rows)
 
 
-def crawl_command(out: Path, spiders: list[str], mirror, *extra: str) -> list[str]:
+def crawl_command(out: Path, spiders: list[str], mirror=None, *extra: str,
+                  urls: dict[str, str] | None = None) -> list[str]:
+    """A wt5k-crawl command line: each site of the mirror (if any) and of `urls` given with --url."""
+    sites = {"soundbible": mirror.soundbible_url, "bigsoundbank": mirror.bigsoundbank_url} if mirror else {}
+    sites.update(urls or {})
     return [sys.executable, "-m", "crawler.cli", "--out", str(out), "--no-polite",
-            "--soundbible-url", mirror.soundbible_url, "--bigsoundbank-url", mirror.bigsoundbank_url,
+            *(arg for name, url in sites.items() for arg in ("--url", f"{name}={url}")),
             "--log-level", "WARNING", *extra, *spiders]
 
 
-def run_crawl(out: Path, spiders: list[str], mirror, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run(crawl_command(out, spiders, mirror, *extra), cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+def run_crawl(out: Path, spiders: list[str], mirror=None, *extra: str, timeout: float = 120,
+              urls: dict[str, str] | None = None, returncode: int = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run(crawl_command(out, spiders, mirror, *extra, urls=urls), cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == returncode, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc
 
 

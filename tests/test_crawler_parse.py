@@ -13,6 +13,7 @@ from crawler.mirror.catalog import load_catalog
 from crawler.middlewares import retry_after_seconds
 from crawler.pipelines import audio_relpath, sniff_audio_format, write_atomically
 from crawler.spiders import bigsoundbank, soundbible
+from crawler.spiders.base import audio_format_of
 from crawler.spiders.manifest import candidate_urls
 from crawler.state import CrawlState
 from crawler.statuses import DownloadFailed
@@ -103,7 +104,7 @@ def test_bigsoundbank_detail_both_eras(case, era, catalog):
     assert (item["sample_rate"], item["bit_depth"], item["channels"]) == (
         sound.sample_rate, sound.bit_depth, sound.channels)
     assert item["recorder"] == sound.recorder and item["author"] == "Joseph SARDIN"
-    formats = [bigsoundbank.audio_format_of(u) for u in item["audio_urls"]]
+    formats = [audio_format_of(u) for u in item["audio_urls"]]
     assert formats[0] == "flac" and formats[-1] == "mp3" and formats.index("wav") < formats.index("ogg")
     if era == "today":
         assert item["license"] == "CC0 1.0" and item["tags"] == sound.tags
@@ -211,7 +212,8 @@ def test_polite_defaults_and_the_no_polite_switch():
     assert polite.getbool("ROBOTSTXT_OBEY") and polite.getbool("AUTOTHROTTLE_ENABLED")
     assert polite.getint("CONCURRENT_REQUESTS_PER_DOMAIN") == 1 and polite.getfloat("DOWNLOAD_DELAY") >= 1
     assert "WavText5K" in polite["USER_AGENT"] and "+http" in polite["USER_AGENT"]
-    assert polite.getint("DOWNLOAD_MAXSIZE") >= 800 * 1024 * 1024  # a 45-minute 48 kHz/24-bit stereo WAV
+    assert polite.getint("WT5K_AUDIO_MAXSIZE") >= 800 * 1024 * 1024  # a 45-minute 48 kHz/24-bit stereo WAV
+    assert polite.getint("DOWNLOAD_MAXSIZE") <= 16 * 1024 * 1024  # pages: held in memory
     assert 429 in polite.getlist("RETRY_HTTP_CODES") or "429" in polite.getlist("RETRY_HTTP_CODES")
     assert polite["FILES_STORE"] == "out/soundbible"
     fast = build_settings("out", polite=False, overrides={"DOWNLOAD_DELAY": "0.5"})
