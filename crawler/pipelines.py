@@ -9,6 +9,7 @@ import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
@@ -110,20 +111,27 @@ class AudioDownloadPipeline(FilesPipeline):
             item.update(status="no_audio_link", error="no audio link found on the page")
             return item
         failures: list[tuple[str, str]] = []
+        down: dict[str, int] = {}  # host -> URLs of this sound not requested because the host is down
         for url in urls:
             if why := self._why_not_start(url):
                 failures.append(("cancelled", why))
                 break
+            if (host := urlsplit(url).netloc.lower()) in down:
+                down[host] += 1
+                continue
             item["download_link"] = url
             item = await super().process_item(item)  # -> get_media_requests ... item_completed
             if item["status"] == "ok":
                 AudioDownloadPipeline.bytes_written += item["file_size"] or 0
                 return item
             failures.append((item["status"], f"{url}: {item['status']}: {item['error']}"))
+            if item["status"] == "host_down":
+                down[host] = 0
         # All failed: the status of the preferred URL, every attempt in the message; a sound whose URLs were
         # not all tried because the crawl stopped is `cancelled`, fetched again by the next run.
         status = "cancelled" if any(s == "cancelled" for s, _ in failures) else failures[0][0]
-        item.update(download_link=urls[0], status=status, error=" | ".join(m for _, m in failures))
+        skipped = [f"{n} more URLs on {host} not requested" for host, n in down.items() if n]
+        item.update(download_link=urls[0], status=status, error=" | ".join([m for _, m in failures] + skipped))
         return item
 
     def _why_not_start(self, url: str) -> str | None:

@@ -68,7 +68,9 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
                         defer.TimeoutError)):
         return "timeout", msg
     if isinstance(exc, (DownloadCancelledError, defer.CancelledError)):
-        return ("too_large" if "max size" in msg.lower() else "cancelled"), msg
+        if "max size" in msg.lower():
+            return "too_large", msg
+        return "cancelled", (msg if str(exc) else "download cancelled while in flight (the crawl was stopping)")
     if isinstance(exc, ResponseDataLossError):
         return "truncated", msg
     if isinstance(exc, ResponseFailed):
