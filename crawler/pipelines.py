@@ -122,7 +122,6 @@ class AudioDownloadPipeline(FilesPipeline):
             item["download_link"] = url
             item = await super().process_item(item)  # -> get_media_requests ... item_completed
             if item["status"] == "ok":
-                AudioDownloadPipeline.bytes_written += item["file_size"] or 0
                 return item
             failures.append((item["status"], f"{url}: {item['status']}: {item['error']}"))
             if item["status"] == "host_down":
@@ -137,15 +136,22 @@ class AudioDownloadPipeline(FilesPipeline):
     def _why_not_start(self, url: str) -> str | None:
         """Why no (further) download of an item is started: the crawl is stopping, or its disk budget is spent."""
         if stop_requested(self.crawler):
-            return f"{url}: cancelled: the crawl stopped before it was requested"
+            why = " (the disk budget, --max-bytes, was reached)" if self.crawler.stats.get_value(
+                "wt5k/max_bytes_reached") is not None else ""
+            return f"{url}: cancelled: the crawl stopped{why} before it was requested"
         if (left := self.budget_left()) is not None and left <= 0:
-            self.crawler.stats.set_value("wt5k/max_bytes_reached", AudioDownloadPipeline.bytes_written)
-            logger.error("disk budget reached: %d bytes written, WT5K_MAX_BYTES (--max-bytes) is %d: stopping",
-                         AudioDownloadPipeline.bytes_written, self.crawler.settings.getint("WT5K_MAX_BYTES"))
-            request_stop(self.crawler, "max_bytes")
+            self._budget_reached()
             return (f"{url}: cancelled: the disk budget (--max-bytes "
                     f"{self.crawler.settings.getint('WT5K_MAX_BYTES')}) was reached")
         return None
+
+    def _budget_reached(self) -> None:
+        """Stop the crawl (finish reason max_bytes): what is left is recorded as cancelled."""
+        if self.crawler.stats.get_value("wt5k/max_bytes_reached") is None:
+            self.crawler.stats.set_value("wt5k/max_bytes_reached", AudioDownloadPipeline.bytes_written)
+            logger.error("disk budget reached: %d bytes of audio written, --max-bytes (WT5K_MAX_BYTES) is %d: "
+                         "stopping", AudioDownloadPipeline.bytes_written, self.crawler.settings.getint("WT5K_MAX_BYTES"))
+        request_stop(self.crawler, "max_bytes")
 
     def get_media_requests(self, item: SoundItem, info) -> list[Request]:
         # The body goes to a temporary file in the spider's folder (renamed into files/ once checked),
@@ -184,6 +190,11 @@ class AudioDownloadPipeline(FilesPipeline):
             ctype = response.headers.get("Content-Type", b"").decode("latin-1")[:60]
             raise DownloadFailed("not_audio", f"not an audio file: {size} bytes of {describe_head(head)} "
                                               f"(Content-Type {ctype!r}) from {response.url}")
+        if (left := self.budget_left()) is not None and size > left:  # downloads running side by side
+            self._budget_reached()
+            raise DownloadFailed("cancelled", f"the disk budget (--max-bytes) left {left} bytes for these {size}: "
+                                              f"not kept")
+        AudioDownloadPipeline.bytes_written += size
         relpath = audio_relpath(item["source"], item["source_id"], fmt)
         root = Path(self.store.basedir)
         if streamed:
@@ -221,6 +232,7 @@ class AudioDownloadPipeline(FilesPipeline):
             if status == "too_large" and (left := self.budget_left()) is not None and left < (
                     self.crawler.settings.getint("WT5K_AUDIO_MAXSIZE") or 1 << 62):
                 status, message = "cancelled", f"the disk budget (--max-bytes) left {left} bytes: {message}"
+                self._budget_reached()
             item.update(status=status, error=message, file_path=None, file_size=None, sha256=None,
                         audio_format=None)
         return item

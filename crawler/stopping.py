@@ -25,15 +25,15 @@ STOP_DEADLINE = object()  # a Scrapy signal: cancel every download still in flig
 def stop_requested(crawler) -> bool:
     """True once the crawl is stopping (a signal, or the engine closing for another reason)."""
     engine = getattr(crawler, "engine", None)
-    return engine is not None and (not engine.running or getattr(crawler, "wt5k_stopping", False))
+    return engine is not None and (not engine.running or bool(getattr(crawler, "wt5k_stopping", "")))
 
 
 def request_stop(crawler, reason: str) -> None:
     """Stop the crawl from inside (e.g. --max-bytes reached): as a signal would, with `reason` as the
     spider's finish reason."""
-    if getattr(crawler, "wt5k_stopping", False):
+    if getattr(crawler, "wt5k_stopping", ""):
         return
-    crawler.wt5k_stopping = True
+    crawler.wt5k_stopping = reason
     from scrapy.utils.defer import deferred_from_coro
 
     deferred_from_coro(crawler.engine.close_spider_async(reason=reason))

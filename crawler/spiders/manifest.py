@@ -16,11 +16,12 @@ from .base import SoundSpider, registered_sources
 SB_FNAME_POSITION = re.compile(r"_(\d+)\.wav$")  # published SoundBible fname: {title}_{listing position}.wav
 
 
-def candidate_urls(source: str, source_id: str, download_link: str) -> list[str]:
+def candidate_urls(source: str, source_id: str, download_link: str, view_link: str = "") -> list[str]:
     """The row's link, then the same sound in the other formats its source serves (manifests/sources.py),
-    best first."""
-    parts = urlsplit(download_link)
-    others = source_info(source).other_audio_urls(f"{parts.scheme}://{parts.netloc}", source_id)
+    best first, on the site of the row's links (a link to elsewhere does not move them)."""
+    root = next((f"{p.scheme}://{p.netloc}" for p in map(urlsplit, (download_link, view_link))
+                 if source_of(p.geturl()) == source and p.scheme in ("http", "https")), None)
+    others = source_info(source).other_audio_urls(root, source_id) if root else []
     return list(dict.fromkeys([download_link, *others] if download_link else others))
 
 
@@ -66,5 +67,5 @@ class ManifestSpider(SoundSpider):
             yield self.checked(SoundItem.new(
                 id=sound_id, source=source, source_id=sid, title=row.title, description=row.description,
                 tags=parse_tags(row.tags), view_link=self.rebase(row.view_link),
-                audio_urls=[self.rebase(u) for u in candidate_urls(source, sid, row.download_link)],
+                audio_urls=[self.rebase(u) for u in candidate_urls(source, sid, row.download_link, row.view_link)],
                 listing_position=int(m.group(1)) if m else None))
