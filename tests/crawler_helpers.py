@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,29 @@ def crawl_command(out: Path, spiders: list[str], mirror=None, *extra: str,
     return [sys.executable, "-m", "crawler.cli", "--out", str(out), "--no-polite",
             *(arg for name, url in sites.items() for arg in ("--url", f"{name}={url}")),
             "--log-level", "WARNING", *extra, *spiders]
+
+
+# The crawl reports its own peak resident memory (VmHWM) as it exits. Not ru_maxrss from wait4: Linux
+# folds the forking parent's (pytest's) memory into it.
+PEAK_RSS_CRAWL = """
+import re, sys
+from crawler.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    with open("/proc/self/status") as f:
+        print("VmHWM_kB", re.search(r"VmHWM:\\s+(\\d+)", f.read()).group(1), flush=True)
+sys.exit(code)
+"""
+
+
+def measured_run(command: list[str], returncode: int = 0) -> tuple[int, subprocess.CompletedProcess]:
+    """Run a crawl_command in a subprocess; return its peak resident memory in bytes, and the process."""
+    assert command[1:3] == ["-m", "crawler.cli"]
+    proc = subprocess.run([command[0], "-c", PEAK_RSS_CRAWL, *command[3:]], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == returncode, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return int(re.search(r"^VmHWM_kB (\d+)$", proc.stdout, re.M).group(1)) * 1024, proc
 
 
 def run_crawl(out: Path, spiders: list[str], mirror=None, *extra: str, timeout: float = 120,

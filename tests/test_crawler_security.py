@@ -4,15 +4,13 @@ servers (tests/tinysite.py); the harm must not happen and the refusal must be re
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import zlib
 
 import pytest
 
 from crawler.guard import Targets
 from manifests import PublishedRow, write_published_csv
-from tests.crawler_helpers import ROOT, crawl_command, items_by_id, run_crawl
+from tests.crawler_helpers import crawl_command, items_by_id, measured_run, run_crawl
 from tests.tinysite import SOUNDS, Site, html, redirect, tiny_routes, wav_bytes
 
 SPIDER = ["--spider-module", "tests.tinysite"]
@@ -128,18 +126,6 @@ def test_non_audio_bodies_are_described_never_quoted(tmp_path):
     assert marker not in proc.stdout + proc.stderr
 
 
-PEAK_RSS_CRAWL = """
-import re, sys
-from crawler.cli import main
-try:
-    code = main(sys.argv[1:])
-finally:
-    with open("/proc/self/status") as f:
-        print("VmHWM_kB", re.search(r"VmHWM:\\s+(\\d+)", f.read()).group(1), flush=True)
-sys.exit(code)
-"""
-
-
 def gzip_bomb(unpacked: int) -> bytes:
     """A gzip body of `unpacked` bytes of XML whitespace (about 1/1000 of that packed)."""
     z = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -155,10 +141,8 @@ def test_a_gzip_bomb_page_is_cut_at_the_page_cap(tmp_path):
     out = tmp_path / "out"
     with Site({"/sitemap_bsb.xml": (200, {"Content-Type": "application/xml", "Content-Encoding": "gzip"}, bomb)}) \
             as site:
-        command = crawl_command(out, ["bigsoundbank"], None, "--log-level", "INFO", urls={"bigsoundbank": site.url})
-        proc = subprocess.run([command[0], "-c", PEAK_RSS_CRAWL, *command[3:]], cwd=ROOT, capture_output=True,
-                              text=True, timeout=120)
-    peak = int(re.search(r"^VmHWM_kB (\d+)$", proc.stdout, re.M).group(1)) * 1024
+        peak, proc = measured_run(crawl_command(out, ["bigsoundbank"], None, "--log-level", "INFO",
+                                                urls={"bigsoundbank": site.url}), returncode=0)
     print(f"gzip bomb page: crawl peak RSS {peak / 1e6:.0f} MB")
     assert "exceeded DOWNLOAD_MAXSIZE (8388608 B) during decompression" in proc.stderr
     assert "(too_large)" in proc.stderr  # the listing failure says why

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 
-from crawler.mirror import Faults, start_mirror
+from crawler.mirror import start_mirror
 from manifests import PUBLISHED_CSV
 from manifests.crawl_record import last_records
 from tests.crawler_helpers import ROOT, crawl_command, items_by_id, run_crawl
