@@ -21,6 +21,7 @@ from pathlib import Path
 
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
+from scrapy.spiderloader import get_spider_loader
 
 from . import settings as default_settings
 from manifests.crawl_record import ITEMS_FILE, last_records
@@ -111,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.spider_module:
         settings.set("SPIDER_MODULES", [*settings.getlist("SPIDER_MODULES"), *a.spider_module], priority="cmdline")
     try:
-        process = CrawlerProcess(settings)
-        known = process.spider_loader.list()
+        known = get_spider_loader(settings).list()
     except ImportError as e:
         p.error(f"--spider-module: cannot import {e.name or e}")
     unknown = [n for n in a.spiders if n not in known]
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad := [n for n in urls if n not in known and n not in a.spiders]:
         print(f"warning: --url for {', '.join(bad)}, which is not a spider: used by the manifest spider only",
               file=sys.stderr)
+    process = CrawlerProcess(settings)
     crawlers = {}
     for name in dict.fromkeys(a.spiders):
         crawlers[name] = crawler = process.create_crawler(name)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import soundfile as sf
 
 from manifests import read_manifest
-from tests.crawler_helpers import ROOT, crawl_command, items_by_id, run_crawl
+from tests.crawler_helpers import ROOT, items_by_id, run_crawl
 from tests.tinysite import SOUNDS, Site, tiny_routes
 
 SPIDER = ["--spider-module", "tests.tinysite"]
@@ -46,16 +47,20 @@ def test_a_spider_defined_in_a_test_is_crawled_and_curated(tmp_path):
         assert info.samplerate == 44100 and abs(info.duration - 1.5) < 0.01
 
 
-def test_spiders_come_from_the_spider_loader(tmp_path):
+def test_spiders_come_from_the_spider_loader(capsys):
     """An unknown spider is a usage error naming the ones there are, the test's spider among them once its
-    module is given; --url takes any spider, the old per-site flags still work."""
-    unknown = subprocess.run(crawl_command(tmp_path, ["tiny-site"]), cwd=ROOT, capture_output=True, text=True,
-                             timeout=60)
-    assert unknown.returncode == 2 and "unknown spider 'tiny-site'" in unknown.stderr
-    assert "bigsoundbank, manifest, soundbible" in unknown.stderr
-    listed = subprocess.run(crawl_command(tmp_path, ["nope"], None, *SPIDER), cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
-    assert listed.returncode == 2 and "tiny-site" in listed.stderr
-    bad_url = subprocess.run(crawl_command(tmp_path, ["soundbible"], None, "--url", "soundbible=file:///etc"),
-                             cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert bad_url.returncode == 2 and "--url: expects SPIDER=URL with an http(s) URL" in bad_url.stderr
+    module is given; --url takes http(s) URLs only."""
+    from crawler.cli import main
+
+    def usage_error(argv: list[str]) -> str:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        return capsys.readouterr().err
+
+    err = usage_error(["tiny-site"])
+    assert "unknown spider 'tiny-site': choose from bigsoundbank, manifest, soundbible" in err
+    assert "tiny-site" in usage_error([*SPIDER, "nope"])
+    assert "cannot import" in usage_error(["--spider-module", "tests.no_such_module", "soundbible"])
+    assert "--url: expects SPIDER=URL with an http(s) URL" in usage_error(["--url", "soundbible=file:///etc",
+                                                                           "soundbible"])
