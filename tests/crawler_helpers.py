@@ -31,8 +31,7 @@ def write_edge_case_csv(path: Path) -> Path:
 def crawl_command(out: Path, spiders: list[str], mirror=None, *extra: str,
                   urls: dict[str, str] | None = None) -> list[str]:
     """A wt5k-crawl command line: each site of the mirror (if any) and of `urls` given with --url."""
-    sites = {"soundbible": mirror.soundbible_url, "bigsoundbank": mirror.bigsoundbank_url} if mirror else {}
-    sites.update(urls or {})
+    sites = {**(mirror.urls if mirror else {}), **(urls or {})}
     return [sys.executable, "-m", "crawler.cli", "--out", str(out), "--no-polite",
             *(arg for name, url in sites.items() for arg in ("--url", f"{name}={url}")),
             "--log-level", "WARNING", *extra, *spiders]
