@@ -16,6 +16,9 @@ import logging
 
 from scrapy import signals
 from twisted.internet import task
+from twisted.python.failure import Failure
+
+from .statuses import RequestRefused
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,22 @@ class StopControl:
             logger.info("stopping: no new request is sent; downloads in flight get %.0f s", self.grace)
             self.deadline = reactor.callLater(self.grace, self._cancel_in_flight)
             self.watch.stop()
+            self._drop_queued()
+
+    def _drop_queued(self) -> None:
+        """Fail the requests waiting in the downloader's per-site queues (each would first wait its
+        DOWNLOAD_DELAY): Scrapy keeps them there after a stop. Its queues are private (Scrapy is pinned)."""
+        slots = getattr(getattr(self.crawler.engine, "downloader", None), "slots", None) or {}
+        dropped = 0
+        for slot in list(slots.values()):
+            queue = getattr(slot, "queue", None)
+            while queue:
+                request, d = queue.popleft()
+                d.errback(Failure(RequestRefused("cancelled", f"the crawl stopped before {request.url} was "
+                                                              f"requested")))
+                dropped += 1
+        if dropped:
+            logger.info("stopping: %d queued requests dropped", dropped)
 
     def _cancel_in_flight(self) -> None:
         self.crawler.signals.send_catch_log(signal=STOP_DEADLINE)

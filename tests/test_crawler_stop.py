@@ -14,6 +14,7 @@ from crawler.mirror import start_mirror
 from manifests import PUBLISHED_CSV
 from manifests.crawl_record import last_records
 from tests.crawler_helpers import ROOT, crawl_command, items_by_id, run_crawl
+from tests.tinysite import Site, tiny_routes
 
 SPIDERS = ["soundbible", "bigsoundbank"]
 BACKOFF = ("--set", "RETRY_BACKOFF_BASE=30")  # seconds before a retry of a 500 (--no-polite has none)
@@ -61,7 +62,7 @@ def _signal_mid_crawl(out, mirror, stalled: set[str], signals: list[int]) -> tup
         try:
             deadline = time.monotonic() + 60
             hanging = {f"/{sid.split(':')[1]}." for sid in stalled}
-            while not (len(_ok(out)) >= 5 and all(any(m in p for p in mirror.hits) for m in hanging)):
+            while not (len(_ok(out)) >= 3 and all(any(m in p for p in mirror.hits) for m in hanging)):
                 assert proc.poll() is None, (out.parent / f"log-{len(signals)}.txt").read_text()[-3000:]
                 assert time.monotonic() < deadline, "the crawl made no progress"
                 time.sleep(0.05)
@@ -84,12 +85,12 @@ def test_sigterm_stops_within_seconds_and_the_same_command_resumes(tmp_path):
     out = tmp_path / "out"
     # BigSoundBank sounds whose every audio URL sends half its body and then hangs for 120 s, and SoundBible
     # sounds answering 500 with a 30 s back-off before each retry: a plain graceful stop would wait for them.
-    with start_mirror(PUBLISHED_CSV, limit=40, max_duration=0.3) as mirror:
+    with start_mirror(PUBLISHED_CSV, limit=20, max_duration=0.3) as mirror:
         all_ids = [s.id for s in mirror.state.sounds]
-        stalled = set([i for i in all_ids if i.startswith("bigsoundbank:")][5:7])
+        stalled = {s.id for s in mirror.state.bsb[1:3]}  # early in the sitemap
         mirror.state.faults.stalled.update(stalled)
         mirror.state.faults.slow_s = 120
-        mirror.state.faults.server_error.update([i for i in all_ids if i.startswith("soundbible:")][5:7])
+        mirror.state.faults.server_error.update(s.id for s in mirror.state.sb[1:3])  # early in the listing
         code, took, later = _signal_mid_crawl(out, mirror, stalled, [signal.SIGTERM])
         print(f"SIGTERM to exit: {took:.1f} s")
         assert code == 1 and took < 12, (code, took)  # WT5K_STOP_GRACE 5 s, then in-flight downloads cancelled
@@ -108,3 +109,34 @@ def test_sigterm_stops_within_seconds_and_the_same_command_resumes(tmp_path):
     final = {**items_by_id(out, "soundbible"), **items_by_id(out, "bigsoundbank")}
     assert set(final) == set(all_ids) and all(r["status"] == "ok" for r in final.values())
     assert not list(out.rglob("*.part"))
+
+
+def test_requests_waiting_for_their_download_delay_are_dropped_at_a_stop(tmp_path):
+    """With a delay between two requests to a site, Scrapy keeps a stopped crawl's requests in its per-site
+    queue and sends each after its delay (about a second each, here); they are dropped at once instead."""
+    sounds = {str(i): (f"Sound {i}", f"Description {i}.", [], 300.0 + 10 * i) for i in range(1, 21)}
+    out = tmp_path / "out"
+    with Site(tiny_routes(sounds, per_page=10)) as site:
+        cmd = crawl_command(out, ["tiny-site"], None, "--spider-module", "tests.tinysite", "--set", "DOWNLOAD_DELAY=1",
+                            "--log-level", "INFO", urls={"tiny-site": site.url})
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not any(p.startswith("/sound/") for p in site.paths()):
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        later = [p for p, t in site.hits if t > sent + 0.5]
+    print(f"SIGTERM to exit with a 1 s DOWNLOAD_DELAY: {took:.1f} s")
+    assert proc.returncode == 1, err
+    assert "queued requests dropped" in err
+    assert took < 4 and later == [], (took, later)  # without the drop: about 1 s per queued request (22 s)
+    records = items_by_id(out, "tiny-site")
+    assert records and all(r["status"] in ("ok", "cancelled") for r in records.values())
