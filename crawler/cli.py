@@ -131,21 +131,22 @@ def main(argv: list[str] | None = None) -> int:
             kwargs["replay"] = a.replay
         process.crawl(crawler, **kwargs)
     process.start()
-    complete, run = True, collections.Counter()
+    complete, run, pages_failed = True, collections.Counter(), 0
     for name, crawler in crawlers.items():
         folder = Path(a.out) / name
         reason = crawler.stats.get_value("finish_reason") if crawler.stats else None
         complete &= reason == "finished"
         statuses = this_run(crawler)
         run += statuses
+        pages_failed += crawler.stats.get_value("wt5k/listing_failed", 0) if crawler.stats else 0
         print(f"{name}: {reason}: {folder / ITEMS_FILE}: {summarize(folder)}; this run: {dict(statuses)}", flush=True)
     failed = sum(n for s, n in run.items() if s != "ok")
     if not complete:
         print("not every spider finished: run the same command again to resume", file=sys.stderr)
         return 1
-    if failed and not run["ok"]:
-        print(f"no sound was downloaded and {failed} failed ({dict(run)}): see the error column of items.jsonl",
-              file=sys.stderr)
+    if (failed or pages_failed) and not run["ok"]:
+        print(f"no sound was downloaded and {failed} failed ({dict(run)}), {pages_failed} listing pages failed: "
+              f"see the log and the error column of items.jsonl", file=sys.stderr)
         return 1
     return 0
 

@@ -142,10 +142,11 @@ def test_a_gzip_bomb_page_is_cut_at_the_page_cap(tmp_path):
     with Site({"/sitemap_bsb.xml": (200, {"Content-Type": "application/xml", "Content-Encoding": "gzip"}, bomb)}) \
             as site:
         peak, proc = measured_run(crawl_command(out, ["bigsoundbank"], None, "--log-level", "INFO",
-                                                urls={"bigsoundbank": site.url}), returncode=0)
+                                                urls={"bigsoundbank": site.url}), returncode=1)
     print(f"gzip bomb page: crawl peak RSS {peak / 1e6:.0f} MB")
     assert "exceeded DOWNLOAD_MAXSIZE (8388608 B) during decompression" in proc.stderr
     assert "(too_large)" in proc.stderr  # the listing failure says why
+    assert "no sound was downloaded and 0 failed ({}), 1 listing pages failed" in proc.stderr
     assert peak < 200e6, peak  # the page unpacked would be 268 MB on top of the crawler
 
 
