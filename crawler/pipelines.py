@@ -264,7 +264,14 @@ class JsonlStorePipeline:
             item.update(status="error", error="no status set by the pipelines")
         if item.get("error") is None:
             item["error"] = ""
-        spider.state.append(item.record())
+        try:
+            spider.state.append(item.record())
+        except OSError as e:  # a full disk: stop; sounds without a record are fetched by the next run
+            spider.crawler.stats.inc_value("wt5k/not_recorded")
+            if spider.crawler.stats.get_value("wt5k/not_recorded") == 1:
+                logger.error("%s: stopping the crawl; the sounds not recorded are fetched again by the next run", e)
+            request_stop(spider.crawler, "write_error")
+            return item
         if item["status"] != "ok":
             logger.warning("%s: %s: %s", item["id"], item["status"], item["error"])
         spider.crawler.stats.inc_value(f"wt5k/status/{item['status']}")

@@ -30,7 +30,8 @@ class CrawlState:
         self.records: dict[str, CrawlRecord] = {}  # last record per id
         self.verified: set[str] = set()         # ids whose ok file checks out
         self.written: set[str] = set()          # ids written during this run
-        self._log = None
+        self._fd: int | None = None             # items.jsonl, opened for appending
+        self.write_error: str | None = None      # why items.jsonl can no longer be written (a full disk)
 
     def open(self) -> "CrawlState":
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -45,7 +46,7 @@ class CrawlState:
             if rec.status == "ok" and self._file_ok(rec):
                 self.verified.add(sid)
         self.compact()
-        self._log = open(self.items_path, "a", encoding="utf-8")
+        self._fd = os.open(self.items_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         bad = sum(1 for r in self.records.values() if r.status == "ok") - len(self.verified)
         logger.info("%s: %d records, %d verified files, %d ok records whose file is missing or changed",
                     self.items_path, len(self.records), len(self.verified), bad)
@@ -75,20 +76,40 @@ class CrawlState:
         return self.retry_failed
 
     def append(self, record: CrawlRecord) -> None:
-        self._log.write(record_line(record))
-        self._log.flush()
+        """Append one line, whole or not at all: a write that fails (a full disk) is cut back to the last
+        complete line, and every later append fails at once with the same reason (OSError)."""
+        if self.write_error:
+            raise OSError(self.write_error)
+        data = record_line(record).encode("utf-8")
+        end = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(self._fd, data[done:])
+        except OSError as e:
+            self.write_error = f"cannot write {self.items_path}: {e.strerror or e}"
+            try:
+                os.ftruncate(self._fd, end)
+            except OSError:
+                pass
+            raise OSError(self.write_error) from e
         self.records[record.id] = record
         self.written.add(record.id)
         if record.status == "ok":
             self.verified.add(record.id)
 
     def compact(self) -> None:
-        """Rewrite items.jsonl with one line per id (the last record), atomically."""
+        """Rewrite items.jsonl with one line per id (the last record), atomically; on a full disk the log is
+        left as it is (still valid: the last record of an id wins)."""
         if self.items_path.exists() or self.records:
-            write_crawl_records(self.items_path, self.records.values())
+            try:
+                write_crawl_records(self.items_path, self.records.values())
+            except OSError as e:
+                logger.warning("%s not compacted (%s): it stays valid, the last record of each id wins",
+                               self.items_path, e.strerror or e)
 
     def close(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self.compact()

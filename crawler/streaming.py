@@ -34,8 +34,8 @@ from twisted.python.failure import Failure
 from manifests.atomic import make_temp
 
 from .state import PART_SUFFIX
-from .statuses import RequestRefused
-from .stopping import STOP_DEADLINE, stop_requested
+from .statuses import DownloadFailed, RequestRefused
+from .stopping import STOP_DEADLINE, request_stop, stop_requested
 
 STREAM_TO = "wt5k_stream_to"   # request meta: the folder a 200 body is written to
 STREAMED = "wt5k_streamed"     # request/response meta after the download: a StreamedBody
@@ -55,7 +55,7 @@ class _BodyFile:
     """Stands in for _ResponseReader's BytesIO (write / truncate / getvalue): each chunk goes to a
     temporary file, hashed on the way; getvalue() gives an empty body, the data is in the file."""
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, on_error=None):
         Path(folder).mkdir(parents=True, exist_ok=True)
         fd, name = make_temp(folder, ".download.", PART_SUFFIX)  # renamed into files/: normal permissions
         self.path = Path(name)
@@ -63,9 +63,19 @@ class _BodyFile:
         self._sha256 = hashlib.sha256()
         self.size = 0
         self.head = b""
+        self.error: OSError | None = None   # a write that failed (a full disk): the download is aborted
+        self._on_error = on_error
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        if self.error is not None:
+            return
+        try:
+            self._file.write(data)
+        except OSError as e:
+            self.error = e
+            if self._on_error is not None:
+                self._on_error()
+            return
         self._sha256.update(data)
         self.size += len(data)
         if len(self.head) < HEAD_SIZE:
@@ -82,7 +92,10 @@ class _BodyFile:
         return StreamedBody(self.path, self.size, self._sha256.hexdigest(), self.head)
 
     def discard(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:  # its buffer could not be flushed (a full disk): the file goes anyway
+            pass
         self.path.unlink(missing_ok=True)
 
 
@@ -94,13 +107,20 @@ class _StreamingAgent(http11._ScrapyAgent):
             deliver = txresponse.deliverBody  # Scrapy hands its _ResponseReader to this
 
             def deliver_to_file(reader: http11._ResponseReader) -> None:
-                body = reader._bodybuf = _BodyFile(folder)
+                body = reader._bodybuf = _BodyFile(folder, on_error=reader._finished.cancel)
 
                 def settle(result: Any) -> Any:
-                    if not isinstance(result, Failure) and not result.get("stop_download"):
-                        request.meta[STREAMED] = body.finish()
-                        return result
+                    if body.error is None and not isinstance(result, Failure) and not result.get("stop_download"):
+                        try:
+                            request.meta[STREAMED] = body.finish()
+                            return result
+                        except OSError as e:  # the last bytes could not be flushed
+                            body.error = e
                     body.discard()  # size cap, timeout, dataloss, cancel: nothing stays on disk
+                    if body.error is not None:  # a full disk fails every download: the crawl stops
+                        request_stop(self._crawler, "write_error")
+                        return Failure(DownloadFailed("cancelled", f"cannot write the download to {folder}: "
+                                                                   f"{body.error.strerror or body.error}"))
                     if (isinstance(result, Failure) and result.check(CancelledError) and reader._maxsize
                             and reader._bytes_received > reader._maxsize):
                         # Scrapy cancels a body that outgrows the cap with a bare CancelledError (only its

@@ -233,3 +233,53 @@ def test_a_file_shared_by_two_sounds_is_stored_under_each_id(tmp_path):
     cached = {"path": "files/soundbible/1.mp3", "size": 7, "checksum": "c", "format": "mp3"}
     item = pipe.item_completed([(True, cached)], SoundItem.new(source="soundbible", source_id="2"), None)
     assert item["file_path"] == "files/soundbible/2.mp3" and (tmp_path / item["file_path"]).read_bytes() == b"ID3data"
+
+
+def test_a_full_disk_never_tears_items_jsonl(tmp_path, monkeypatch):
+    """A write of items.jsonl that fails half-way (ENOSPC) is cut back to the last whole line, and later
+    appends fail at once: the log stays readable, the sounds not recorded are fetched by the next run."""
+    import errno
+    import os
+
+    from crawler import state as state_module
+    from manifests.crawl_record import CrawlRecord, read_crawl_records
+
+    st = CrawlState(tmp_path).open()
+    st.append(CrawlRecord(id="soundbible:1", status="http_error", error="x"))
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        if fd == st._fd:
+            real_write(fd, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(state_module.os, "write", half_then_full)
+    for sid in ("2", "3"):
+        with pytest.raises(OSError, match="No space left on device"):
+            st.append(CrawlRecord(id=f"soundbible:{sid}", status="http_error", error="y"))
+    monkeypatch.setattr(state_module.os, "write", real_write)
+    lines = list(read_crawl_records(tmp_path / "items.jsonl"))
+    assert [line.record.id for line in lines] == ["soundbible:1"] and lines[0].error is None
+    st.close()
+    reopened = CrawlState(tmp_path).open()
+    assert reopened.should_fetch("soundbible:2") and not reopened.should_fetch("soundbible:1")
+    reopened.close()
+
+
+def test_a_download_that_cannot_be_written_is_aborted_and_leaves_no_file(tmp_path):
+    from crawler.streaming import _BodyFile
+
+    aborted = []
+    body = _BodyFile(tmp_path, on_error=lambda: aborted.append(True))
+    body.write(b"RIFF")
+
+    def full(data):
+        raise OSError(28, "No space left on device")
+
+    body._file.write = full
+    body.write(b"more")
+    body.write(b"and more")
+    assert aborted == [True] and body.error.errno == 28 and body.size == 4
+    body.discard()
+    assert list(tmp_path.iterdir()) == []
