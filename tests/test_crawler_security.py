@@ -165,3 +165,27 @@ def test_max_bytes_stops_the_crawl_and_the_next_run_goes_on(tmp_path):
         run_crawl(out, ["tiny-site"], None, *SPIDER, urls={"tiny-site": site.url})
     assert {r["status"] for r in items_by_id(out, "tiny-site").values()} == {"ok"}
     assert len(items_by_id(out, "tiny-site")) == len(SOUNDS)
+
+
+def test_a_site_name_resolving_to_an_internal_address_is_found(monkeypatch):
+    """A site's own host name whose DNS points inside (rebinding): the guard looks each name up once and
+    refuses it (RequestGuardMiddleware); names that do not resolve are left to fail on their own."""
+    import socket
+
+    from crawler import guard
+
+    answers = {"soundbible.com": [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", 0))],
+               "bigsoundbank.com": [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2606:4700::1", 0, 0, 0)),
+                                    (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0))],
+               "example.org": [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 0))]}
+
+    def fake_getaddrinfo(host, *args, **kwargs):
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return answers[host]
+
+    monkeypatch.setattr(guard.socket, "getaddrinfo", fake_getaddrinfo)
+    assert guard.internal_resolution("soundbible.com") == "10.0.0.7"
+    assert guard.internal_resolution("bigsoundbank.com") == "::1"
+    assert guard.internal_resolution("example.org") is None
+    assert guard.internal_resolution("sounds.invalid") is None
