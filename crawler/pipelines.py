@@ -150,7 +150,8 @@ class AudioDownloadPipeline(FilesPipeline):
         if self.crawler.stats.get_value("wt5k/max_bytes_reached") is None:
             self.crawler.stats.set_value("wt5k/max_bytes_reached", AudioDownloadPipeline.bytes_written)
             logger.error("disk budget reached: %d bytes of audio written, --max-bytes (WT5K_MAX_BYTES) is %d: "
-                         "stopping", AudioDownloadPipeline.bytes_written, self.crawler.settings.getint("WT5K_MAX_BYTES"))
+                         "stopping", AudioDownloadPipeline.bytes_written,
+                         self.crawler.settings.getint("WT5K_MAX_BYTES"))
         request_stop(self.crawler, "max_bytes")
 
     def get_media_requests(self, item: SoundItem, info) -> list[Request]:

@@ -63,7 +63,8 @@ class CrawlState:
 
     def should_fetch(self, sound_id: str) -> bool:
         """True when this run must (re)process the sound: new, failed with retry_failed, or an ok record
-        whose file is gone or changed, or one left `cancelled` by a stopped crawl. Also False for ids already finished during this run."""
+        whose file is gone or changed, or one left `cancelled` by a stopped crawl. Also False for ids already
+        finished during this run."""
         if sound_id in self.written:
             return False
         rec = self.records.get(sound_id)

@@ -36,7 +36,8 @@ def wav_bytes(seconds: float, freq: float, rate: int = 22050) -> bytes:
 
 
 def html(body: str) -> Route:
-    return 200, {"Content-Type": "text/html; charset=utf-8"}, f"<!doctype html><html><body>{body}</body></html>".encode()
+    page = f"<!doctype html><html><body>{body}</body></html>"
+    return 200, {"Content-Type": "text/html; charset=utf-8"}, page.encode()
 
 
 def redirect(url: str) -> Route:
