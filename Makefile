@@ -58,7 +58,7 @@ setup: $(BIN)/.installed $(BIN)/.reference  ## create .venv and install the proj
 
 crawl: setup  ## crawl the sites into $(DATA)/raw/<spider>/ (REPLAY=<csv> replays a published manifest)
 ifeq ($(strip $(REPLAY)),)
-	$(BIN)/wt5k-crawl --out $(DATA)/raw --soundbible-url $(SOUNDBIBLE_URL) --bigsoundbank-url $(BIGSOUNDBANK_URL) $(CRAWL_ARGS) $(SPIDERS)
+	$(BIN)/wt5k-crawl --out $(DATA)/raw --url soundbible=$(SOUNDBIBLE_URL) --url bigsoundbank=$(BIGSOUNDBANK_URL) $(CRAWL_ARGS) $(SPIDERS)
 else
 	$(BIN)/wt5k-crawl --out $(DATA)/raw --replay $(REPLAY) $(CRAWL_ARGS) manifest
 endif

@@ -9,6 +9,7 @@ import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
@@ -19,7 +20,8 @@ from manifests.atomic import OutsideFolderError, atomic_path, inside
 from .items import SoundItem
 from .state import FILES_DIR, PART_SUFFIX
 from .streaming import HEAD_SIZE, STREAM_TO, STREAMED, StreamedBody
-from .statuses import DownloadFailed, classify_failure
+from .statuses import DownloadFailed, classify_failure, describe_head
+from .stopping import request_stop, stop_requested
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,13 @@ class AudioDownloadPipeline(FilesPipeline):
     and sha256 computed while streaming are recorded. The item's status says what happened; the item is
     never dropped."""
 
+    # Bytes of audio written by this process (every spider of one wt5k-crawl run), for WT5K_MAX_BYTES.
+    bytes_written = 0
+
+    def budget_left(self) -> int | None:
+        budget = self.crawler.settings.getint("WT5K_MAX_BYTES")
+        return max(0, budget - AudioDownloadPipeline.bytes_written) if budget > 0 else None
+
     async def process_item(self, item: SoundItem) -> SoundItem:
         if item.get("status"):  # the spider already recorded why there is nothing to download
             return item
@@ -101,22 +110,59 @@ class AudioDownloadPipeline(FilesPipeline):
             item.update(status="no_audio_link", error="no audio link found on the page")
             return item
         failures: list[tuple[str, str]] = []
+        down: dict[str, int] = {}  # host -> URLs of this sound not requested because the host is down
         for url in urls:
+            if why := self._why_not_start(url):
+                failures.append(("cancelled", why))
+                break
+            if (host := urlsplit(url).netloc.lower()) in down:
+                down[host] += 1
+                continue
             item["download_link"] = url
             item = await super().process_item(item)  # -> get_media_requests ... item_completed
             if item["status"] == "ok":
                 return item
             failures.append((item["status"], f"{url}: {item['status']}: {item['error']}"))
-        # All failed: the status of the preferred URL, every attempt in the message.
-        item.update(download_link=urls[0], status=failures[0][0], error=" | ".join(m for _, m in failures))
+            if item["status"] == "host_down":
+                down[host] = 0
+        # All failed: the status of the preferred URL, every attempt in the message; a sound whose URLs were
+        # not all tried because the crawl stopped is `cancelled`, fetched again by the next run.
+        status = "cancelled" if any(s == "cancelled" for s, _ in failures) else failures[0][0]
+        skipped = [f"{n} more URLs on {host} not requested" for host, n in down.items() if n]
+        item.update(download_link=urls[0], status=status, error=" | ".join([m for _, m in failures] + skipped))
         return item
+
+    def _why_not_start(self, url: str) -> str | None:
+        """Why no (further) download of an item is started: the crawl is stopping, or its disk budget is spent."""
+        if stop_requested(self.crawler):
+            why = " (the disk budget, --max-bytes, was reached)" if self.crawler.stats.get_value(
+                "wt5k/max_bytes_reached") is not None else ""
+            return f"{url}: cancelled: the crawl stopped{why} before it was requested"
+        if (left := self.budget_left()) is not None and left <= 0:
+            self._budget_reached()
+            return (f"{url}: cancelled: the disk budget (--max-bytes "
+                    f"{self.crawler.settings.getint('WT5K_MAX_BYTES')}) was reached")
+        return None
+
+    def _budget_reached(self) -> None:
+        """Stop the crawl (finish reason max_bytes): what is left is recorded as cancelled."""
+        if self.crawler.stats.get_value("wt5k/max_bytes_reached") is None:
+            self.crawler.stats.set_value("wt5k/max_bytes_reached", AudioDownloadPipeline.bytes_written)
+            logger.error("disk budget reached: %d bytes of audio written, --max-bytes (WT5K_MAX_BYTES) is %d: "
+                         "stopping", AudioDownloadPipeline.bytes_written,
+                         self.crawler.settings.getint("WT5K_MAX_BYTES"))
+        request_stop(self.crawler, "max_bytes")
 
     def get_media_requests(self, item: SoundItem, info) -> list[Request]:
         # The body goes to a temporary file in the spider's folder (renamed into files/ once checked),
-        # uncompressed: Scrapy's decompression middleware only sees an empty body.
-        meta = {STREAM_TO: self.store.basedir}
-        if cap := self.crawler.settings.getint("WT5K_AUDIO_MAXSIZE"):
-            meta["download_maxsize"] = cap
+        # uncompressed: Scrapy's decompression middleware only sees an empty body. Audio alone gets the large
+        # size cap (pages keep DOWNLOAD_MAXSIZE), bounded by what is left of the disk budget.
+        settings = self.crawler.settings
+        cap = settings.getint("WT5K_AUDIO_MAXSIZE") or settings.getint("DOWNLOAD_MAXSIZE")
+        if (left := self.budget_left()) is not None and (cap == 0 or left < cap):
+            cap = left
+        meta = {STREAM_TO: self.store.basedir, "download_maxsize": cap,
+                "download_warnsize": settings.getint("WT5K_AUDIO_WARNSIZE")}
         return [Request(item["download_link"], callback=NO_CALLBACK, meta=meta,
                         headers={"Accept-Encoding": "identity"})]
 
@@ -140,10 +186,15 @@ class AudioDownloadPipeline(FilesPipeline):
         if not size:
             raise DownloadFailed("empty", f"empty body with HTTP 200 from {response.url}")
         fmt = sniff_audio_format(head)
-        if fmt is None:
-            ctype = response.headers.get("Content-Type", b"").decode("latin-1")
-            raise DownloadFailed("not_audio", f"not an audio file ({ctype or 'no Content-Type'}, "
-                                              f"starts {head[:24]!r}) from {response.url}")
+        if fmt is None:  # said, never quoted: a site's bytes do not go into items.jsonl or the log
+            ctype = response.headers.get("Content-Type", b"").decode("latin-1")[:60]
+            raise DownloadFailed("not_audio", f"not an audio file: {size} bytes of {describe_head(head)} "
+                                              f"(Content-Type {ctype!r}) from {response.url}")
+        if (left := self.budget_left()) is not None and size > left:  # downloads running side by side
+            self._budget_reached()
+            raise DownloadFailed("cancelled", f"the disk budget (--max-bytes) left {left} bytes for these {size}: "
+                                              f"not kept")
+        AudioDownloadPipeline.bytes_written += size
         relpath = audio_relpath(item["source"], item["source_id"], fmt)
         root = Path(self.store.basedir)
         if streamed:
@@ -178,6 +229,10 @@ class AudioDownloadPipeline(FilesPipeline):
                         sha256=value["checksum"], audio_format=value["format"])
         else:
             status, message = classify_failure(value.value)
+            if status == "too_large" and (left := self.budget_left()) is not None and left < (
+                    self.crawler.settings.getint("WT5K_AUDIO_MAXSIZE") or 1 << 62):
+                status, message = "cancelled", f"the disk budget (--max-bytes) left {left} bytes: {message}"
+                self._budget_reached()
             item.update(status=status, error=message, file_path=None, file_size=None, sha256=None,
                         audio_format=None)
         return item
@@ -209,7 +264,14 @@ class JsonlStorePipeline:
             item.update(status="error", error="no status set by the pipelines")
         if item.get("error") is None:
             item["error"] = ""
-        spider.state.append(item.record())
+        try:
+            spider.state.append(item.record())
+        except OSError as e:  # a full disk: stop; sounds without a record are fetched by the next run
+            spider.crawler.stats.inc_value("wt5k/not_recorded")
+            if spider.crawler.stats.get_value("wt5k/not_recorded") == 1:
+                logger.error("%s: stopping the crawl; the sounds not recorded are fetched again by the next run", e)
+            request_stop(spider.crawler, "write_error")
+            return item
         if item["status"] != "ok":
             logger.warning("%s: %s: %s", item["id"], item["status"], item["error"])
         spider.crawler.stats.inc_value(f"wt5k/status/{item['status']}")

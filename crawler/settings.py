@@ -27,22 +27,33 @@ RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 522, 524, 408]
 RETRY_BACKOFF_BASE = 5.0      # seconds; attempt n waits base * 2**(n-1) when no Retry-After is given
 RETRY_BACKOFF_MAX = 300.0     # longest back-off / Retry-After we wait; longer Retry-After gives up
 DOWNLOADER_MIDDLEWARES = {
+    "crawler.guard.RequestGuardMiddleware": 50,          # first: schemes, hosts, internal addresses, stopping
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.PoliteRetryMiddleware": 550,
+    "crawler.middlewares.HostHealthMiddleware": 560,     # sees failures before the retry middleware
 }
+EXTENSIONS = {"crawler.stopping.StopControl": 0}
+WT5K_STOP_GRACE = 5.0         # seconds downloads in flight get after SIGTERM/Ctrl-C before they are cancelled
+WT5K_HOST_DOWN_AFTER = 3      # failed DNS look-ups / refused connections in a row that mark a host down
 
 DOWNLOAD_TIMEOUT = 180
-# Audio bodies stream to a temporary file (crawler.streaming) instead of sitting in memory; pages use
-# Scrapy's handler unchanged. Scrapy's 'h2' handler is not used: the sites speak HTTP/1.1.
+# Audio bodies stream to a temporary file (crawler.streaming) instead of sitting in memory; pages are held in
+# memory as Scrapy does. Scrapy's 'h2' handler is not used: the sites speak HTTP/1.1. Every other scheme's
+# handler is off: a link in a page or a CSV must not read local files (file://) or reach other services.
 DOWNLOAD_HANDLERS = {
     "http": "crawler.streaming.StreamingDownloadHandler",
     "https": "crawler.streaming.StreamingDownloadHandler",
+    "file": None, "data": None, "ftp": None, "s3": None,
 }
-# A size cap per download. A 45-minute 48 kHz 24-bit stereo WAV is about 780 MB; the largest known file
-# (a 45-min rainstorm) about 460 MB.
-DOWNLOAD_MAXSIZE = 1024 * 1024 * 1024
-DOWNLOAD_WARNSIZE = 256 * 1024 * 1024
-WT5K_AUDIO_MAXSIZE = 0        # a separate cap for audio files only (0: DOWNLOAD_MAXSIZE applies)
+# Pages (HTML, XML) are held in memory and decompressed by Scrapy: a few MiB each, checked while they arrive
+# and while they are decompressed (a gzip bomb page stops at the cap). Audio alone, streamed to disk, gets
+# the large cap: a 45-minute 48 kHz 24-bit stereo WAV is about 780 MB; the largest known file (a 45-min
+# rainstorm) about 460 MB.
+DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+WT5K_AUDIO_MAXSIZE = 1024 * 1024 * 1024
+WT5K_AUDIO_WARNSIZE = 256 * 1024 * 1024
+WT5K_MAX_BYTES = 0            # total bytes of audio one wt5k-crawl run may write (0: no budget); --max-bytes
 
 ITEM_PIPELINES = {
     "crawler.pipelines.AudioDownloadPipeline": 300,

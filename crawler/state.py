@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from manifests.atomic import TMP_SUFFIX, append_inside, inside
+from manifests.atomic import TMP_SUFFIX, inside
 from manifests.hashing import sha256_file
 from manifests.crawl_record import ITEMS_FILE, CrawlRecord, read_crawl_records, record_line, write_crawl_records
 
@@ -30,7 +30,8 @@ class CrawlState:
         self.records: dict[str, CrawlRecord] = {}  # last record per id
         self.verified: set[str] = set()         # ids whose ok file checks out
         self.written: set[str] = set()          # ids written during this run
-        self._log = None
+        self._fd: int | None = None             # items.jsonl, opened for appending
+        self.write_error: str | None = None      # why items.jsonl can no longer be written (a full disk)
 
     def open(self) -> "CrawlState":
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -45,7 +46,9 @@ class CrawlState:
             if rec.status == "ok" and self._file_ok(rec):
                 self.verified.add(sid)
         self.compact()
-        self._log = append_inside(self.folder, ITEMS_FILE)  # never through a link planted in the folder
+        # never through a link planted in the folder (inside + O_NOFOLLOW)
+        self._fd = os.open(inside(self.folder, ITEMS_FILE),
+                           os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         bad = sum(1 for r in self.records.values() if r.status == "ok") - len(self.verified)
         logger.info("%s: %d records, %d verified files, %d ok records whose file is missing or changed",
                     self.items_path, len(self.records), len(self.verified), bad)
@@ -62,7 +65,8 @@ class CrawlState:
 
     def should_fetch(self, sound_id: str) -> bool:
         """True when this run must (re)process the sound: new, failed with retry_failed, or an ok record
-        whose file is gone or changed. Also False for ids already finished during this run."""
+        whose file is gone or changed, or one left `cancelled` by a stopped crawl. Also False for ids already
+        finished during this run."""
         if sound_id in self.written:
             return False
         rec = self.records.get(sound_id)
@@ -70,23 +74,45 @@ class CrawlState:
             return True
         if rec.status == "ok":
             return sound_id not in self.verified
+        if rec.status == "cancelled":  # the crawl stopped before this sound was done: not a failure
+            return True
         return self.retry_failed
 
     def append(self, record: CrawlRecord) -> None:
-        self._log.write(record_line(record))
-        self._log.flush()
+        """Append one line, whole or not at all: a write that fails (a full disk) is cut back to the last
+        complete line, and every later append fails at once with the same reason (OSError)."""
+        if self.write_error:
+            raise OSError(self.write_error)
+        data = record_line(record).encode("utf-8")
+        end = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(self._fd, data[done:])
+        except OSError as e:
+            self.write_error = f"cannot write {self.items_path}: {e.strerror or e}"
+            try:
+                os.ftruncate(self._fd, end)
+            except OSError:
+                pass
+            raise OSError(self.write_error) from e
         self.records[record.id] = record
         self.written.add(record.id)
         if record.status == "ok":
             self.verified.add(record.id)
 
     def compact(self) -> None:
-        """Rewrite items.jsonl with one line per id (the last record), atomically."""
+        """Rewrite items.jsonl with one line per id (the last record), atomically; on a full disk the log is
+        left as it is (still valid: the last record of an id wins)."""
         if self.items_path.exists() or self.records:
-            write_crawl_records(inside(self.folder, ITEMS_FILE), self.records.values())
+            try:
+                write_crawl_records(inside(self.folder, ITEMS_FILE), self.records.values())
+            except OSError as e:
+                logger.warning("%s not compacted (%s): it stays valid, the last record of each id wins",
+                               self.items_path, e.strerror or e)
 
     def close(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self.compact()

@@ -17,20 +17,60 @@ class DownloadFailed(Exception):
         self.status, self.message = status, message
 
 
+class RequestRefused(IgnoreRequest):
+    """A request the crawler does not send (refused_url, host_down, cancelled); `status` is its items.jsonl
+    status. An IgnoreRequest, so Scrapy neither retries nor logs it as an error."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+# What the first bytes of a body that is not audio look like: said instead of echoing them (a site's bytes
+# never go into items.jsonl or the log).
+_LOOKS_LIKE = (
+    ((b"<!doctype html", b"<html", b"<head", b"<body", b"<!--"), "a web page (HTML)"),
+    ((b"<?xml", b"<urlset", b"<rss", b"<feed"), "an XML document"),
+    ((b"{", b"["), "JSON"),
+    ((b"PK\x03\x04",), "a ZIP archive"),
+    ((b"\x1f\x8b",), "gzip data"),
+    ((b"%PDF",), "a PDF document"),
+    ((b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF"), "an image or other media that is not audio"),
+    ((b"\x7fELF", b"MZ"), "an executable"),
+)
+
+
+def describe_head(head: bytes) -> str:
+    """What a body looks like from its first bytes, without quoting them."""
+    if not head.strip(b"\x00"):
+        return "zero bytes"
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    for prefixes, what in _LOOKS_LIKE:
+        if start.startswith(prefixes):
+            return what
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "plain text"
+    return "unrecognised binary data"
+
+
 def classify_failure(exc: BaseException) -> tuple[str, str]:
     """(status, message) for an exception raised while fetching a page or a file."""
     msg = str(exc) or type(exc).__name__
-    if isinstance(exc, DownloadFailed):
+    if isinstance(exc, (DownloadFailed, RequestRefused)):
         return exc.status, exc.message
     if isinstance(exc, HttpError):
         return "http_error", f"HTTP {exc.response.status} from {exc.response.url}"
     if isinstance(exc, IgnoreRequest):
+        if "DOWNLOAD_MAXSIZE" in msg or "max size" in msg.lower():  # e.g. a page over the cap once decompressed
+            return "too_large", msg
         return ("robots_forbidden" if "robots" in msg.lower() else "ignored"), msg
     if isinstance(exc, (DownloadTimeoutError, twisted_error.TimeoutError, twisted_error.TCPTimedOutError,
                         defer.TimeoutError)):
         return "timeout", msg
     if isinstance(exc, (DownloadCancelledError, defer.CancelledError)):
-        return ("too_large" if "max size" in msg.lower() else "cancelled"), msg
+        if "max size" in msg.lower():
+            return "too_large", msg
+        return "cancelled", (msg if str(exc) else "download cancelled while in flight (the crawl was stopping)")
     if isinstance(exc, ResponseDataLossError):
         return "truncated", msg
     if isinstance(exc, ResponseFailed):

@@ -9,7 +9,7 @@ Scrapy's: size caps, warnings, dataloss, timeouts and cancellation, which here a
 Response then has an empty body, and `response.meta[STREAMED]` a StreamedBody (path, size, sha256, head).
 
 Only a 200 answer is streamed: redirects and errors keep their small bodies in memory as before, so their
-responses leave no file behind. Requests without STREAM_TO (pages) go through the unchanged handler.
+responses leave no file behind. Requests without STREAM_TO (pages) are downloaded as Scrapy does.
 
 This relies on private parts of scrapy.core.downloader.handlers.http11 (pinned in pyproject.toml);
 check_private_api() fails at startup with a clear message if they change.
@@ -34,6 +34,8 @@ from twisted.python.failure import Failure
 from manifests.atomic import make_temp
 
 from .state import PART_SUFFIX
+from .statuses import DownloadFailed, RequestRefused
+from .stopping import STOP_DEADLINE, request_stop, stop_requested
 
 STREAM_TO = "wt5k_stream_to"   # request meta: the folder a 200 body is written to
 STREAMED = "wt5k_streamed"     # request/response meta after the download: a StreamedBody
@@ -53,7 +55,7 @@ class _BodyFile:
     """Stands in for _ResponseReader's BytesIO (write / truncate / getvalue): each chunk goes to a
     temporary file, hashed on the way; getvalue() gives an empty body, the data is in the file."""
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, on_error=None):
         Path(folder).mkdir(parents=True, exist_ok=True)
         fd, name = make_temp(folder, ".download.", PART_SUFFIX)  # renamed into files/: normal permissions
         self.path = Path(name)
@@ -61,9 +63,19 @@ class _BodyFile:
         self._sha256 = hashlib.sha256()
         self.size = 0
         self.head = b""
+        self.error: OSError | None = None   # a write that failed (a full disk): the download is aborted
+        self._on_error = on_error
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        if self.error is not None:
+            return
+        try:
+            self._file.write(data)
+        except OSError as e:
+            self.error = e
+            if self._on_error is not None:
+                self._on_error()
+            return
         self._sha256.update(data)
         self.size += len(data)
         if len(self.head) < HEAD_SIZE:
@@ -80,7 +92,10 @@ class _BodyFile:
         return StreamedBody(self.path, self.size, self._sha256.hexdigest(), self.head)
 
     def discard(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:  # its buffer could not be flushed (a full disk): the file goes anyway
+            pass
         self.path.unlink(missing_ok=True)
 
 
@@ -92,13 +107,20 @@ class _StreamingAgent(http11._ScrapyAgent):
             deliver = txresponse.deliverBody  # Scrapy hands its _ResponseReader to this
 
             def deliver_to_file(reader: http11._ResponseReader) -> None:
-                body = reader._bodybuf = _BodyFile(folder)
+                body = reader._bodybuf = _BodyFile(folder, on_error=reader._finished.cancel)
 
                 def settle(result: Any) -> Any:
-                    if not isinstance(result, Failure) and not result.get("stop_download"):
-                        request.meta[STREAMED] = body.finish()
-                        return result
+                    if body.error is None and not isinstance(result, Failure) and not result.get("stop_download"):
+                        try:
+                            request.meta[STREAMED] = body.finish()
+                            return result
+                        except OSError as e:  # the last bytes could not be flushed
+                            body.error = e
                     body.discard()  # size cap, timeout, dataloss, cancel: nothing stays on disk
+                    if body.error is not None:  # a full disk fails every download: the crawl stops
+                        request_stop(self._crawler, "write_error")
+                        return Failure(DownloadFailed("cancelled", f"cannot write the download to {folder}: "
+                                                                   f"{body.error.strerror or body.error}"))
                     if (isinstance(result, Failure) and result.check(CancelledError) and reader._maxsize
                             and reader._bytes_received > reader._maxsize):
                         # Scrapy cancels a body that outgrows the cap with a bare CancelledError (only its
@@ -115,30 +137,44 @@ class _StreamingAgent(http11._ScrapyAgent):
 
 
 class StreamingDownloadHandler(http11.HTTP11DownloadHandler):
-    """Scrapy's HTTP/1.1 handler; requests with meta[STREAM_TO] get their 200 body written to disk."""
+    """Scrapy's HTTP/1.1 handler; requests with meta[STREAM_TO] get their 200 body written to disk. Every
+    download in flight is cancelled when a stopping crawl reaches its deadline (crawler.stopping)."""
 
     def __init__(self, crawler):
         check_private_api()
         super().__init__(crawler)
+        self._in_flight: set = set()
+        crawler.signals.connect(self.cancel_in_flight, signal=STOP_DEADLINE)
+
+    def cancel_in_flight(self) -> None:
+        if self._in_flight:
+            http11.logger.info("cancelling %d downloads still in flight", len(self._in_flight))
+        for d in list(self._in_flight):
+            d.cancel()
 
     async def download_request(self, request: Request) -> Response:
-        if request.meta.get(STREAM_TO) is None:
-            return await super().download_request(request)
-        # As HTTP11DownloadHandler.download_request, with the streaming agent.
+        # As HTTP11DownloadHandler.download_request, with the streaming agent (which streams only requests
+        # with STREAM_TO) and the download remembered while in flight. A request that waited in a download
+        # slot (DOWNLOAD_DELAY) while the crawl was told to stop is not sent.
+        if stop_requested(self._crawler):
+            raise RequestRefused("cancelled", f"the crawl stopped before {request.url} was requested")
         agent = _StreamingAgent(
             contextFactory=self._contextFactory, bindAddress=self._bind_address, pool=self._pool,
-            maxsize=getattr(self._crawler.spider, "download_maxsize", self._default_maxsize),
-            warnsize=getattr(self._crawler.spider, "download_warnsize", self._default_warnsize),
+            maxsize=self._default_maxsize, warnsize=self._default_warnsize,
             fail_on_dataloss=self._fail_on_dataloss, crawler=self._crawler,
             tls_verbose_logging=self._tls_verbose_logging)
+        d = agent.download_request(request)
+        self._in_flight.add(d)
         try:
             with wrap_twisted_exceptions():
-                return await maybe_deferred_to_future(agent.download_request(request))
+                return await maybe_deferred_to_future(d)
         except ResponseDataLossError:
             if not self._fail_on_dataloss_warned:
                 http11.logger.warning(get_dataloss_msg(request.url))
                 self._fail_on_dataloss_warned = True
             raise
+        finally:
+            self._in_flight.discard(d)
 
 
 def _uses(func: Any, name: str) -> bool:

@@ -11,17 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from manifests import ManifestRow
-
-# Where each source's captions come from (Table 1's "text source"); sources with human captions have no title,
-# description or tags: those columns are n/a for them.
-TEXT_SOURCE = {
-    "soundbible": "web metadata (title, description)",
-    "bigsoundbank": "web metadata (title, description)",
-    "audiocaps": "human captions (crowdsourced)",
-    "clotho": "human captions (crowdsourced)",
-}
-CAPTIONED_SOURCES = frozenset({"audiocaps", "clotho"})
-LANGUAGE = {"bigsoundbank": "English", "soundbible": "English", "audiocaps": "English", "clotho": "English"}
+from manifests.sources import source_info
 
 DEFINITIONS = {
     "n_audios": "audios: distinct audio ids (a published-format row is one audio)",
@@ -65,7 +55,7 @@ def records_from_manifest_rows(rows: list[ManifestRow], durations: dict[str, flo
     for r in rows:
         rec = by_id.get(r.id)
         if rec is None:
-            web = r.source not in CAPTIONED_SOURCES
+            web = not source_info(r.source).captioned  # human captions: no title, description, tags
             rec = by_id[r.id] = AudioText(
                 group=r.source, id=r.id, source=r.source, title=r.title if web else None,
                 description=r.description if web else None, has_tags=bool(r.tags) if web else None,
@@ -114,8 +104,8 @@ def table_row(name: str, recs: list[AudioText]) -> dict:
     sources = sorted({r.source for r in audios})
     return {
         "source": name,
-        "language": "/".join(sorted({LANGUAGE.get(s, "unknown") for s in sources})),
-        "text_source": "; ".join(sorted({TEXT_SOURCE.get(s, "unknown") for s in sources})),
+        "language": "/".join(sorted({source_info(s).language for s in sources})),
+        "text_source": "; ".join(sorted({source_info(s).text_source for s in sources})),
         "n_audios": len(audios),
         "n_captions": len(captions),
         "n_empty_captions": sum(r.n_empty_captions for r in recs),

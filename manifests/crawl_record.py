@@ -20,8 +20,12 @@ ITEMS_FILE = "items.jsonl"
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON "\ud800" escapes decode to lone surrogates: not text
 
 # What happened to a sound's download. "ok": the file is at file_path with file_size and sha256.
+# "cancelled": the crawl stopped (a signal, --max-bytes) before the sound was done: a resumed crawl fetches it
+# again. "host_down": the host failed to resolve or refused connections several times in a row. "refused_url":
+# a link the crawler does not follow (another scheme than http/https, another host, an internal address).
 STATUSES = ("ok", "http_error", "not_audio", "empty", "too_large", "timeout", "truncated", "connection_error",
-            "no_audio_link", "robots_forbidden", "bad_row", "ignored", "cancelled", "unsafe_path", "error",
+            "host_down", "refused_url", "no_audio_link", "robots_forbidden", "bad_row", "ignored", "cancelled",
+            "unsafe_path", "error",
             # wt5k-fetch audiocaps (YouTube): removed/private, age/region-restricted, 429 Too Many Requests
             "unavailable", "blocked", "rate_limited")
 

@@ -17,16 +17,12 @@ from typing import Iterable
 from .atomic import atomic_path
 from .captions import make_caption
 from .schema import ManifestError, ManifestRow, iter_csv
+from .sources import host_of, source_of_host
 
 PUBLISHED_COLUMNS = ("view_link", "download_link", "title", "description", "fname", "tags")
 # The copy of the official CSV that ships with the project (see manifests/README.md for origin and licence).
 PUBLISHED_CSV = Path(__file__).with_name("wavtext5k_published.csv")
 
-_SB_ID = re.compile(r"soundbible\.com/(\d+)-[^/]*\.html")
-_SB_GRAB = re.compile(r"[?&]id=(\d+)")
-_BSB_ID = re.compile(r"bigsoundbank\.com/(?:detail-|sound-)(\d{4,})-")
-_BSB_NEW = re.compile(r"bigsoundbank\.com/(?:[^/]*-)?s(\d{4,})\.html")
-_BSB_UPLOAD = re.compile(r"/UPLOAD/[^/]+/(\d{4,})\.\w+")
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
 _TAG_HTML = re.compile(r"<[^>]+>")
 # Longest a published field may be (the official CSV's longest: tags 3,079, description 451 characters): a
@@ -59,23 +55,19 @@ class PublishedRow:
 
 
 def source_of(url: str) -> str:
-    """'soundbible', 'bigsoundbank', or the URL's host for anything else."""
-    host = re.sub(r"^https?://", "", url or "").split("/")[0].lower()
-    host = host.removeprefix("www.")
-    if host.startswith("soundbible."):
-        return "soundbible"
-    if host.startswith("bigsoundbank."):
-        return "bigsoundbank"
-    return host or "unknown"
+    """The registered source (manifests/sources.py) whose site the URL is on, or the URL's host."""
+    host = host_of(url if "://" in (url or "") else f"http://{url}")
+    known = source_of_host(host)
+    return known.name if known else (host.removeprefix("www.") or "unknown")
 
 
 def source_id_of(view_link: str, download_link: str = "") -> str:
-    """The site's own id of a sound from its links (BigSoundBank ids keep their 4-digit zero padding)."""
-    for pattern, url in ((_SB_ID, view_link), (_SB_GRAB, download_link), (_BSB_ID, view_link),
-                         (_BSB_NEW, view_link), (_BSB_UPLOAD, download_link)):
-        m = pattern.search(url or "")
-        if m:
-            return m.group(1)
+    """The site's own id of a sound from its links, by its source's id patterns (BigSoundBank ids keep their
+    4-digit zero padding)."""
+    for url in (view_link, download_link):
+        known = source_of_host(host_of(url))
+        if known and (sid := known.id_of(view_link, download_link)):
+            return sid
     raise ValueError(f"cannot find a sound id in {view_link!r} / {download_link!r}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,16 +28,43 @@ def write_edge_case_csv(path: Path) -> Path:
     return write_published_csv(path, rows)
 
 
-def crawl_command(out: Path, spiders: list[str], mirror, *extra: str) -> list[str]:
+def crawl_command(out: Path, spiders: list[str], mirror=None, *extra: str,
+                  urls: dict[str, str] | None = None) -> list[str]:
+    """A wt5k-crawl command line: each site of the mirror (if any) and of `urls` given with --url."""
+    sites = {**(mirror.urls if mirror else {}), **(urls or {})}
     return [sys.executable, "-m", "crawler.cli", "--out", str(out), "--no-polite",
-            "--soundbible-url", mirror.soundbible_url, "--bigsoundbank-url", mirror.bigsoundbank_url,
+            *(arg for name, url in sites.items() for arg in ("--url", f"{name}={url}")),
             "--log-level", "WARNING", *extra, *spiders]
 
 
-def run_crawl(out: Path, spiders: list[str], mirror, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run(crawl_command(out, spiders, mirror, *extra), cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+# The crawl reports its own peak resident memory (VmHWM) as it exits. Not ru_maxrss from wait4: Linux
+# folds the forking parent's (pytest's) memory into it.
+PEAK_RSS_CRAWL = """
+import re, sys
+from crawler.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    with open("/proc/self/status") as f:
+        print("VmHWM_kB", re.search(r"VmHWM:\\s+(\\d+)", f.read()).group(1), flush=True)
+sys.exit(code)
+"""
+
+
+def measured_run(command: list[str], returncode: int = 0) -> tuple[int, subprocess.CompletedProcess]:
+    """Run a crawl_command in a subprocess; return its peak resident memory in bytes, and the process."""
+    assert command[1:3] == ["-m", "crawler.cli"]
+    proc = subprocess.run([command[0], "-c", PEAK_RSS_CRAWL, *command[3:]], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == returncode, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return int(re.search(r"^VmHWM_kB (\d+)$", proc.stdout, re.M).group(1)) * 1024, proc
+
+
+def run_crawl(out: Path, spiders: list[str], mirror=None, *extra: str, timeout: float = 120,
+              urls: dict[str, str] | None = None, returncode: int = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run(crawl_command(out, spiders, mirror, *extra, urls=urls), cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == returncode, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc
 
 

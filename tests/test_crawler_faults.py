@@ -130,11 +130,13 @@ def bots_mirror(tmp_path_factory, edge_csv):
 
 def test_html_instead_of_audio_for_non_browser_agents(bots_mirror):
     tmp, mirror = bots_mirror
-    run_crawl(tmp / "out", ["bigsoundbank"], mirror, "--limit", "3")
+    proc = run_crawl(tmp / "out", ["bigsoundbank"], mirror, "--limit", "3", returncode=1)  # nothing downloaded
+    assert "no sound was downloaded and 3 failed" in proc.stderr
     records = items_by_id(tmp / "out", "bigsoundbank").values()
     assert len(records) == 3
     for r in records:
         assert r["status"] == "not_audio" and "text/html" in r["error"] and r["sha256"] is None
+        assert "a web page (HTML)" in r["error"] and "<html" not in r["error"].lower()  # said, not quoted
         assert len(r["error"].split(" | ")) == len(r["audio_urls"])  # every format was tried
 
 
@@ -142,7 +144,7 @@ def test_too_large(bots_mirror):
     tmp, mirror = bots_mirror
     # A browser-like agent gets the audio here; a 2 kB audio cap stands in for the 1 GiB DOWNLOAD_MAXSIZE.
     run_crawl(tmp / "big", ["soundbible"], mirror, "--limit", "2", "--user-agent", "Mozilla/5.0 (test)",
-              "--set", "WT5K_AUDIO_MAXSIZE=2000")
+              "--set", "WT5K_AUDIO_MAXSIZE=2000", returncode=1)
     records = items_by_id(tmp / "big", "soundbible").values()
     assert len(records) == 2
     for r in records:

@@ -13,6 +13,7 @@ from crawler.mirror.catalog import load_catalog
 from crawler.middlewares import retry_after_seconds
 from crawler.pipelines import audio_relpath, sniff_audio_format, write_atomically
 from crawler.spiders import bigsoundbank, soundbible
+from crawler.spiders.base import audio_format_of
 from crawler.spiders.manifest import candidate_urls
 from crawler.state import CrawlState
 from crawler.statuses import DownloadFailed
@@ -103,7 +104,7 @@ def test_bigsoundbank_detail_both_eras(case, era, catalog):
     assert (item["sample_rate"], item["bit_depth"], item["channels"]) == (
         sound.sample_rate, sound.bit_depth, sound.channels)
     assert item["recorder"] == sound.recorder and item["author"] == "Joseph SARDIN"
-    formats = [bigsoundbank.audio_format_of(u) for u in item["audio_urls"]]
+    formats = [audio_format_of(u) for u in item["audio_urls"]]
     assert formats[0] == "flac" and formats[-1] == "mp3" and formats.index("wav") < formats.index("ogg")
     if era == "today":
         assert item["license"] == "CC0 1.0" and item["tags"] == sound.tags
@@ -211,7 +212,8 @@ def test_polite_defaults_and_the_no_polite_switch():
     assert polite.getbool("ROBOTSTXT_OBEY") and polite.getbool("AUTOTHROTTLE_ENABLED")
     assert polite.getint("CONCURRENT_REQUESTS_PER_DOMAIN") == 1 and polite.getfloat("DOWNLOAD_DELAY") >= 1
     assert "WavText5K" in polite["USER_AGENT"] and "+http" in polite["USER_AGENT"]
-    assert polite.getint("DOWNLOAD_MAXSIZE") >= 800 * 1024 * 1024  # a 45-minute 48 kHz/24-bit stereo WAV
+    assert polite.getint("WT5K_AUDIO_MAXSIZE") >= 800 * 1024 * 1024  # a 45-minute 48 kHz/24-bit stereo WAV
+    assert polite.getint("DOWNLOAD_MAXSIZE") <= 16 * 1024 * 1024  # pages: held in memory
     assert 429 in polite.getlist("RETRY_HTTP_CODES") or "429" in polite.getlist("RETRY_HTTP_CODES")
     assert polite["FILES_STORE"] == "out/soundbible"
     fast = build_settings("out", polite=False, overrides={"DOWNLOAD_DELAY": "0.5"})
@@ -231,3 +233,53 @@ def test_a_file_shared_by_two_sounds_is_stored_under_each_id(tmp_path):
     cached = {"path": "files/soundbible/1.mp3", "size": 7, "checksum": "c", "format": "mp3"}
     item = pipe.item_completed([(True, cached)], SoundItem.new(source="soundbible", source_id="2"), None)
     assert item["file_path"] == "files/soundbible/2.mp3" and (tmp_path / item["file_path"]).read_bytes() == b"ID3data"
+
+
+def test_a_full_disk_never_tears_items_jsonl(tmp_path, monkeypatch):
+    """A write of items.jsonl that fails half-way (ENOSPC) is cut back to the last whole line, and later
+    appends fail at once: the log stays readable, the sounds not recorded are fetched by the next run."""
+    import errno
+    import os
+
+    from crawler import state as state_module
+    from manifests.crawl_record import CrawlRecord, read_crawl_records
+
+    st = CrawlState(tmp_path).open()
+    st.append(CrawlRecord(id="soundbible:1", status="http_error", error="x"))
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        if fd == st._fd:
+            real_write(fd, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(state_module.os, "write", half_then_full)
+    for sid in ("2", "3"):
+        with pytest.raises(OSError, match="No space left on device"):
+            st.append(CrawlRecord(id=f"soundbible:{sid}", status="http_error", error="y"))
+    monkeypatch.setattr(state_module.os, "write", real_write)
+    lines = list(read_crawl_records(tmp_path / "items.jsonl"))
+    assert [line.record.id for line in lines] == ["soundbible:1"] and lines[0].error is None
+    st.close()
+    reopened = CrawlState(tmp_path).open()
+    assert reopened.should_fetch("soundbible:2") and not reopened.should_fetch("soundbible:1")
+    reopened.close()
+
+
+def test_a_download_that_cannot_be_written_is_aborted_and_leaves_no_file(tmp_path):
+    from crawler.streaming import _BodyFile
+
+    aborted = []
+    body = _BodyFile(tmp_path, on_error=lambda: aborted.append(True))
+    body.write(b"RIFF")
+
+    def full(data):
+        raise OSError(28, "No space left on device")
+
+    body._file.write = full
+    body.write(b"more")
+    body.write(b"and more")
+    assert aborted == [True] and body.error.errno == 28 and body.size == 4
+    body.discard()
+    assert list(tmp_path.iterdir()) == []

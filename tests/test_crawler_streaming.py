@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import subprocess
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from crawler.mirror import Faults, start_mirror
 from crawler.state import PART_SUFFIX
 from manifests.hashing import sha256_file
 from crawler.streaming import StreamingDownloadHandler, check_private_api
-from tests.crawler_helpers import ROOT, crawl_command, edge_cases, items_by_id
+from tests.crawler_helpers import crawl_command, edge_cases, items_by_id, measured_run
 from manifests import PublishedRow, write_published_csv
 
 BIG_ID = "soundbible:2124"       # "45min april rainstorm"; an even id: grab.php answers 302 to the static WAV
@@ -31,28 +29,9 @@ def write_wav(path, seconds: int, rate: int = 44100) -> None:
             f.write(np.roll(block, k, axis=0))
 
 
-# The crawl reports its own peak resident memory (VmHWM) as it exits. Not ru_maxrss from wait4: Linux
-# folds the forking parent's (pytest's) memory into it.
-PEAK_RSS_CRAWL = """
-import re, sys
-from crawler.cli import main
-try:
-    code = main(sys.argv[1:])
-finally:
-    with open("/proc/self/status") as f:
-        print("VmHWM_kB", re.search(r"VmHWM:\\s+(\\d+)", f.read()).group(1), flush=True)
-sys.exit(code)
-"""
-
-
-def measured_crawl(out, mirror, *extra: str) -> int:
+def measured_crawl(out, mirror, *extra: str, returncode: int = 0) -> int:
     """Run a soundbible crawl in a subprocess; return its peak resident memory in bytes."""
-    command = crawl_command(out, ["soundbible"], mirror, *extra)
-    assert command[1:3] == ["-m", "crawler.cli"]
-    proc = subprocess.run([command[0], "-c", PEAK_RSS_CRAWL, *command[3:]], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return int(re.search(r"^VmHWM_kB (\d+)$", proc.stdout, re.M).group(1)) * 1024
+    return measured_run(crawl_command(out, ["soundbible"], mirror, *extra), returncode)[0]
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +81,7 @@ def test_size_cap_while_streaming_is_too_large_and_leaves_no_file(big):
     small_audio.mkdir()
     write_wav(small_audio / big["fname"], 20)  # 3.5 MB, and its MP3 (made by the mirror) over 200 kB
     with start_mirror(big["csv"], audio_dir=small_audio, faults=Faults(unsized={BIG_ID})) as mirror:
-        measured_crawl(tmp / "capped", mirror, "--set", "WT5K_AUDIO_MAXSIZE=200000")
+        measured_crawl(tmp / "capped", mirror, "--set", "WT5K_AUDIO_MAXSIZE=200000", returncode=1)  # none ok
     r = items_by_id(tmp / "capped", "soundbible")[BIG_ID]
     attempts = r["error"].split(" | ")
     assert r["status"] == "too_large" and len(attempts) == 3, r
@@ -114,7 +93,8 @@ def test_size_cap_while_streaming_is_too_large_and_leaves_no_file(big):
 def test_a_body_that_stalls_midway_times_out_and_leaves_no_file(big):
     tmp = big["tmp"]
     with start_mirror(big["csv"], faults=Faults(stalled={BIG_ID}, slow_s=2.0)) as mirror:
-        measured_crawl(tmp / "stalled", mirror, "--set", "DOWNLOAD_TIMEOUT=1", "--set", "RETRY_TIMES=0")
+        measured_crawl(tmp / "stalled", mirror, "--set", "DOWNLOAD_TIMEOUT=1", "--set", "RETRY_TIMES=0",
+                       returncode=1)
     r = items_by_id(tmp / "stalled", "soundbible")[BIG_ID]
     assert r["status"] == "timeout" and r["error"].count("took longer than 1") == 3, r
     assert not list((tmp / "stalled").rglob(f"*{PART_SUFFIX}"))

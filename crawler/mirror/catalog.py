@@ -63,10 +63,15 @@ def _sb_basename(title: str, author: str, h: int) -> str:
     return f"{re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')}_{author.split()[0].lower()}"
 
 
+# The sources the mirror serves (each its own site, see server.py); what they are: manifests/sources.py.
+MIRRORED_SOURCES = ("soundbible", "bigsoundbank")
+
+
 def load_catalog(csv_path: str | os.PathLike = PUBLISHED_CSV, limit: int | None = None) -> list[Sound]:
-    """Sounds of both sites from a published-format CSV; `limit` keeps the first N rows of each site."""
+    """Sounds of both sites from a published-format CSV (rows of other sources are not served); `limit` keeps
+    the first N rows of each site."""
     sounds: list[Sound] = []
-    counts = {"soundbible": 0, "bigsoundbank": 0}
+    counts = dict.fromkeys(MIRRORED_SOURCES, 0)
     seen: set[str] = set()
     basenames: set[str] = set()
     for row in read_published_csv(Path(csv_path)):

@@ -277,6 +277,11 @@ class Mirror:
     def hits(self) -> dict[str, list[float]]:
         return self.state.hits
 
+    @property
+    def urls(self) -> dict[str, str]:
+        """Base URL of each source served (as `wt5k-crawl --url SOURCE=URL` takes them)."""
+        return {"soundbible": self.soundbible_url, "bigsoundbank": self.bigsoundbank_url}
+
     def __iter__(self):
         return iter((self.soundbible_url, self.bigsoundbank_url, self.stop))
 
@@ -338,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     n_sb, n_bsb = len(mirror.state.sb), len(mirror.state.bsb)
     print(f"SoundBible   ({n_sb} sounds): {mirror.soundbible_url}", flush=True)
     print(f"BigSoundBank ({n_bsb} sounds): {mirror.bigsoundbank_url}", flush=True)
+    print("Crawl it: wt5k-crawl --no-polite " + " ".join(f"--url {k}={v}" for k, v in mirror.urls.items())
+          + " soundbible bigsoundbank", flush=True)
     print("Ctrl-C to stop.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

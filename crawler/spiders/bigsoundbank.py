@@ -13,7 +13,6 @@ from ..items import SoundItem
 from .base import SoundSpider
 
 DETAIL_URL = re.compile(r"/(?:detail|sound)-(\d{4,})-[^/]*\.html$|/(?:[^/]*-)?s(\d{4,})\.html$")
-FORMAT_PREFERENCE = ("flac", "wav", "ogg", "mp3")  # lossless first
 TECH = re.compile(r"([\d][\d,.\s]*)\s*Hz\s*/\s*(\d+)\s*bits?\s*(?:,\s*([^,]+?))?\s*(?:,\s*(.+))?$", re.I)
 ISO_DURATION = re.compile(r"^P(?:(\d+)D)?T?(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?$")
 
@@ -29,11 +28,6 @@ def iso_duration_s(text: str | None) -> float | None:
         return None
     d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
     return round(((d * 24 + h) * 60 + mi) * 60 + s, 3)
-
-
-def audio_format_of(url: str) -> str:
-    ext = url.split("?")[0].rsplit(".", 1)[-1].lower()
-    return "wav" if ext in ("wav", "bwf") else ext
 
 
 def _audio_object(response: Response) -> dict:
@@ -100,8 +94,7 @@ def parse_detail(response: Response) -> SoundItem:
             break
     links = [ld["contentUrl"]] if isinstance(ld.get("contentUrl"), str) else []
     links += response.xpath("//a[contains(@href, '/UPLOAD/')]/@href").getall()
-    urls = list(dict.fromkeys(response.urljoin(u) for u in links))
-    urls.sort(key=lambda u: FORMAT_PREFERENCE.index(f) if (f := audio_format_of(u)) in FORMAT_PREFERENCE else 9)
+    urls = BigSoundBankSpider.sort_audio_urls([response.urljoin(u) for u in links])
     return SoundItem.new(
         id=f"bigsoundbank:{sid}", source="bigsoundbank", source_id=sid, title=title, description=description,
         tags=[t.strip() for t in tags if str(t).strip()], author=author, license=license_,
@@ -110,14 +103,18 @@ def parse_detail(response: Response) -> SoundItem:
 
 
 class BigSoundBankSpider(SoundSpider):
+    """Sounds from the sitemap and the category pages (the sitemap misses some), each detail page once."""
     name = "bigsoundbank"
     source = "bigsoundbank"
     default_base_url = "https://bigsoundbank.com"
+    format_preference = ("flac", "wav", "ogg", "mp3")  # lossless first
+
+    def detail_id(self, url: str) -> str | None:
+        return detail_id(url)
 
     async def start(self):
         yield scrapy.Request(f"{self.base_url}/sitemap_bsb.xml", callback=self.parse_sitemap,
                              errback=self.listing_failed)
-        # The sitemap misses some sounds: the category pages list them too.
         yield scrapy.Request(f"{self.base_url}/categories.html", callback=self.parse_categories,
                              errback=self.listing_failed)
 
@@ -136,11 +133,5 @@ class BigSoundBankSpider(SoundSpider):
         for href in response.css("a[rel=next]::attr(href), .pagination a::attr(href)").getall():
             yield response.follow(href, callback=self.parse_results, errback=self.listing_failed)
 
-    def detail_request(self, response: Response, url: str):
-        sid = detail_id(url)
-        if sid and self.claim(f"bigsoundbank:{sid}"):
-            yield response.follow(url, callback=self.parse_detail, errback=self.page_failed,
-                                  meta={"source_id": sid})
-
     def parse_detail(self, response: Response):
-        yield parse_detail(response)
+        return parse_detail(response)

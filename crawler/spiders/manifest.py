@@ -8,25 +8,20 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 from manifests import PUBLISHED_CSV, parse_tags, read_published_csv, source_id_of, source_of
+from manifests.sources import source_info
 
 from ..items import SoundItem
-from .base import SoundSpider
+from .base import SoundSpider, registered_sources
 
 SB_FNAME_POSITION = re.compile(r"_(\d+)\.wav$")  # published SoundBible fname: {title}_{listing position}.wav
 
 
-def candidate_urls(source: str, source_id: str, download_link: str) -> list[str]:
-    """The row's link, then the same sound in other formats, lossless first."""
-    parts = urlsplit(download_link)
-    root = f"{parts.scheme}://{parts.netloc}"
-    if source == "soundbible":
-        others = [f"{root}/grab.php?id={source_id}&type={t}" for t in ("wav", "mp3")]
-    elif source == "bigsoundbank":
-        others = [f"{root}/UPLOAD/flac/{source_id}.flac", f"{root}/UPLOAD/wav/{source_id}.wav",
-                  f"{root}/UPLOAD/bwf-en/{source_id}.wav", f"{root}/UPLOAD/ogg/{source_id}.ogg",
-                  f"{root}/UPLOAD/mp3/{source_id}.mp3"]
-    else:
-        others = []
+def candidate_urls(source: str, source_id: str, download_link: str, view_link: str = "") -> list[str]:
+    """The row's link, then the same sound in the other formats its source serves (manifests/sources.py),
+    best first, on the site of the row's links (a link to elsewhere does not move them)."""
+    root = next((f"{p.scheme}://{p.netloc}" for p in map(urlsplit, (download_link, view_link))
+                 if source_of(p.geturl()) == source and p.scheme in ("http", "https")), None)
+    others = source_info(source).other_audio_urls(root, source_id) if root else []
     return list(dict.fromkeys([download_link, *others] if download_link else others))
 
 
@@ -34,15 +29,19 @@ class ManifestSpider(SoundSpider):
     name = "manifest"
 
     def __init__(self, replay: str | None = None, soundbible_url: str | None = None,
-                 bigsoundbank_url: str | None = None, **kwargs):
-        super().__init__(**kwargs)
+                 bigsoundbank_url: str | None = None, site_urls: dict[str, str] | None = None, **kwargs):
+        # Where each site is served (site_urls: source -> base URL; the real sites by default, the mirror in
+        # tests and the demo). soundbible_url / bigsoundbank_url: the older spider arguments.
+        site_urls = {**(site_urls or {}), **{k: v for k, v in (("soundbible", soundbible_url),
+                                                               ("bigsoundbank", bigsoundbank_url)) if v}}
+        super().__init__(site_urls=site_urls, **kwargs)
         self.replay = replay or str(PUBLISHED_CSV)
-        # Where each site is served (the real sites by default, the mirror in tests and the demo).
-        self.site_roots = {k: v.rstrip("/") for k, v in (("soundbible", soundbible_url),
-                                                          ("bigsoundbank", bigsoundbank_url)) if v}
+
+    def sources(self) -> list[str]:
+        return registered_sources()
 
     def rebase(self, url: str) -> str:
-        root = self.site_roots.get(source_of(url))
+        root = self.site_urls.get(source_of(url))
         if not url or not root:
             return url
         new, old = urlsplit(root), urlsplit(url)
@@ -72,8 +71,8 @@ class ManifestSpider(SoundSpider):
             if not self.claim(sound_id):
                 continue
             m = SB_FNAME_POSITION.search(row.fname) if source == "soundbible" else None
-            yield SoundItem.new(
+            yield self.checked(SoundItem.new(
                 id=sound_id, source=source, source_id=sid, title=row.title, description=row.description,
                 tags=parse_tags(row.tags), view_link=self.rebase(row.view_link),
-                audio_urls=[self.rebase(u) for u in candidate_urls(source, sid, row.download_link)],
-                listing_position=int(m.group(1)) if m else None)
+                audio_urls=[self.rebase(u) for u in candidate_urls(source, sid, row.download_link, row.view_link)],
+                listing_position=int(m.group(1)) if m else None))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 
-import scrapy
 from scrapy.http import Response
 
 from ..items import SoundItem
@@ -48,55 +47,27 @@ def parse_detail(response: Response, position: int | None = None, listing_title:
     keywords = response.xpath("//meta[@name='keywords']/@content").get() or ""
     tags = list(dict.fromkeys(t.strip() for t in visible + keywords.split(",") if t.strip()))
     author, license_ = _info_block(response)
-    grabs = [response.urljoin(h) for h in response.css("a[href*='grab.php']::attr(href)").getall()]
-    urls = sorted(grabs, key=lambda u: 0 if "type=wav" in u else 1)
+    urls = [response.urljoin(h) for h in response.css("a[href*='grab.php']::attr(href)").getall()]
     player = response.css("#ag1::attr(data-source)").get()
-    if player:
+    if player:  # relative to the site root, whatever the page's path
         root = re.match(r"https?://[^/]+", response.url)
         urls.append(f"{root.group(0)}/{player.lstrip('/')}" if root else response.urljoin(player))
     return SoundItem.new(
         id=f"soundbible:{sid}", source="soundbible", source_id=sid, title=title, description=description,
         tags=tags, author=author, license=license_.strip() if license_ else None, view_link=response.url,
-        audio_urls=list(dict.fromkeys(urls)), listing_position=position)
+        audio_urls=SoundBibleSpider.sort_audio_urls(urls), listing_position=position)
 
 
 class SoundBibleSpider(SoundSpider):
+    """Listing pages `/free-sound-effects-{N}.html` (newest first), each item `<h3><a href="{id}-{Slug}.html">`,
+    followed until a page has none; then each sound's detail page."""
     name = "soundbible"
     source = "soundbible"
     default_base_url = "https://soundbible.com"
+    format_preference = ("wav", "mp3")
+    detail_url = DETAIL_HREF
+    listing_path = "/free-sound-effects-{page}.html"
+    listing_links = "h3 > a"
 
-    async def start(self):
-        yield self.listing_request(1, 0)
-
-    def listing_request(self, page: int, offset: int) -> scrapy.Request:
-        return scrapy.Request(f"{self.base_url}/free-sound-effects-{page}.html", callback=self.parse_listing,
-                              errback=self.listing_failed, cb_kwargs={"page": page, "offset": offset})
-
-    def parse_listing(self, response: Response, page: int, offset: int):
-        """Items in listing order; then the next page. The crawl ends at a page without items (or a 404):
-        no page count is assumed."""
-        count = 0
-        for a in response.css("h3 > a"):
-            href = a.attrib.get("href", "")
-            m = DETAIL_HREF.search(href)
-            if not m:
-                continue
-            position = offset + count
-            count += 1
-            if self.claim(f"soundbible:{m.group(1)}"):
-                yield response.follow(href, callback=self.parse_detail, errback=self.page_failed,
-                                      meta={"source_id": m.group(1)},
-                                      cb_kwargs={"position": position, "listing_title": a.xpath("string()").get()})
-        if count:
-            yield self.listing_request(page + 1, offset + count)
-        else:
-            self.logger.info("listing ends at page %d (%d sounds listed)", page, offset)
-
-    def listing_failed(self, failure):
-        if getattr(failure.value, "response", None) is not None and failure.value.response.status == 404:
-            self.logger.info("listing ends at %s (404)", failure.request.url)
-            return None
-        return super().listing_failed(failure)
-
-    def parse_detail(self, response: Response, position: int, listing_title: str):
-        yield parse_detail(response, position, listing_title)
+    def parse_detail(self, response: Response, position: int | None = None, link_text: str | None = None):
+        return parse_detail(response, position, link_text)
