@@ -8,6 +8,7 @@
   wt5k-curate export-published data/curated/wavtext5k.csv --out published.csv
   wt5k-curate audiocaps --csv train=train.csv --csv val=val.csv --clips clips/ --out data/audiocaps
   wt5k-curate clotho --split train dev.csv development/ --out data/clotho
+  wt5k-curate overlap --train data/curated/wavtext5k.csv:train --test data/clotho/clotho.csv:test --out data/overlap
 """
 from __future__ import annotations
 
@@ -180,6 +181,23 @@ def cmd_clotho(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_overlap(a: argparse.Namespace) -> int:
+    from .overlap import KINDS, audit
+    rep = audit(a.train, a.test, a.out, drop=a.drop, drop_kinds=[k for k in a.drop_kinds.split(",") if k],
+                text_threshold=a.text_threshold, cache_dir=a.cache, workers=a.workers, progress=not a.no_progress)
+    s = rep.summary
+    print(f"{rep.out_dir / 'overlap.csv'}: {len(rep.pairs)} pairs (" +
+          ", ".join(f"{k} {s['pairs_by_kind'][k]}" for k in KINDS) + "); summary.json, summary.md")
+    for sets, kinds in s["pairs_by_sets"].items():
+        print(f"  {sets}: " + ", ".join(f"{k} {v['pairs']} ({v['test_items']} test items)" for k, v in kinds.items()))
+    if rep.problems:
+        print(f"files not (fully) audited: {len(rep.problems)} (" +
+              ", ".join(f"{r} {n}" for r, n in s["problems_by_reason"].items()) + "), listed in summary.md")
+    for line in rep.dropped:
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wt5k-curate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -242,6 +260,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="text encoding of the CSVs (copies of Clotho's circulate in cp949)")
     _add_curate_options(cl, "clotho.csv")
     cl.set_defaults(func=cmd_clotho)
+
+    ov = sub.add_parser("overlap", help="leakage audit: training and test items sharing audio (however re-encoded, "
+                                        "resampled, trimmed or excerpted) or captions")
+    ov.add_argument("--train", action="append", required=True, metavar="PATH",
+                    help="a manifest (FILE.csv or FILE.csv:SPLIT) or a folder of audio; repeatable")
+    ov.add_argument("--test", action="append", required=True, metavar="PATH", help="as --train; repeatable")
+    ov.add_argument("--out", type=Path, required=True, help="writes overlap.csv, summary.json, summary.md here")
+    ov.add_argument("--drop", type=Path, metavar="OUT",
+                    help="write each training manifest into this folder without its overlapping rows")
+    ov.add_argument("--drop-kinds", default="exact,audio,contained",
+                    help="which kinds of overlap --drop removes (comma-separated; add text to drop caption matches)")
+    ov.add_argument("--text-threshold", type=_number(float, 0, False, "a similarity in (0, 1]"), default=0.8,
+                    help="character 3-gram Jaccard similarity from which two captions are near-duplicates")
+    ov.add_argument("--cache", type=Path, help="fingerprint cache folder (default: OUT/fingerprints)")
+    ov.add_argument("--workers", type=_number(int, 1, True, "a number of worker processes (1 or more)"), default=1,
+                    help="processes computing fingerprints")
+    ov.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bars")
+    ov.set_defaults(func=cmd_overlap)
     return p
 
 
