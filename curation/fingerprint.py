@@ -41,6 +41,7 @@ FLOOR_DB = -80.0  # below this (re a full-scale sine) nothing is a peak: dither 
 FAN_OUT = 5  # pairs per anchor peak
 DT_MAX = 63  # frames (1.46 s): the pair's dt fits 6 bits
 DF_MAX = 31  # bins: the pair's df fits 6 bits
+HASH_SPACE = 1 << 20  # f1 (8 bits), df (6), dt (6)
 QUERY_SHIFTS = 4  # a query (test) file is also analysed from 1/4, 1/2 and 3/4 of a hop on
 BLOCK_FRAMES = 10 * WIN  # spectrogram frames decided per step (a multiple of WIN)
 READ_FRAMES = 1 << 16  # decoded frames per read

@@ -30,7 +30,7 @@ from manifests.audio_formats import is_audio_name
 from manifests.hashing import sha256_file
 from manifests.schema import SPLITS, resolve_audio
 
-from .fingerprint import FRAME_S, MIN_DURATION_S, VERSION, Fingerprint, FingerprintCache, fingerprint_file
+from .fingerprint import FRAME_S, HASH_SPACE, MIN_DURATION_S, VERSION, Fingerprint, FingerprintCache, fingerprint_file
 from .overlap_text import DEFAULT_THRESHOLD, caption_pairs
 
 KINDS = ("exact", "audio", "contained", "text")
@@ -266,15 +266,16 @@ class HashIndex:
         t = np.concatenate([fp.times for fp in fps]) if fps else np.zeros(0, np.uint32)
         f = np.repeat(np.arange(len(fps), dtype=np.uint32), lens)
         order = np.argsort(h, kind="stable")
-        self.h, self.f, self.t = h[order], f[order], t[order]
+        self.f, self.t = f[order], t[order]
+        # hash -> its postings self.f/self.t[starts[hash]:starts[hash + 1]]: a lookup, not a search
+        self.starts = np.zeros(HASH_SPACE + 1, np.int64)
+        np.cumsum(np.bincount(h, minlength=HASH_SPACE), out=self.starts[1:])
         # each file's anchor frames, sorted (fingerprints keep them in time order), for the overlap's hash count
         self.times = [fp.times for fp in fps]
 
     def query(self, q: Fingerprint) -> list[AudioMatch]:
         qh, qt = np.concatenate([q.hashes, q.q_hashes]), np.concatenate([q.times, q.q_times])
-        lo = np.searchsorted(self.h, qh, "left")
-        hi = np.searchsorted(self.h, qh, "right")
-        cnt = hi - lo
+        lo, cnt = self.starts[qh], self.starts[qh.astype(np.int64) + 1] - self.starts[qh]
         cnt[cnt > MAX_POSTINGS] = 0
         total = int(cnt.sum())
         if total == 0:

@@ -1,6 +1,7 @@
 """Disguised copies of a recording, as the leakage audit must see through them (issue 16): re-encoding to MP3 and
 Vorbis at 64 kbit/s, resampling to 8 and 96 kHz, channel changes, gain -12 and +6 dB with limiting, trimming,
-excerpts inside a longer recording. Used by tests/test_curation_overlap.py and for the audit's run on real sounds."""
+excerpts inside a longer recording; and recordings to disguise: notes, sweeps, noise bursts. Used by
+tests/test_curation_overlap.py, benchmarks/bench_overlap.py and for the audit's run on real sounds."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,52 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+SR_GEN = 22050
 MP3_64K = 0.889  # libsndfile's MPEG writer: compression level 0..1 maps 320..32 kbit/s CBR
 VORBIS_64K = 0.9  # about 64 kbit/s at 44.1 kHz (less at lower rates)
+
+
+def melody(seed: int, seconds: float, sr: int = SR_GEN) -> np.ndarray:
+    """Notes of random pitch (150 Hz - 3 kHz) and length (60-250 ms) with two harmonics and a decay."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while sum(map(len, out)) < seconds * sr:
+        n = int(rng.uniform(0.06, 0.25) * sr)
+        f = rng.uniform(150, 3000)
+        t = np.arange(n) / sr
+        tone = sum(a * np.sin(2 * np.pi * f * k * t) for k, a in ((1, 1.0), (2, 0.4), (3, 0.2)) if f * k < sr / 2)
+        out.append(tone * np.exp(-t * rng.uniform(3, 12)) * rng.uniform(0.2, 0.5))
+    return np.concatenate(out)[: int(seconds * sr)]
+
+
+def chirps(seed: int, seconds: float, sr: int = SR_GEN) -> np.ndarray:
+    """Overlapping sweeps between random frequencies (100 Hz - 3.5 kHz) at random times."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(int(seconds * sr))
+    for _ in range(int(seconds * 5)):
+        n = int(rng.uniform(0.1, 0.6) * sr)
+        i = rng.integers(0, len(x) - n)
+        f0, f1 = rng.uniform(100, 3500, 2)
+        t = np.arange(n) / sr
+        phase = 2 * np.pi * (f0 * t + (f1 - f0) * t ** 2 / (2 * t[-1]))
+        x[i:i + n] += 0.25 * np.sin(phase) * np.hanning(n)
+    return x
+
+
+def noise_bursts(seed: int, seconds: float, sr: int = SR_GEN) -> np.ndarray:
+    """Band-limited noise bursts (random band, timing and length) over a soft hum."""
+    rng = np.random.default_rng(seed)
+    x = 0.02 * np.sin(2 * np.pi * rng.uniform(80, 200) * np.arange(int(seconds * sr)) / sr)
+    for _ in range(int(seconds * 4)):
+        n = int(rng.uniform(0.05, 0.3) * sr)
+        i = rng.integers(0, len(x) - n)
+        spec = np.fft.rfft(rng.standard_normal(n))
+        freqs = np.fft.rfftfreq(n, 1 / sr)
+        lo = rng.uniform(200, 2500)
+        spec[(freqs < lo) | (freqs > lo * rng.uniform(1.2, 1.8))] = 0
+        burst = np.fft.irfft(spec, n)
+        x[i:i + n] += 0.4 * burst / (np.abs(burst).max() + 1e-9) * np.hanning(n)
+    return x
 
 
 def has_mp3_writer() -> bool:
