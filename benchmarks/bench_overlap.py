@@ -4,11 +4,12 @@
 Material: generated recordings (notes, sweeps and noise bursts; 12 s each, 44.1 kHz mono FLAC as the curation
 writes them) as the training side, and disguised copies of a quarter of them (MP3 or Vorbis, resampled, gain,
 trimmed) as the test side. Measured, in one process: fingerprints per second of both sides (a test file is
-analysed at 4 shifts), a re-run from the cache, the time of one query against an index grown to
-WT5K_BENCH_OVERLAP_INDEX_H hours (the training fingerprints repeated with their hashes XOR-ed by a random
-mask per copy: the same hash statistics, no true matches) and the memory of the index per hash; peak memory
-(ru_maxrss of a subprocess) fingerprinting a 30-minute stereo file, beside that of the same imports alone. Then the extrapolation: fingerprints of 200 h
-on 2 processes, 2,000 test files (AudioCaps test and Clotho evaluation) queried against 200 h of index.
+analysed at 4 shifts) in CPU seconds, a re-run from the cache, the CPU time of one query against indexes of a
+quarter of and of WT5K_BENCH_OVERLAP_INDEX_H hours (the training fingerprints repeated with their hashes
+XOR-ed by a random mask per copy: the same hash statistics, no true matches) and the memory of the index per
+hash; peak memory (ru_maxrss of a subprocess) fingerprinting a 30-minute stereo file, beside that of the same
+imports alone. Then the extrapolation: fingerprints of 200 h on 2 cores, 2,000 test files (AudioCaps test and
+Clotho evaluation) queried against 200 h of index (the query time extrapolated linearly from the two sizes).
 
 Scale with WT5K_BENCH_OVERLAP_FILES (default 48 training files) and WT5K_BENCH_OVERLAP_INDEX_H (default 20 h).
 """

@@ -49,8 +49,8 @@ MIN_DURATION_S = 0.5  # shorter files are too short to fingerprint: compared as 
 SILENCE_DBFS = -90.0  # a file whose peak is at or below this is silent
 # Everything above shapes the hashes: a cached fingerprint is valid only for the same version.
 VERSION = "lm1-" + hashlib.sha256(json.dumps(
-    [SR, N_FFT, HOP, F_LO, F_HI, NB_T, NB_F, WIN, DENSITY, FLOOR_DB, FAN_OUT, DT_MAX, DF_MAX, QUERY_SHIFTS, BLOCK_FRAMES,
-     MIN_DURATION_S, SILENCE_DBFS]).encode()).hexdigest()[:10]
+    [SR, N_FFT, HOP, F_LO, F_HI, NB_T, NB_F, WIN, DENSITY, FLOOR_DB, FAN_OUT, DT_MAX, DF_MAX, QUERY_SHIFTS,
+     BLOCK_FRAMES,      MIN_DURATION_S, SILENCE_DBFS]).encode()).hexdigest()[:10]
 
 
 @dataclass

@@ -132,7 +132,10 @@ def _name_sources(sources: list[Source]) -> None:
     """Dataset names for the summary: the manifest's file stem (with :SPLIT) or the folder's name, made unique."""
     seen: dict[str, int] = {}
     for s in sources:
-        base = (s.path.resolve().name or str(s.path)) if s.is_folder else s.path.stem + (f":{s.split}" if s.split else "")
+        if s.is_folder:
+            base = s.path.resolve().name or str(s.path)
+        else:
+            base = s.path.stem + (f":{s.split}" if s.split else "")
         n = seen[base] = seen.get(base, 0) + 1
         s.name = base if n == 1 else f"{base}#{n}"
 
@@ -150,8 +153,8 @@ def read_items(src: Source, problems: list[dict]) -> list[Item]:
                 others += 1
         src.ignored_files = others
         if not items:
-            problems.append({"set": src.name, "id": "", "path": str(src.path), "reason": "no_audio",
-                             "detail": f"a folder with no audio file ({others} other files)"})
+            problems.append(_problem(src.name, "", src.path, "no_audio", f"a folder with no audio file ({others} other "
+                                                                         "files)"))
         return items
     by_id: dict[str, Item] = {}
     for row in read_manifest(src.path):
@@ -163,12 +166,17 @@ def read_items(src: Source, problems: list[dict]) -> list[Item]:
         if row.caption.strip():
             it.captions.append(row.caption)
     if not by_id:
-        problems.append({"set": src.name, "id": "", "path": str(src.path), "reason": "no_rows",
-                         "detail": f"no row{' of split ' + src.split if src.split else ''}"})
+        what = f"no row of split {src.split}" if src.split else "no row"
+        problems.append(_problem(src.name, "", src.path, "no_rows", what))
     return list(by_id.values())
 
 
 # ---------------------------------------------------------------- fingerprints
+
+def _problem(set_name: str, id_: str, path: Path, reason: str, detail: str) -> dict:
+    """A file (or a folder, id "") the audit could not read, or read only in part: one row of the summary."""
+    return {"set": set_name, "id": id_, "path": str(path), "reason": reason, "detail": detail}
+
 
 def _fingerprint_job(path: str, cache_dir: str, query: bool) -> tuple[Fingerprint, bool]:
     """(fingerprint, taken from the cache) of one file; in a worker process when --workers > 1."""
@@ -196,8 +204,7 @@ def fingerprint_items(items: list[Item], cache_dir: Path, workers: int, progress
             todo.append(p)
             continue
         for it in its:
-            problems.append({"set": it.source.name, "id": it.id, "path": str(p), "reason": "missing_audio",
-                             "detail": "no such file"})
+            problems.append(_problem(it.source.name, it.id, p, "missing_audio", "no such file"))
     counts = {"files": len(todo), "cached": 0, "computed": 0}
     bar = tqdm(total=len(todo), unit="file", desc="fingerprint", disable=not progress or not todo)
 
@@ -221,23 +228,19 @@ def fingerprint_items(items: list[Item], cache_dir: Path, workers: int, progress
         bar.update(1)
         if isinstance(fp, Exception):
             for it in by_path[p]:
-                problems.append({"set": it.source.name, "id": it.id, "path": str(p), "reason": "unreadable",
-                                 "detail": str(fp)})
+                problems.append(_problem(it.source.name, it.id, p, "unreadable", str(fp)))
             continue
         counts["cached" if cached else "computed"] += 1
         for it in by_path[p]:
             it.fp = fp
             if fp.problem:
-                problems.append({"set": it.source.name, "id": it.id, "path": str(p), "reason": fp.problem,
-                                 "detail": fp.detail})
+                problems.append(_problem(it.source.name, it.id, p, fp.problem, fp.detail))
             elif fp.duration_s < SHORT_S:
-                problems.append({"set": it.source.name, "id": it.id, "path": str(p), "reason": "short",
-                                 "detail": f"{fp.duration_s:.2f} s < {SHORT_S:g} s: few landmarks, an audio match "
-                                           "may be missed"})
+                problems.append(_problem(it.source.name, it.id, p, "short", f"{fp.duration_s:.2f} s < {SHORT_S:g} s: "
+                                         "few landmarks, an audio match may be missed"))
             elif fp.duration_s >= 3600:
-                problems.append({"set": it.source.name, "id": it.id, "path": str(p), "reason": "long",
-                                 "detail": f"{fp.duration_s / 3600:.1f} h: fingerprinted in blocks, in bounded "
-                                           "memory; matched as usual"})
+                problems.append(_problem(it.source.name, it.id, p, "long", f"{fp.duration_s / 3600:.1f} h: "
+                                         "fingerprinted in blocks, in bounded memory; matched as usual"))
     bar.close()
     return counts
 
@@ -383,7 +386,8 @@ def audio_pairs(train: list[Item], test: list[Item], progress: bool) -> list[Pai
                 kind = "audio" if m.overlap_s >= AUDIO_SHARE * max(t_fp.duration_s, q.duration_s) else "contained"
                 for tr in tr_by_sha[t_fp.sha256]:
                     for te in te_by_sha[q.sha256]:
-                        pairs.append(Pair(tr, te, kind, m.score, m.train_start_s, m.test_start_s, m.overlap_s, m.hits, m.focus))
+                        pairs.append(Pair(tr, te, kind, m.score, m.train_start_s, m.test_start_s, m.overlap_s,
+                                          m.hits, m.focus))
         del index
     bar.close()
     return pairs

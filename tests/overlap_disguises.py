@@ -130,7 +130,8 @@ def write_disguise(x: np.ndarray, sr: int, name: str, out_stem: Path) -> Path:
         _write(p, y * 0.9, 96000, subtype="PCM_24")
     elif name == "mono":
         p = _named(out_stem, ".wav")
-        y = x.mean(axis=1, keepdims=True) if x.shape[1] > 1 else np.concatenate([x, x * 0.5], axis=1)  # channels changed either way
+        # the channels changed either way: stereo to mono, mono to stereo
+        y = x.mean(axis=1, keepdims=True) if x.shape[1] > 1 else np.concatenate([x, x * 0.5], axis=1)
         _write(p, y, sr, subtype="PCM_16")
     elif name == "gain-12":
         p = _named(out_stem, ".wav")

@@ -189,11 +189,13 @@ def test_captions_exact_and_near_duplicates():
 
 def test_drop_and_the_command_line(tmp_path, corpus, capsys):
     te = tmp_path / "test.csv"
-    rows = [ManifestRow(id="x1", source="s", audio_path=os.path.relpath(corpus["test"] / "chirps_a--trim.wav",
-                                                                        tmp_path), caption="Something else", split="test"),
-            ManifestRow(id="x2", source="s", audio_path=os.path.relpath(corpus["test"] / "melody_a--gain-12.wav",
-                                                                        tmp_path), caption="wind chimes ring in a light breeze!",
-                        split="test")]
+
+    def row(id_: str, copy: str, caption: str) -> ManifestRow:
+        return ManifestRow(id=id_, source="s", audio_path=os.path.relpath(corpus["test"] / copy, tmp_path),
+                           caption=caption, split="test")
+
+    rows = [row("x1", "chirps_a--trim.wav", "Something else"),
+            row("x2", "melody_a--gain-12.wav", "wind chimes ring in a light breeze!")]
     write_manifest(te, rows)
     out, drop = tmp_path / "audit", tmp_path / "kept"
     code = main(["overlap", "--train", str(corpus["train"] / "train.csv"), "--test", f"{te}:test", "--out", str(out),
