@@ -7,7 +7,7 @@ trimmed) as the test side. Measured, in one process: fingerprints per second of 
 analysed at 4 shifts) in CPU seconds, a re-run from the cache, the CPU time of one query against indexes of a
 quarter of and of WT5K_BENCH_OVERLAP_INDEX_H hours (the training fingerprints repeated with their hashes
 XOR-ed by a random mask per copy: the same hash statistics, no true matches) and the memory of the index per
-hash; peak memory (ru_maxrss of a subprocess) fingerprinting a 30-minute stereo file, beside that of the same
+hash; peak memory (VmHWM of a subprocess) fingerprinting a 30-minute stereo file, beside that of the same
 imports alone. Then the extrapolation: fingerprints of 200 h on 2 cores, 2,000 test files (AudioCaps test and
 Clotho evaluation) queried against 200 h of index (the query time extrapolated linearly from the two sizes).
 
@@ -52,8 +52,10 @@ def _material(folder: Path, n: int) -> tuple[list[str], list[str], set[tuple[str
 
 
 def _peak_rss_mib(code: str) -> float:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport resource; print(resource.getrusage("
-                          "resource.RUSAGE_SELF).ru_maxrss)"], capture_output=True, text=True, check=True,
+    """VmHWM of a fresh interpreter running ``code`` (Linux carries ru_maxrss over from the forking parent across
+    exec, so ru_maxrss would report this benchmark's own memory)."""
+    out = subprocess.run([sys.executable, "-c", code + "\nimport re; print(re.search(r'VmHWM:\\s+(\\d+)', "
+                          "open('/proc/self/status').read()).group(1))"], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     return int(out.stdout.split()[-1]) / 1024
 

@@ -3,12 +3,14 @@ Shazam paper and Dan Ellis's audfprint.
 
 Every file is decoded in blocks, downmixed to mono and resampled (streaming soxr) to one analysis rate, so that
 the rate, channels and container of a copy do not matter. A magnitude spectrogram (512-point FFT, hop 256 at
-11,025 Hz: 23.2 ms frames, 21.5 Hz bins up to 5.5 kHz) is scanned for local maxima ("landmarks"); the
-strongest few per second are kept, so that a gain change keeps the same peaks and a codec's lost detail only
-some. Each peak is paired with the next few peaks within 1.5 s and +-31 bins; a pair's (f1, f2 - f1, dt) is a
-20-bit hash that does not depend on where the file starts. Two files share a recording when many of their hashes
-agree at one consistent time offset (curation/overlap.py matches them). Memory is bounded: the spectrogram is
-processed in blocks of about 10 s; only the peaks (about 15 per second, 12 bytes each) are kept for a file.
+11,025 Hz: 23.2 ms frames, 21.5 Hz bins; 43 Hz to 3.7 kHz, what an 8 kHz copy still holds) is scanned for local
+maxima ("landmarks") of +-5 frames and +-9 bins; the 20 strongest per second are kept, so that a gain change
+keeps the same peaks and a codec's lost detail only some. Each peak is paired with the next 5 peaks within
+1.46 s and +-31 bins; a pair's (f1, f2 - f1, dt) is a 20-bit hash that does not depend on where the file starts.
+Two files share a recording when many of their hashes agree at one consistent time offset (curation/overlap.py
+matches them). A test-side (query) file is also analysed from 1/4, 1/2 and 3/4 of a hop on, as audfprint's
+query shifts, so that a trimmed copy's frames, which fall anywhere between the original's, still meet them.
+Memory is bounded: the spectrogram is processed in blocks of 10 s; only the peaks are kept for a file.
 
 A fingerprint also records the sha256 of the decoded samples (with the rate and channel count): two files with
 equal decoded audio (a WAV and its FLAC) are ``exact`` duplicates without any matching.
@@ -29,7 +31,7 @@ import soxr
 from manifests.atomic import atomic_path
 from manifests.hashing import sha256_file
 
-SR = 11025  # analysis rate: the content up to 5.5 kHz, enough for landmarks and robust to 8 kHz copies
+SR = 11025  # analysis rate: one for every file, whatever its own
 N_FFT = 512
 HOP = 256
 FRAME_S = HOP / SR  # 23.2 ms
@@ -50,7 +52,7 @@ SILENCE_DBFS = -90.0  # a file whose peak is at or below this is silent
 # Everything above shapes the hashes: a cached fingerprint is valid only for the same version.
 VERSION = "lm1-" + hashlib.sha256(json.dumps(
     [SR, N_FFT, HOP, F_LO, F_HI, NB_T, NB_F, WIN, DENSITY, FLOOR_DB, FAN_OUT, DT_MAX, DF_MAX, QUERY_SHIFTS,
-     BLOCK_FRAMES,      MIN_DURATION_S, SILENCE_DBFS]).encode()).hexdigest()[:10]
+     BLOCK_FRAMES, MIN_DURATION_S, SILENCE_DBFS]).encode()).hexdigest()[:10]
 
 
 @dataclass
