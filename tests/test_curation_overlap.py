@@ -152,7 +152,7 @@ def test_bad_input_is_listed_and_the_audit_goes_on(tmp_path):
     sf.write(tmp_path / "copy.wav", melody(30, 3.0) * 0.5, SR)
     write_manifest(man, [ManifestRow(id="a", source="s", audio_path="gone.wav", caption="x", split="test"),
                          ManifestRow(id="b", source="s", audio_path="copy.wav", caption="y", split="test")])
-    rep = ov.audit([str(d), str(empty_dir)], [f"{man}:test"], tmp_path / "out", progress=False)
+    rep = ov.audit([str(d), str(empty_dir)], [f"{man}:test"], tmp_path / "out", progress=False, workers=2)
     reasons = {(p["id"], p["reason"]) for p in rep.problems}
     assert {("empty.wav", "empty"), ("page.mp3", "undecodable"), ("silent.wav", "silent"),
             ("short.wav", "short"), ("shortish.wav", "short"), ("", "no_audio"), ("a", "missing_audio")} <= reasons
@@ -163,16 +163,16 @@ def test_bad_input_is_listed_and_the_audit_goes_on(tmp_path):
 
 
 def test_long_file_in_bounded_blocks(tmp_path):
-    """A 10-minute file: fingerprinted block by block (the decoded audio is never held whole)."""
+    """A 5-minute file: fingerprinted block by block (the decoded audio is never held whole)."""
     p = tmp_path / "long.flac"
-    x = np.tile(chirps(40, 20.0, 8000), 30)
+    x = np.tile(chirps(40, 20.0, 8000), 15)
     sf.write(p, x, 8000)
     import tracemalloc
     tracemalloc.start()
     fp = fingerprint_file(p, query=True)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert fp.problem == "" and abs(fp.duration_s - 600) < 0.01
+    assert fp.problem == "" and abs(fp.duration_s - 300) < 0.01
     assert peak < x.nbytes / 2, f"peak {peak / 1e6:.1f} MB for {x.nbytes / 1e6:.1f} MB of samples"
 
 
@@ -243,3 +243,19 @@ def test_real_sounds(tmp_path):
     assert expected <= found, f"missed {sorted(expected - found)}"
     self_rep = ov.audit([str(src)], [str(src)], tmp_path / "self", progress=False)
     assert not [p for p in self_rep.pairs if p.train.id != p.test.id and p.kind != "exact"]
+
+
+@pytest.mark.parametrize("extra, says", [(["--text-threshold", "1.5"], "text threshold"),
+                                         (["--text-threshold", "0"], "--text-threshold"),
+                                         (["--drop-kinds", "audio,bogus"], "unknown kind"),
+                                         (["--workers", "0"], "--workers")])
+def test_usage_errors(tmp_path, capsys, extra, says):
+    (tmp_path / "a").mkdir()
+    try:
+        code = main(["overlap", "--train", str(tmp_path / "a"), "--test", str(tmp_path / "a"), "--out",
+                     str(tmp_path / "out"), *extra])
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
