@@ -48,6 +48,7 @@ MIN_FOCUS = 0.3
 FOCUS_WAIVED_HITS = 15
 MARGIN_S = 2.5  # the overlap reported reaches this far beyond the first and last matched landmark (sparse sounds)
 SHORT_S = 1.0  # files under this are listed as short: few landmarks, an audio match may be missed
+LONG_S = 3600.0  # files of this length or more are listed as long (handled in blocks, matched as usual)
 AUDIO_SHARE = 0.5  # a match over at least this share of the longer file is `audio`, less is `contained`
 MAX_POSTINGS = 20_000  # a hash held this often in the index says nothing about which file (tones, clicks): skipped
 SHARD_HASHES = 50_000_000  # training hashes per index shard (12 bytes each): bounds the matcher's memory
@@ -238,7 +239,7 @@ def fingerprint_items(items: list[Item], cache_dir: Path, workers: int, progress
             elif fp.duration_s < SHORT_S:
                 problems.append(_problem(it.source.name, it.id, p, "short", f"{fp.duration_s:.2f} s < {SHORT_S:g} s: "
                                          "few landmarks, an audio match may be missed"))
-            elif fp.duration_s >= 3600:
+            elif fp.duration_s >= LONG_S:
                 problems.append(_problem(it.source.name, it.id, p, "long", f"{fp.duration_s / 3600:.1f} h: "
                                          "fingerprinted in blocks, in bounded memory; matched as usual"))
     bar.close()

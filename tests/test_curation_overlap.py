@@ -103,7 +103,7 @@ def test_offsets_of_an_excerpt_and_a_montage(audited):
     assert abs(trim.train_start_s - trim.test_start_s - 6.0 / 5) < 0.05
 
 
-def test_outputs_and_the_cache(corpus, audited):
+def test_outputs_and_the_cache(corpus, audited, monkeypatch):
     out = corpus["root"] / "out"
     with open(out / "overlap.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -118,6 +118,9 @@ def test_outputs_and_the_cache(corpus, audited):
     assert again.summary["fingerprints"]["computed"] == 0
     assert again.summary["fingerprints"]["cached"] == summary["fingerprints"]["files"]
     assert [p.row() for p in again.pairs] == [p.row() for p in audited.pairs]
+    monkeypatch.setattr(ov, "SHARD_HASHES", 3000)  # the index in shards of a few files: the same pairs
+    sharded = ov.audit([str(corpus["train"])], [str(corpus["test"])], out, progress=False)
+    assert [p.row() for p in sharded.pairs] == [p.row() for p in audited.pairs]
 
 
 def test_landmarks_do_not_depend_on_how_the_stream_is_cut():
@@ -135,7 +138,7 @@ def test_landmarks_do_not_depend_on_how_the_stream_is_cut():
     assert len(set(map(tuple, a - [1, 0])) & set(map(tuple, c))) > 0.9 * len(c)
 
 
-def test_bad_input_is_listed_and_the_audit_goes_on(tmp_path):
+def test_bad_input_is_listed_and_the_audit_goes_on(tmp_path, monkeypatch):
     d = tmp_path / "train"
     d.mkdir()
     sf.write(d / "good.wav", melody(30, 3.0), SR)
@@ -152,10 +155,12 @@ def test_bad_input_is_listed_and_the_audit_goes_on(tmp_path):
     sf.write(tmp_path / "copy.wav", melody(30, 3.0) * 0.5, SR)
     write_manifest(man, [ManifestRow(id="a", source="s", audio_path="gone.wav", caption="x", split="test"),
                          ManifestRow(id="b", source="s", audio_path="copy.wav", caption="y", split="test")])
+    monkeypatch.setattr(ov, "LONG_S", 2.5)  # "long" from 2.5 s here: good.wav is listed, and still matched
     rep = ov.audit([str(d), str(empty_dir)], [f"{man}:test"], tmp_path / "out", progress=False, workers=2)
     reasons = {(p["id"], p["reason"]) for p in rep.problems}
     assert {("empty.wav", "empty"), ("page.mp3", "undecodable"), ("silent.wav", "silent"),
-            ("short.wav", "short"), ("shortish.wav", "short"), ("", "no_audio"), ("a", "missing_audio")} <= reasons
+            ("short.wav", "short"), ("shortish.wav", "short"), ("", "no_audio"), ("a", "missing_audio"),
+            ("good.wav", "long"), ("b", "long")} == reasons
     assert [(p.train.id, p.test.id, p.kind) for p in rep.pairs] == [("good.wav", "b", "audio")]
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "page.mp3" in md and "no_audio" in md and "missing_audio" in md
