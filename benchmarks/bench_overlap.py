@@ -118,6 +118,7 @@ def main(out_dir: str | Path, n_files: int | None = None, index_hours: float | N
     rss_long = _peak_rss_mib(f"from curation.fingerprint import fingerprint_file; "
                              f"fingerprint_file({str(long_file)!r}, query=True)")
     rss_base = _peak_rss_mib("import numpy, soundfile, soxr, curation.fingerprint")
+    long_file.unlink()  # 150 MB of FLAC
 
     train_rate = audio_s / c_train  # audio seconds fingerprinted per CPU second
     test_rate = sum(fp.duration_s for fp in te_fps) / c_test
