@@ -55,10 +55,13 @@ VERSION = "lm1-" + hashlib.sha256(json.dumps(
      BLOCK_FRAMES, MIN_DURATION_S, SILENCE_DBFS]).encode()).hexdigest()[:10]
 
 
+EXACT_ONLY = ("short", "no_landmarks", "non_finite")  # problems that leave a file to exact matching only
+
+
 @dataclass
 class Fingerprint:
     """What the audit knows of one audio file. ``problem`` names why it cannot take part in matching (``empty``,
-    ``undecodable``, ``silent``) or why it takes part in exact matching only (``short``); ``detail`` says more."""
+    ``undecodable``, ``silent``) or why it takes part in exact matching only (EXACT_ONLY); ``detail`` says more."""
     sha256: str  # of the file's bytes: the cache key
     pcm_sha256: str = ""  # of the decoded samples, rate and channel count: equal for equal decoded audio
     duration_s: float = 0.0
@@ -100,6 +103,8 @@ def fingerprint_file(path: str | os.PathLike, sha256: str | None = None, query: 
     if fp.problem:
         return fp
     fp.hashes, fp.times = pair_hashes(peaks[0])
+    if not len(fp.hashes):
+        fp.problem, fp.detail = "no_landmarks", "no spectral peaks to pair (a steady tone, a click): exact copies only"
     if query:
         hs = [pair_hashes(p) for p in peaks[1:]]
         fp.q_hashes = np.concatenate([h for h, _ in hs]) if hs else np.zeros(0, np.uint32)
@@ -123,7 +128,8 @@ def _analyse(path: Path, fp: Fingerprint) -> list[np.ndarray]:
             last = len(block) < READ_FRAMES
             if len(block):
                 pcm.update(np.ascontiguousarray(block).tobytes())
-                peak = max(peak, float(np.max(np.abs(block))))
+                m = float(np.max(np.abs(block)))
+                peak = max(peak, m) if m == m else float("nan")  # NaN stays: a non-finite file
                 n += len(block)
             y = rs.resample_chunk(block.mean(axis=1) if len(block) else np.zeros(0, np.float32), last=last)
             for lm in shifts:
@@ -134,6 +140,8 @@ def _analyse(path: Path, fp: Fingerprint) -> list[np.ndarray]:
     fp.duration_s = n / fp.sample_rate if fp.sample_rate else 0.0
     if n == 0:
         fp.problem, fp.detail = "empty", "no audio frames"
+    elif not np.isfinite(peak):
+        fp.problem, fp.detail = "non_finite", "NaN or infinite samples: exact copies only"
     elif peak <= 10 ** (SILENCE_DBFS / 20):
         fp.problem, fp.detail = "silent", f"peak {20 * np.log10(max(peak, 1e-30)):.1f} dBFS"
     elif fp.duration_s < MIN_DURATION_S:

@@ -30,7 +30,7 @@ from manifests.audio_formats import is_audio_name
 from manifests.hashing import sha256_file
 from manifests.schema import SPLITS, resolve_audio
 
-from .fingerprint import FRAME_S, HASH_SPACE, MIN_DURATION_S, VERSION, Fingerprint, FingerprintCache, fingerprint_file
+from .fingerprint import EXACT_ONLY, FRAME_S, HASH_SPACE, MIN_DURATION_S, VERSION, Fingerprint, FingerprintCache, fingerprint_file
 from .overlap_text import DEFAULT_THRESHOLD, caption_pairs
 
 KINDS = ("exact", "audio", "contained", "text")
@@ -357,10 +357,10 @@ def audio_pairs(train: list[Item], test: list[Item], progress: bool) -> list[Pai
     pairs: list[Pair] = []
     by_pcm: dict[str, list[Item]] = defaultdict(list)
     for it in train:
-        if it.fp and it.fp.pcm_sha256 and it.fp.problem in ("", "short"):
+        if it.fp and it.fp.pcm_sha256 and it.fp.problem in ("", *EXACT_ONLY):
             by_pcm[it.fp.pcm_sha256].append(it)
     for it in test:
-        if it.fp and it.fp.pcm_sha256 and it.fp.problem in ("", "short"):
+        if it.fp and it.fp.pcm_sha256 and it.fp.problem in ("", *EXACT_ONLY):
             for tr in by_pcm.get(it.fp.pcm_sha256, ()):
                 pairs.append(Pair(tr, it, "exact", 1.0, 0.0, 0.0, it.fp.duration_s))
 
@@ -469,32 +469,39 @@ def write_pairs(path: Path, pairs: list[Pair]) -> None:
             w.writerow(p.row())
 
 
+def drop_targets(sources: list[Source], out: Path) -> dict[Path, Path]:
+    """{training manifest: the file --drop writes for it in ``out``} (same name; -2, -3 where two share one);
+    an input manifest is never overwritten (checked before the audit starts)."""
+    targets: dict[Path, Path] = {}
+    out = out.resolve()
+    for s in sources:
+        mpath = s.path.resolve()
+        if s.role != "train" or s.is_folder or mpath in targets:
+            continue
+        name, n = mpath.name, 1
+        while out / name in targets.values():
+            n += 1
+            name = f"{mpath.stem}-{n}{mpath.suffix}"
+        targets[mpath] = out / name
+    inputs = {s.path.resolve() for s in sources if not s.is_folder}
+    for target in targets.values():
+        if target in inputs:
+            raise UsageError(f"--drop {out} would overwrite the input manifest {target}: choose another folder")
+    return targets
+
+
 def drop_overlaps(sources: list[Source], pairs: list[Pair], out: Path, kinds: Iterable[str]) -> list[str]:
     """Write each training manifest to ``out`` without the rows of its audited split(s) whose id overlaps a
     test item by one of ``kinds``; audio paths are rewritten relative to ``out``. One line per source."""
     kinds = set(kinds)
     drop: dict[Path, dict[str | None, set[str]]] = defaultdict(lambda: defaultdict(set))
-    lines = []
-    folders = [s for s in sources if s.role == "train" and s.is_folder]
-    manifests = {}
-    for s in sources:
-        if s.role == "train" and not s.is_folder:
-            manifests.setdefault(s.path.resolve(), s)
-            drop[s.path.resolve()][s.split]  # every training manifest is written, even with nothing to drop
     for p in pairs:
         if p.kind in kinds and not p.train.source.is_folder:
             drop[p.train.source.path.resolve()][p.train.source.split].add(p.train.id)
     out = out.resolve()
-    names: set[str] = set()
-    for mpath, by_split in drop.items():
-        name, n = mpath.name, 1
-        while name in names:
-            n += 1
-            name = f"{mpath.stem}-{n}{mpath.suffix}"
-        names.add(name)
-        target = out / name
-        if target == mpath:
-            raise UsageError(f"--drop {out} would overwrite the training manifest {mpath}: choose another folder")
+    lines = []
+    for mpath, target in drop_targets(sources, out).items():
+        by_split = drop[mpath]
         rows = read_manifest(mpath)
         kept, gone_ids = [], set()
         for r in rows:
@@ -506,9 +513,10 @@ def drop_overlaps(sources: list[Source], pairs: list[Pair], out: Path, kinds: It
         write_manifest(target, kept)
         lines.append(f"{target}: {len(rows) - len(kept)} rows ({len(gone_ids)} audios) dropped from {mpath.name}, "
                      f"{len(kept)} rows left")
-    for s in folders:
-        n = len({p.train.id for p in pairs if p.kind in kinds and p.train.source is s})
-        lines.append(f"{s.spec}: a folder, no manifest to rewrite ({n} overlapping files listed in overlap.csv)")
+    for s in sources:
+        if s.role == "train" and s.is_folder:
+            n = len({p.train.id for p in pairs if p.kind in kinds and p.train.source is s})
+            lines.append(f"{s.spec}: a folder, no manifest to rewrite ({n} overlapping files listed in overlap.csv)")
     return lines
 
 
@@ -524,6 +532,8 @@ def audit(train: list[str], test: list[str], out_dir: str | os.PathLike, drop: s
         raise UsageError(f"unknown kind(s) to drop: {sorted(bad)} (kinds: {', '.join(KINDS)})")
     sources = [parse_source(s, "train") for s in train] + [parse_source(s, "test") for s in test]
     _name_sources(sources)
+    if drop is not None:
+        drop_targets(sources, Path(drop))  # refuses to overwrite an input before any work
     out_dir = Path(out_dir)
     problems: list[dict] = []
     items = {s.name: read_items(s, problems) for s in sources}

@@ -147,6 +147,8 @@ def test_bad_input_is_listed_and_the_audit_goes_on(tmp_path, monkeypatch):
     sf.write(d / "silent.wav", np.zeros(SR * 2), SR)
     sf.write(d / "short.wav", melody(31, 0.3), SR)
     sf.write(d / "shortish.wav", melody(32, 0.7), SR)
+    sf.write(d / "nan.wav", np.full(SR * 2, np.nan), SR, subtype="FLOAT")
+    sf.write(d / "hum.wav", np.full(SR * 2, 0.25), SR)  # DC: not silent, no landmarks
     (d / "notes.txt").write_text("not audio")
     empty_dir = tmp_path / "nothing"
     empty_dir.mkdir()
@@ -160,7 +162,7 @@ def test_bad_input_is_listed_and_the_audit_goes_on(tmp_path, monkeypatch):
     reasons = {(p["id"], p["reason"]) for p in rep.problems}
     assert {("empty.wav", "empty"), ("page.mp3", "undecodable"), ("silent.wav", "silent"),
             ("short.wav", "short"), ("shortish.wav", "short"), ("", "no_audio"), ("a", "missing_audio"),
-            ("good.wav", "long"), ("b", "long")} == reasons
+            ("good.wav", "long"), ("b", "long"), ("nan.wav", "non_finite"), ("hum.wav", "no_landmarks")} == reasons
     assert [(p.train.id, p.test.id, p.kind) for p in rep.pairs] == [("good.wav", "b", "audio")]
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "page.mp3" in md and "no_audio" in md and "missing_audio" in md
