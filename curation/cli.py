@@ -266,14 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     ov.add_argument("--train", action="append", required=True, metavar="PATH",
                     help="a manifest (FILE.csv or FILE.csv:SPLIT) or a folder of audio; repeatable")
     ov.add_argument("--test", action="append", required=True, metavar="PATH", help="as --train; repeatable")
-    ov.add_argument("--out", type=Path, required=True, help="writes overlap.csv, summary.json, summary.md here")
+    ov.add_argument("--out", type=Path, required=True, metavar="DIR",
+                    help="writes overlap.csv, summary.json, summary.md here")
     ov.add_argument("--drop", type=Path, metavar="OUT",
                     help="write each training manifest into this folder without its overlapping rows")
     ov.add_argument("--drop-kinds", default="exact,audio,contained",
                     help="which kinds of overlap --drop removes (comma-separated; add text to drop caption matches)")
     ov.add_argument("--text-threshold", type=_number(float, 0, False, "a similarity in (0, 1]"), default=0.8,
                     help="character 3-gram Jaccard similarity from which two captions are near-duplicates")
-    ov.add_argument("--cache", type=Path, help="fingerprint cache folder (default: OUT/fingerprints)")
+    ov.add_argument("--cache", type=Path, metavar="DIR", help="fingerprint cache folder (default: --out DIR/fingerprints)")
     ov.add_argument("--workers", type=_number(int, 1, True, "a number of worker processes (1 or more)"), default=1,
                     help="processes computing fingerprints")
     ov.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bars")
