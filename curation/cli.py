@@ -10,6 +10,7 @@
   wt5k-curate clotho --split train dev.csv development/ --out data/clotho
   wt5k-curate folder ~/sounds --captions captions.csv --out data/mine      # your own sounds (or
         --labels-from-subfolders: dog_bark/x.wav is "dog bark"; --sidecar-text: x.wav + x.txt)
+  wt5k-curate overlap --train data/curated/wavtext5k.csv:train --test data/clotho/clotho.csv:test --out data/overlap
 """
 from __future__ import annotations
 
@@ -226,6 +227,23 @@ def cmd_folder(a: argparse.Namespace) -> int:
     return _print_report(rep)
 
 
+def cmd_overlap(a: argparse.Namespace) -> int:
+    from .overlap import KINDS, audit
+    rep = audit(a.train, a.test, a.out, drop=a.drop, drop_kinds=[k for k in a.drop_kinds.split(",") if k],
+                text_threshold=a.text_threshold, cache_dir=a.cache, workers=a.workers, progress=not a.no_progress)
+    s = rep.summary
+    print(f"{rep.out_dir / 'overlap.csv'}: {len(rep.pairs)} pairs (" +
+          ", ".join(f"{k} {s['pairs_by_kind'][k]}" for k in KINDS) + "); summary.json, summary.md")
+    for sets, kinds in s["pairs_by_sets"].items():
+        print(f"  {sets}: " + ", ".join(f"{k} {v['pairs']} ({v['test_items']} test items)" for k, v in kinds.items()))
+    if rep.problems:
+        print(f"files not (fully) audited: {len(rep.problems)} (" +
+              ", ".join(f"{r} {n}" for r, n in s["problems_by_reason"].items()) + "), listed in summary.md")
+    for line in rep.dropped:
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wt5k-curate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -300,6 +318,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_item_options(fo)
     _add_curate_options(fo, None)
     fo.set_defaults(func=cmd_folder)
+
+    ov = sub.add_parser("overlap", help="leakage audit: training and test items sharing audio (however re-encoded, "
+                                        "resampled, trimmed or excerpted) or captions")
+    ov.add_argument("--train", action="append", required=True, metavar="PATH",
+                    help="a manifest (FILE.csv or FILE.csv:SPLIT) or a folder of audio; repeatable")
+    ov.add_argument("--test", action="append", required=True, metavar="PATH", help="as --train; repeatable")
+    ov.add_argument("--out", type=Path, required=True, metavar="DIR",
+                    help="writes overlap.csv, summary.json, summary.md here")
+    ov.add_argument("--drop", type=Path, metavar="OUT",
+                    help="write each training manifest into this folder without its overlapping rows")
+    ov.add_argument("--drop-kinds", default="exact,audio,contained",
+                    help="which kinds of overlap --drop removes (comma-separated; add text to drop caption matches)")
+    ov.add_argument("--text-threshold", type=_number(float, 0, False, "a similarity in (0, 1]"), default=0.8,
+                    help="character 3-gram Jaccard similarity from which two captions are near-duplicates")
+    ov.add_argument("--cache", type=Path, metavar="DIR", help="fingerprint cache folder (default: --out DIR/fingerprints)")
+    ov.add_argument("--workers", type=_number(int, 1, True, "a number of worker processes (1 or more)"), default=1,
+                    help="processes computing fingerprints")
+    ov.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bars")
+    ov.set_defaults(func=cmd_overlap)
     return p
 
 
