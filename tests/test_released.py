@@ -388,6 +388,7 @@ def test_files_holding_objects_beyond_tensors_need_trust_checkpoint(tmp_path, te
     import json
 
     from search.cli import main as search_main
+    from search.index import AudioIndex
     from tests.training_fixtures import make_manifest
     from training.cli import eval_main
 
@@ -422,7 +423,7 @@ def test_files_holding_objects_beyond_tensors_need_trust_checkpoint(tmp_path, te
     assert search_main(["text", "a sound", "--index", str(index), "-k", "1", "--quiet", "--json",
                         "--trust-checkpoint"]) == 0
     hits = json.loads(capsys.readouterr().out)["hits"]
-    assert len(hits) == 1 and hits[0]["id"] in {it["id"] for it in json.loads((index / "items.json").read_text())}
+    assert len(hits) == 1 and hits[0]["id"] in {it["id"] for it in AudioIndex.load(index).items}
     # another --checkpoint on a query is read as its own flags say
     assert search_main(["text", "a sound", "--index", str(index), "--checkpoint", str(path), "--text-model", folder,
                         "--quiet"]) == 2
