@@ -41,3 +41,13 @@ class StderrCapture:
         f.seek(0)
         text = f.read(1 << 16).decode("utf-8", "replace")
         self.lines = [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def repeat_on_stderr(src: str | os.PathLike, lines: list[str], shown: int = 3) -> None:
+    """Print the first ``shown`` captured decoder lines on stderr, each prefixed with the file's name."""
+    if not lines:
+        return
+    text = "\n".join(f"{src}: {line}" for line in lines[:shown])
+    if len(lines) > shown:
+        text += f"\n{src}: ({len(lines) - shown} more decoder messages)"
+    print(text, file=sys.stderr, flush=True)
