@@ -241,7 +241,10 @@ def test_mp3_without_a_frame_count_is_not_cut_short(tmp_path):
     (b'{"error": "rate limited"}' * 10, "JSON text, not audio"),
     (b"PK\x03\x04" + b"\x00" * 500, "a ZIP archive"),
     (b"Access denied. Try again later.\n" * 10, "text, not audio"),
-], ids=["html", "zeros", "id3_only", "json", "zip", "text"])
+    # lmms-common's kick04.ogg: Ogg Vorbis inside a WAV (format tag 0x674F), 26-byte fmt chunk
+    (bytes.fromhex("52494646ce1b000057415645666d74201a0000004f67010044ac0000f82a00000100100008000102022031120120")
+     + b"\x00" * 400, "names audio format 0x674F (Ogg Vorbis)"),
+], ids=["html", "zeros", "id3_only", "json", "zip", "text", "wav_vorbis"])
 def test_undecodable_file_is_described_by_its_bytes(tmp_path, capfd, content, expected):
     """Not libsndfile's "File does not exist ... (possibly a pipe?)", but what the file is; anything a decoder
     prints on stderr is kept with the result and repeated with the file's name."""
