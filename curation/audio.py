@@ -24,7 +24,7 @@ import soxr
 from manifests.audio_formats import sample_rate_problem
 from manifests.hashing import sha256_file
 
-from .decoder_messages import StderrCapture, repeat_on_stderr
+from manifests.decoder_messages import StderrCapture, repeat_on_stderr
 from .mp3_frames import MP3_FRAME, mp3_declares_length, mp3_samples
 from .samples import downmix, headroom_gain, peak, quantise
 from .sniff import describe_bytes

@@ -31,7 +31,7 @@ import soxr
 from manifests.atomic import atomic_path
 from manifests.hashing import sha256_file
 
-from .decoder_messages import StderrCapture, repeat_on_stderr
+from manifests.decoder_messages import StderrCapture, repeat_on_stderr
 
 SR = 11025  # analysis rate: one for every file, whatever its own
 N_FFT = 512
