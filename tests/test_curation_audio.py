@@ -7,7 +7,7 @@ import soundfile as sf
 from curation.audio import REASONS, AudioOptions, process_audio
 from curation.mp3_frames import mp3_declares_length, mp3_samples
 from curation.samples import quantise
-from tests.synth import make_broken_files, sine, write
+from tests.synth import damaged_mp3, make_broken_files, sine, write
 
 SR = 44100
 
@@ -259,11 +259,7 @@ def test_undecodable_file_is_described_by_its_bytes(tmp_path, capfd, content, ex
 
 
 def test_decoder_chatter_on_a_damaged_mp3_is_attributed(tmp_path, capfd):
-    data = write(tmp_path / "f.mp3", sine(44100, 2.0, 500, 0.3, noise=0.01), 44100, "MPEG_LAYER_III", "MP3").read_bytes()
-    bad = bytearray(data)
-    bad[len(bad) // 2: len(bad) // 2 + 600] = b"\x00" * 600  # a damaged stretch: libmpg123 notes and resyncs
-    src = tmp_path / "damaged.mp3"
-    src.write_bytes(bytes(bad))
+    src = damaged_mp3(tmp_path)  # a damaged stretch: libmpg123 notes and resyncs
     res = process_audio(src, tmp_path / "o.flac")
     err = capfd.readouterr().err
     assert res.extra.get("decoder_messages"), (res.status, res.reason, err)

@@ -270,12 +270,8 @@ def test_usage_errors(tmp_path, capsys, extra, says):
 
 def test_decoder_notes_while_fingerprinting_carry_the_file_name(tmp_path, capfd):
     """libmpg123's notes on a damaged MP3 reach stderr during an audit prefixed with the file's name, never bare."""
-    from tests.synth import sine, write
-    data = write(tmp_path / "f.mp3", sine(44100, 2.0, 500, 0.3, noise=0.01), 44100, "MPEG_LAYER_III", "MP3").read_bytes()
-    bad = bytearray(data)
-    bad[len(bad) // 2: len(bad) // 2 + 600] = b"\x00" * 600  # a damaged stretch: libmpg123 notes and resyncs
-    src = tmp_path / "damaged.mp3"
-    src.write_bytes(bytes(bad))
+    from tests.synth import damaged_mp3
+    src = damaged_mp3(tmp_path)
     fingerprint_file(src)
     err = capfd.readouterr().err
     assert "Note:" in err or "Warning:" in err, err

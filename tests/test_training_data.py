@@ -164,13 +164,9 @@ def test_spec_selects_splits_and_required_text(tmp_path):
 def test_read_audio_names_the_file_in_decoder_notes(tmp_path, capfd):
     """libmpg123's notes on a damaged MP3 read for training, evaluation or search reach stderr under the file's
     name, never bare (as curation's conversion and overlap audit do)."""
-    from tests.synth import sine, write
+    from tests.synth import damaged_mp3
     from training.data import read_audio
-    data = write(tmp_path / "f.mp3", sine(44100, 2.0, 500, 0.3, noise=0.01), 44100, "MPEG_LAYER_III", "MP3").read_bytes()
-    bad = bytearray(data)
-    bad[len(bad) // 2: len(bad) // 2 + 600] = b"\x00" * 600  # a damaged stretch: libmpg123 notes and resyncs
-    src = tmp_path / "damaged.mp3"
-    src.write_bytes(bytes(bad))
+    src = damaged_mp3(tmp_path)
     assert len(read_audio(str(src), 32000)) > 32000
     err = capfd.readouterr().err
     assert "Note:" in err or "Warning:" in err, err
