@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import stat
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -25,7 +24,7 @@ import soxr
 from manifests.audio_formats import sample_rate_problem
 from manifests.hashing import sha256_file
 
-from .decoder_messages import StderrCapture
+from manifests.decoder_messages import StderrCapture, repeat_on_stderr
 from .mp3_frames import MP3_FRAME, mp3_declares_length, mp3_samples
 from .samples import downmix, headroom_gain, peak, quantise
 from .sniff import describe_bytes
@@ -161,9 +160,7 @@ def process_audio(src: str | os.PathLike, dst: str | os.PathLike, opts: AudioOpt
         result.extra["decoder_messages"] = said.lines[:20]
         if result.status != "ok":
             result.detail += f"; the decoder said: {' | '.join(said.lines[:3])}"
-        shown = "\n".join(f"{src}: {line}" for line in said.lines[:3])
-        more = f"\n{src}: ({len(said.lines) - 3} more decoder messages)" if len(said.lines) > 3 else ""
-        print(shown + more, file=sys.stderr, flush=True)
+        repeat_on_stderr(src, said.lines)
     return result
 
 

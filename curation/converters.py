@@ -9,7 +9,7 @@ from pathlib import Path
 from .audiocaps import audiocaps_items
 from .clotho import clotho_items
 from .dataset_files import DEFAULT_ENCODING
-from .folder import FolderScan, folder_items
+from .folder import FolderScan, describe_folder_source, folder_items
 from .pipeline import CurateOptions, CurateReport, curate
 
 
@@ -32,6 +32,8 @@ def convert_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, name: 
     """A folder of your own sounds (curation/folder.py says where the captions come from), curated into
     ``out_dir`` as the dataset ``name`` (manifest ``<name>.csv`` unless the options name another)."""
     opts = options or CurateOptions(manifest_name=f"{name}.csv")
+    describe_folder_source(name, "captions CSV" if captions is not None
+                           else "folder labels (subfolder names)" if labels_from_subfolders else "sidecar text files")
     scan = folder_items(folder, name, captions=captions, labels_from_subfolders=labels_from_subfolders,
                         sidecar_text=sidecar_text, encoding=encoding, allow_outside=opts.allow_outside,
                         skip=[out_dir])

@@ -31,6 +31,8 @@ import soxr
 from manifests.atomic import atomic_path
 from manifests.hashing import sha256_file
 
+from manifests.decoder_messages import StderrCapture, repeat_on_stderr
+
 SR = 11025  # analysis rate: one for every file, whatever its own
 N_FFT = 512
 HOP = 256
@@ -95,10 +97,16 @@ def fingerprint_file(path: str | os.PathLike, sha256: str | None = None, query: 
     if path.stat().st_size == 0:
         fp.problem, fp.detail = "empty", "0 bytes"
         return fp
-    try:
-        peaks = _analyse(path, fp)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as e:
-        fp.problem, fp.detail = "undecodable", f"{type(e).__name__}: {e}".strip()
+    # libmpg123 prints its notes on damaged frames to fd 2, unnamed: repeat them under the file's name
+    with StderrCapture() as said:
+        try:
+            peaks = _analyse(path, fp)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as e:
+            fp.problem, fp.detail = "undecodable", f"{type(e).__name__}: {e}".strip()
+    repeat_on_stderr(path, said.lines)
+    if fp.problem == "undecodable" and said.lines:
+        fp.detail += f"; the decoder said: {' | '.join(said.lines[:3])}"
+    if fp.problem == "undecodable":
         return fp
     if fp.problem:
         return fp

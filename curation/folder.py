@@ -24,6 +24,7 @@ from manifests import parse_tags
 from manifests.audio_formats import is_audio_name
 from manifests.file_kind import binary_kind
 from manifests.schema import encoding_label
+from manifests.sources import SOURCES, Source, register
 
 from .dataset_files import DEFAULT_ENCODING, ENCODING_HINT, read_csv
 from .sources import Item, Reject, input_path
@@ -64,6 +65,13 @@ def scan_audio(folder: Path, skip: Iterable[Path] = ()) -> tuple[list[str], Coun
             else:
                 other[os.path.splitext(name)[1].lower() or "(no extension)"] += 1
     return sorted(audio), other, sorted(links)
+
+
+def describe_folder_source(name: str, text_source: str) -> None:
+    """Tell Table 1 where a folder's captions come from (its language stays unknown); a registered source of
+    the same name (bigsoundbank, clotho...) keeps its own facts."""
+    if name not in SOURCES:
+        register(Source(name, text_source=text_source))
 
 
 def label_of(folder_name: str) -> str:

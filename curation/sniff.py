@@ -17,6 +17,22 @@ _DAMAGED_AUDIO = {
 }
 
 
+# WAV format tags of codecs met inside real WAV files that libsndfile does not decode (lmms ships Ogg Vorbis
+# in WAV under .ogg names); named so that a reject says "this codec", not only "damaged".
+_WAV_CODECS = {0x674F: "Ogg Vorbis", 0x6750: "Ogg Vorbis", 0x6751: "Ogg Vorbis", 0x6771: "Ogg Vorbis",
+               0x0055: "MPEG Layer 3", 0x0050: "MPEG", 0x0161: "Windows Media Audio", 0x0162: "Windows Media Audio",
+               0x00FF: "AAC", 0x1610: "AAC", 0x2000: "AC-3"}
+
+
+def _wav_codec(start: bytes) -> str:
+    """``; its fmt chunk names format 0x674F (Ogg Vorbis)`` for a RIFF/WAVE whose first chunk is fmt."""
+    if start[8:16] != b"WAVEfmt " or len(start) < 22:
+        return ""
+    tag = int.from_bytes(start[20:22], "little")
+    name = _WAV_CODECS.get(tag)
+    return f"; its fmt chunk names audio format 0x{tag:04X}" + (f" ({name})" if name else "")
+
+
 def describe_bytes(path: str | os.PathLike) -> str:
     """What a file's bytes look like, for messages about files that do not decode."""
     with open(path, "rb") as f:
@@ -28,7 +44,7 @@ def describe_bytes(path: str | os.PathLike) -> str:
         return f"only zero bytes ({size})" if size <= len(head) else f"starts with {len(head)} zero bytes"
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if start[:4] in _DAMAGED_AUDIO:
-        return f"starts with {start[:16]!r}: {_DAMAGED_AUDIO[start[:4]]}"
+        return f"starts with {start[:16]!r}: {_DAMAGED_AUDIO[start[:4]]}{_wav_codec(start)}"
     if head[:3] == b"ID3":
         end = mp3_audio_start(head)
         if end >= size:

@@ -152,7 +152,7 @@ def to_markdown(table: list[dict]) -> str:
         return "No audio in the input (a header without rows).\n"
     lines = ["| " + " | ".join(_PAPER_HEAD) + " |", "|" + "---|" * len(_PAPER_HEAD)]
     for t in table:
-        desc = t["max_description_words"] is not None
+        desc = bool(t["n_descriptions"])  # no description at all (a folder's labels): its captions' words
         words = ("max_description_words", "avg_description_words") if desc else ("max_caption_words",
                                                                                  "avg_caption_words")
         cells = [t["source"], t["language"], t["duration_h"], t["n_audios"], t["n_captions"], t["max_duration_s"],

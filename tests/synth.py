@@ -28,6 +28,16 @@ def write(path: str | os.PathLike, data: np.ndarray, sr: int, subtype: str | Non
     return path
 
 
+def damaged_mp3(folder: Path) -> Path:
+    """A 2 s MP3 with 600 zero bytes in its middle: libmpg123 prints notes (resync) on fd 2 while decoding it."""
+    data = bytearray(write(folder / "f.mp3", sine(44100, 2.0, 500, 0.3, noise=0.01), 44100, "MPEG_LAYER_III",
+                           "MP3").read_bytes())
+    data[len(data) // 2: len(data) // 2 + 600] = b"\x00" * 600
+    src = folder / "damaged.mp3"
+    src.write_bytes(bytes(data))
+    return src
+
+
 def make_broken_files(folder: str | os.PathLike) -> dict[str, str]:
     """One file per rejection reason: {file name: expected reason}."""
     d = Path(folder)

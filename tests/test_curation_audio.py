@@ -7,7 +7,7 @@ import soundfile as sf
 from curation.audio import REASONS, AudioOptions, process_audio
 from curation.mp3_frames import mp3_declares_length, mp3_samples
 from curation.samples import quantise
-from tests.synth import make_broken_files, sine, write
+from tests.synth import damaged_mp3, make_broken_files, sine, write
 
 SR = 44100
 
@@ -241,7 +241,10 @@ def test_mp3_without_a_frame_count_is_not_cut_short(tmp_path):
     (b'{"error": "rate limited"}' * 10, "JSON text, not audio"),
     (b"PK\x03\x04" + b"\x00" * 500, "a ZIP archive"),
     (b"Access denied. Try again later.\n" * 10, "text, not audio"),
-], ids=["html", "zeros", "id3_only", "json", "zip", "text"])
+    # lmms-common's kick04.ogg: Ogg Vorbis inside a WAV (format tag 0x674F), 26-byte fmt chunk
+    (bytes.fromhex("52494646ce1b000057415645666d74201a0000004f67010044ac0000f82a00000100100008000102022031120120")
+     + b"\x00" * 400, "names audio format 0x674F (Ogg Vorbis)"),
+], ids=["html", "zeros", "id3_only", "json", "zip", "text", "wav_vorbis"])
 def test_undecodable_file_is_described_by_its_bytes(tmp_path, capfd, content, expected):
     """Not libsndfile's "File does not exist ... (possibly a pipe?)", but what the file is; anything a decoder
     prints on stderr is kept with the result and repeated with the file's name."""
@@ -256,11 +259,7 @@ def test_undecodable_file_is_described_by_its_bytes(tmp_path, capfd, content, ex
 
 
 def test_decoder_chatter_on_a_damaged_mp3_is_attributed(tmp_path, capfd):
-    data = write(tmp_path / "f.mp3", sine(44100, 2.0, 500, 0.3, noise=0.01), 44100, "MPEG_LAYER_III", "MP3").read_bytes()
-    bad = bytearray(data)
-    bad[len(bad) // 2: len(bad) // 2 + 600] = b"\x00" * 600  # a damaged stretch: libmpg123 notes and resyncs
-    src = tmp_path / "damaged.mp3"
-    src.write_bytes(bytes(bad))
+    src = damaged_mp3(tmp_path)  # a damaged stretch: libmpg123 notes and resyncs
     res = process_audio(src, tmp_path / "o.flac")
     err = capfd.readouterr().err
     assert res.extra.get("decoder_messages"), (res.status, res.reason, err)

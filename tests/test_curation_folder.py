@@ -130,6 +130,9 @@ def test_labels_from_subfolders(tmp_path):
     assert rows["My_Sounds:animals/cat-meow/y.flac"].tags == ["animals", "cat meow"]
     assert _rejects(out) == {"My_Sounds:loose.wav": ("text", "no_caption",
                                                      "at the top of the folder: no subfolder name to label it")}
+    # Table 1 says where the text comes from and counts the labels' words (there is no description)
+    assert ("| My_Sounds | unknown | 0.00 | 2 | 2 | 0.50 | 0.50 | 2 | 2.00 | captions "
+            "| folder labels (subfolder names) |") in (out / "stats.md").read_text(encoding="utf-8")
     assert label_of("dog_bark") == label_of("dog-bark") == "dog bark"
     assert split_tags("a, b;c") == ["a", "b", "c"] and split_tags("['a', 'b']") == ["a", "b"]
 

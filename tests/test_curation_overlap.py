@@ -266,3 +266,13 @@ def test_usage_errors(tmp_path, capsys, extra, says):
     err = capsys.readouterr().err
     assert code == 2 and says in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_decoder_notes_while_fingerprinting_carry_the_file_name(tmp_path, capfd):
+    """libmpg123's notes on a damaged MP3 reach stderr during an audit prefixed with the file's name, never bare."""
+    from tests.synth import damaged_mp3
+    src = damaged_mp3(tmp_path)
+    fingerprint_file(src)
+    err = capfd.readouterr().err
+    assert "Note:" in err or "Warning:" in err, err
+    assert all(line.startswith(f"{src}: ") for line in err.splitlines()), err

@@ -159,3 +159,15 @@ def test_spec_selects_splits_and_required_text(tmp_path):
         ManifestSpec(str(m), require=["tags"])
     spec = ManifestSpec.from_arg(f"{m}:train+val")
     assert spec.splits == ("train", "val") and spec.label == "m:train+val"
+
+
+def test_read_audio_names_the_file_in_decoder_notes(tmp_path, capfd):
+    """libmpg123's notes on a damaged MP3 read for training, evaluation or search reach stderr under the file's
+    name, never bare (as curation's conversion and overlap audit do)."""
+    from tests.synth import damaged_mp3
+    from training.data import read_audio
+    src = damaged_mp3(tmp_path)
+    assert len(read_audio(str(src), 32000)) > 32000
+    err = capfd.readouterr().err
+    assert "Note:" in err or "Warning:" in err, err
+    assert all(line.startswith(f"{src}: ") for line in err.splitlines()), err

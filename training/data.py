@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 
 from manifests import caption_for, read_manifest, resolve_audio
 from manifests.audio_formats import sample_rate_problem
+from manifests.decoder_messages import StderrCapture, repeat_on_stderr
 from training.config import ManifestSpec
 
 SAMPLE_RATE = 44100
@@ -93,17 +94,20 @@ def read_audio(path: str, sample_rate: int = SAMPLE_RATE, length: int | None = N
     ``length`` output samples is read (plus a little margin for the resampler). Only the frames that decode are
     held (never the count a header claims), and a rate outside 4-768 kHz is refused before resampling
     (``to_model_rate``): a tiny file cannot turn into gigabytes of samples."""
-    try:
-        info = sf.info(path)
-        start, frames = 0, -1
-        if length is not None and rng is not None and info.frames > 0:
-            need = math.ceil(length * info.samplerate / sample_rate) + 16
-            if info.frames > need:
-                start = int(rng.integers(0, info.frames - need + 1))
-                frames = need
-        x, sr = _read_frames(path, start, frames), info.samplerate
-    except (sf.LibsndfileError, RuntimeError) as e:
-        said = str(e)
+    with StderrCapture() as decoder:  # libmpg123's notes on damaged frames: repeated under the file's name
+        try:
+            info = sf.info(path)
+            start, frames = 0, -1
+            if length is not None and rng is not None and info.frames > 0:
+                need = math.ceil(length * info.samplerate / sample_rate) + 16
+                if info.frames > need:
+                    start = int(rng.integers(0, info.frames - need + 1))
+                    frames = need
+            x, sr = _read_frames(path, start, frames), info.samplerate
+        except (sf.LibsndfileError, RuntimeError) as e:
+            x, said = None, str(e)
+    repeat_on_stderr(path, decoder.lines)
+    if x is None:
         if "does not exist" in said and Path(path).is_file():  # libsndfile's words for "no format I know"
             said = f"libsndfile cannot decode it (not an audio format it reads, or damaged): {said}"
         raise ValueError(f"cannot read audio {path}: {said}") from None
