@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from manifests.progress import silence_progress_bars
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     fe.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry")
     fe.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
+    if args.dir and os.path.exists(args.dir) and not os.path.isdir(args.dir):
+        p.error(f"--dir {args.dir}: not a folder")
 
     if args.cmd == "list":
         try:
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         silence_progress_bars()
     names = [n for n in SOURCES if SOURCES[n].kind != "manual"] if args.names == ["all"] else args.names
+    if unknown := [n for n in names if n not in SOURCES]:
+        p.error(f"unknown weights {', '.join(map(repr, unknown))}; known: {', '.join(SOURCES)} (or all)")
     if args.url and len(names) != 1:
         p.error("--url needs exactly one NAME")
     failed = 0
