@@ -59,7 +59,7 @@ def _crawl(csv_path: Path, audio_dir: Path, raw: Path, log: Path) -> dict:
 
     with start_mirror(csv_path, audio_dir=audio_dir) as mirror:
         cmd = [sys.executable, "-m", "crawler.cli", "--out", str(raw), "--no-polite", "--log-level", "WARNING",
-               "--soundbible-url", mirror.soundbible_url, "--bigsoundbank-url", mirror.bigsoundbank_url,
+               "--url", f"soundbible={mirror.soundbible_url}", "--url", f"bigsoundbank={mirror.bigsoundbank_url}",
                "soundbible", "bigsoundbank"]
         print("$ wt5k-crawl " + " ".join(cmd[3:]), flush=True)
         with open(log, "w") as f:
@@ -243,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sounds", type=int, default=None, help="number of generated sounds (default 400)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", default=str(DEMO_CONFIG), help="training config (manifest paths are filled in)")
-    ap.add_argument("--quick", action="store_true", help="a shortened run (fewer sounds, a smaller model, 3 "
-                                                         "epochs): checks the pipeline, not the model's quality")
+    ap.add_argument("--quick", action="store_true", help="a shortened run (160 sounds, 8 short epochs: 64 training "
+                                                         "steps): checks the pipeline, not the model's quality")
     ap.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is not a terminal)")
     ap.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides, e.g. epochs=10")
     a = ap.parse_args(argv)

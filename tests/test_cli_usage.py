@@ -87,10 +87,11 @@ def test_weights_dir_that_is_a_file(argv, message, tmp_path, monkeypatch, capsys
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [(["coverage", "--data", "missing"], "--data missing: no such folder"),
-                                           (["audiocaps", "--out", "o", "--workers", "0"], "--workers: expects a number >= 1"),
-                                           (["audiocaps", "--out", "o", "--delay", "-1"], "--delay: expects a number >= 0"),
-                                           (["clotho", "--out", "o", "--timeout", "0"], "--timeout: expects a number > 0")])
+@pytest.mark.parametrize("argv, message", [
+    (["coverage", "--data", "missing"], "--data missing: no such folder"),
+    (["audiocaps", "--out", "o", "--workers", "0"], "--workers: expects a number >= 1"),
+    (["audiocaps", "--out", "o", "--delay", "-1"], "--delay: expects a number >= 0"),
+    (["clotho", "--out", "o", "--timeout", "0"], "--timeout: expects a number > 0")])
 def test_fetch_bad_numbers_and_folders(argv, message, tmp_path, monkeypatch, capsys):
     from crawler.fetch.cli import main
     monkeypatch.chdir(tmp_path)

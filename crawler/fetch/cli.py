@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--endpoint", action="append", type=_pair, default=[], metavar="zenodo=URL",
                    help="base URL replacing https://zenodo.org (also $WT5K_ZENODO_ENDPOINT)")
     c.add_argument("--retries", type=_number(int, 0), default=3, help="resumes of an interrupted transfer (default 3)")
-    c.add_argument("--timeout", type=_number(float, 0, strict=True), default=60.0, help="seconds without data before a retry")
+    c.add_argument("--timeout", type=_number(float, 0, strict=True), default=60.0,
+                   help="seconds without data before a retry")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     a = sub.add_parser("audiocaps", help="AudioCaps clips from YouTube through yt-dlp (crawler/README.md)")
     a.add_argument("--out", required=True, help="output folder: DIR/audiocaps/v<version>/...")
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--delay", type=_number(float, 0), default=2.0, help="seconds between clips (default 2)")
     a.add_argument("--cookies", help="a Netscape cookies file for yt-dlp (age-restricted clips)")
     a.add_argument("--retry-failed", action="store_true", help="try again clips whose last attempt failed")
-    a.add_argument("--max-429", type=_number(int, 1), default=5, help="consecutive 429 answers before the run stops (default 5)")
+    a.add_argument("--max-429", type=_number(int, 1), default=5,
+                   help="consecutive 429 answers before the run stops (default 5)")
     a.add_argument("--backoff", type=_number(float, 0), default=60.0,
                    help="seconds to wait after a 429 without Retry-After (times the count; default 60)")
     a.add_argument("--limit", type=_number(int, 1), help="at most N clips this run (a trial)")
