@@ -104,3 +104,15 @@ def test_search_serve_bad_port(capsys):
     from search.cli import main
     assert _exit_code(main, ["serve", "--index", "x", "--port", "99999"]) == 2
     assert "expects a port 0-65535" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["run", "--raw", "raw"], ["overlap", "--train", "raw", "--test", "raw"],
+                                  ["stats", "x.csv"]])
+def test_curate_out_that_is_a_file(argv, tmp_path, monkeypatch, capsys):
+    from curation.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "afile").write_text("x")
+    assert _exit_code(main, [*argv, "--out", "afile"]) == 2
+    err = capsys.readouterr().err
+    assert "--out afile exists and is not a folder" in err and "Traceback" not in err
