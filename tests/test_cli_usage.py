@@ -116,3 +116,23 @@ def test_curate_out_that_is_a_file(argv, tmp_path, monkeypatch, capsys):
     assert _exit_code(main, [*argv, "--out", "afile"]) == 2
     err = capsys.readouterr().err
     assert "--out afile exists and is not a folder" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [(["--sounds", "0"], "--sounds: expects a whole number >= 1"),
+                                           (["--out", "afile"], "--out afile exists and is not a folder"),
+                                           (["--config", "missing.json"], "no such config file: missing.json"),
+                                           (["--quick", "epochs=abc"], "epochs must be an integer >= 1")])
+def test_demo_usage_errors_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
+    from demo.run import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    assert _exit_code(main, ["--out", "demo_out", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "demo_out").exists()  # nothing generated, crawled or curated
+
+
+def test_gpu_check_without_its_config(tmp_path, monkeypatch, capsys):
+    from training.gpu_check import main
+    monkeypatch.chdir(tmp_path)  # configs/exp_D.json (the default) is the repository's
+    assert main(["--cpu-smoke", "--out", str(tmp_path / "g")]) == 2
+    assert "no such config file: configs/exp_D.json" in capsys.readouterr().err
