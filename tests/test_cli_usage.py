@@ -78,7 +78,9 @@ def test_mirror_port_in_use(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [(["fetch", "cnn14", "--dir", "afile"], "--dir afile: not a folder"),
-                                           (["list", "--dir", "afile"], "--dir afile: not a folder")])
+                                           (["list", "--dir", "afile"], "--dir afile: not a folder"),
+                                           (["fetch", "cnn14", "--retries", "-1"], "--retries: expects a number >= 0"),
+                                           (["fetch", "cnn14", "--timeout", "0"], "--timeout: expects a number > 0")])
 def test_weights_dir_that_is_a_file(argv, message, tmp_path, monkeypatch, capsys):
     from crawler.fetch.weights_cli import main
     monkeypatch.chdir(tmp_path)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from manifests.progress import silence_progress_bars
 
+from .args import number as _number
 from .audiocaps import (CSV_URLS, DEFAULT_URL_TEMPLATE, SPLITS as AC_SPLITS, AudioCapsError, Options,
                         RateLimitedError, fetch_audiocaps, format_coverage)
 from .clotho import SPLITS as CLOTHO_SPLITS, VERSIONS, ClothoError, fetch_clotho
@@ -70,19 +71,6 @@ def _audiocaps(args) -> int:
     print(format_coverage(coverage))
     failed = any(s not in ("ok",) for r in coverage.values() for s in r["statuses"])
     return 1 if failed else 0
-
-
-def _number(kind: type, minimum: float, strict: bool = False):
-    """An argparse type: an int or float >= minimum (> minimum when strict)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(f"expects a number {'>' if strict else '>='} {minimum}, got {text!r}")
-        return value
-    return parse
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import os
 import sys
 
 from manifests.progress import silence_progress_bars
+from .args import number as _number
 from .weights import SOURCES, WeightsError, default_dir, fetch, status
 
 
@@ -43,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                          "$WT5K_HF_ENDPOINT / $HF_ENDPOINT")
     fe.add_argument("--url", help="download this URL instead of the published one (one NAME only)")
     fe.add_argument("--force", action="store_true", help="download again even if present (replaces a changed file)")
-    fe.add_argument("--retries", type=int, default=3, help="resumes of an interrupted transfer (default 3)")
-    fe.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry")
+    fe.add_argument("--retries", type=_number(int, 0), default=3, help="resumes of an interrupted transfer (default 3)")
+    fe.add_argument("--timeout", type=_number(float, 0, strict=True), default=60.0, help="seconds without data before a retry")
     fe.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.dir and os.path.exists(args.dir) and not os.path.isdir(args.dir):
