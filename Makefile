@@ -37,7 +37,9 @@ WEIGHTS_DIR ?= $(DATA)/pretrained
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 	@echo
-	@echo "Variables: DATA=$(DATA) SPIDERS='$(SPIDERS)' REPLAY=<csv> SOUNDBIBLE_URL BIGSOUNDBANK_URL CONFIG=$(CONFIG) CHECKPOINT"
+	@echo "Variables: DATA=$(DATA) SPIDERS='$(SPIDERS)' REPLAY=<csv> SOUNDBIBLE_URL BIGSOUNDBANK_URL CRAWL_ARGS CURATE_ARGS"
+	@echo "  MANIFEST (stats) CONFIG=$(CONFIG) CHECKPOINT EVAL_ARGS PYTEST_ARGS GPU_CHECK_ARGS WEIGHTS='$(WEIGHTS)' WEIGHTS_DIR=$(WEIGHTS_DIR)"
+	@echo "  data: SOURCES=$(SOURCES) CLOTHO_VERSION=$(CLOTHO_VERSION) CLOTHO_ARGS AUDIOCAPS_ARGS CONVERT_ARGS PUBLISHED=$(PUBLISHED)"
 
 # constraints.txt pins what the package leaves as ranges (torch's CPU build) for the tested environment.
 $(BIN)/.installed: pyproject.toml constraints.txt

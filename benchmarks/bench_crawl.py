@@ -28,7 +28,8 @@ def main(out_dir: str | Path, limit: int | None = None, max_duration: float = 0.
         t0 = time.perf_counter()
         for spider in spiders:
             cmd = [sys.executable, "-m", "crawler.cli", "--out", str(out), "--no-polite", "--log-level", "WARNING",
-                   "--soundbible-url", mirror.soundbible_url, "--bigsoundbank-url", mirror.bigsoundbank_url, spider]
+                   "--url", f"soundbible={mirror.soundbible_url}", "--url", f"bigsoundbank={mirror.bigsoundbank_url}",
+                   spider]
             procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         results = [p.communicate() for p in procs]
         wall = time.perf_counter() - t0

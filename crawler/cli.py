@@ -24,6 +24,7 @@ from scrapy.settings import Settings
 from scrapy.spiderloader import get_spider_loader
 
 from . import settings as default_settings
+from manifests import PUBLISHED_CSV, read_published_csv
 from manifests.crawl_record import ITEMS_FILE, last_records
 
 
@@ -69,6 +70,13 @@ def _size(text: str) -> int:
     return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
 
 
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expects a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def this_run(crawler) -> collections.Counter:
     """Statuses recorded by this run (from the crawler's stats)."""
     stats = crawler.stats.get_stats() if crawler.stats else {}
@@ -92,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-polite", action="store_true",
                    help="no delay, no AutoThrottle, 16 connections per site: for the local mirror only")
     p.add_argument("--user-agent", help="override the default User-Agent (keep it honest)")
-    p.add_argument("--limit", type=int, help="process at most N new sounds per spider in this run")
+    p.add_argument("--limit", type=_positive, help="process at most N new sounds per spider in this run")
     p.add_argument("--max-bytes", type=_size, metavar="SIZE",
                    help="disk budget: stop once this run has written SIZE of audio (e.g. 500M, 20G); the sounds "
                         "left are recorded as cancelled and fetched by the next run")
@@ -122,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     if bad := [n for n in urls if n not in known and n not in a.spiders]:
         print(f"warning: --url for {', '.join(bad)}, which is not a spider: used by the manifest spider only",
               file=sys.stderr)
+    if "manifest" in a.spiders:  # a replay CSV that is missing or not one: a usage error, before Scrapy starts
+        try:
+            read_published_csv(a.replay or PUBLISHED_CSV, [])
+        except ValueError as e:  # ManifestError names the file, row and column
+            p.error(f"--replay: {e}")
     process = CrawlerProcess(settings)
     crawlers = {}
     for name in dict.fromkeys(a.spiders):

@@ -342,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    out = getattr(a, "out", None)  # a folder, except for import-/export-published (a CSV file)
+    if out and a.command not in ("import-published", "export-published") and Path(out).exists() \
+            and not Path(out).is_dir():
+        print(f"wt5k-curate {a.command}: error: --out {out} exists and is not a folder", file=sys.stderr)
+        return 2
     try:
         return a.func(a)
     except UsageError as e:

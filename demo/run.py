@@ -59,7 +59,7 @@ def _crawl(csv_path: Path, audio_dir: Path, raw: Path, log: Path) -> dict:
 
     with start_mirror(csv_path, audio_dir=audio_dir) as mirror:
         cmd = [sys.executable, "-m", "crawler.cli", "--out", str(raw), "--no-polite", "--log-level", "WARNING",
-               "--soundbible-url", mirror.soundbible_url, "--bigsoundbank-url", mirror.bigsoundbank_url,
+               "--url", f"soundbible={mirror.soundbible_url}", "--url", f"bigsoundbank={mirror.bigsoundbank_url}",
                "soundbible", "bigsoundbank"]
         print("$ wt5k-crawl " + " ".join(cmd[3:]), flush=True)
         with open(log, "w") as f:
@@ -236,15 +236,21 @@ def run_demo(out: str | Path, n_sounds: int = 400, seed: int = 0, config: str | 
     return summary
 
 
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expects a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--out", default="data/demo", help="folder for everything the demo writes (cleared on re-run)")
-    ap.add_argument("--sounds", type=int, default=None, help="number of generated sounds (default 400)")
+    ap.add_argument("--sounds", type=_positive, default=None, help="number of generated sounds (default 400)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", default=str(DEMO_CONFIG), help="training config (manifest paths are filled in)")
-    ap.add_argument("--quick", action="store_true", help="a shortened run (fewer sounds, a smaller model, 3 "
-                                                         "epochs): checks the pipeline, not the model's quality")
+    ap.add_argument("--quick", action="store_true", help="a shortened run (160 sounds, 8 short epochs: 64 training "
+                                                         "steps): checks the pipeline, not the model's quality")
     ap.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is not a terminal)")
     ap.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides, e.g. epochs=10")
     a = ap.parse_args(argv)
@@ -252,6 +258,14 @@ def main(argv: list[str] | None = None) -> int:
         silence_progress_bars()
     n = a.sounds or (QUICK["n_sounds"] if a.quick else 400)
     overrides = (QUICK["overrides"] if a.quick else []) + a.overrides
+    # usage errors found now, not after minutes of crawling and curating
+    if Path(a.out).exists() and not Path(a.out).is_dir():
+        ap.error(f"--out {a.out} exists and is not a folder")
+    from training.config import load_config
+    try:
+        load_config(a.config, overrides)
+    except ValueError as e:  # no such file, not JSON, an override that is not key=value or of the wrong type
+        ap.error(f"--config {a.config}: {e}")
     try:
         run_demo(a.out, n, a.seed, a.config, overrides, a.quiet)
     except FileExistsError as e:  # a usage error: exit 2

@@ -169,3 +169,15 @@ def test_readmes_name_only_files_that_exist():
             if not (generated or (ROOT / name).exists() or (readme.parent / name).exists()):
                 missing.append(f"{readme.relative_to(ROOT)} -> {name}")
     assert not missing, missing
+
+
+@pytest.mark.skipif(__import__("shutil").which("make") is None, reason="make is not installed")
+def test_make_help_names_every_variable():
+    """README: "`make help` lists every target and variable" (the interpreter and venv location aside)."""
+    import subprocess
+    text = (ROOT / "Makefile").read_text()
+    variables = set(re.findall(r"^([A-Z_]+)\s*\?=", text, re.M)) - {"PY", "VENV"}
+    shown = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert variables and not [v for v in sorted(variables) if not re.search(rf"\b{v}\b", shown)]
+    targets = set(re.findall(r"^([a-z-]+):.*## ", text, re.M))
+    assert targets and all(re.search(rf"^{t}\s", shown, re.M) for t in targets)

@@ -209,8 +209,9 @@ def test_manual_source_is_explained_then_registered_when_placed(server, env, cap
 def test_http_errors_and_unknown_names_are_clear(server, env, capsys):
     assert main(["fetch", "msclap-2022", "--quiet"]) == 1  # the server has no such file
     assert "HTTP 404" in capsys.readouterr().err
-    assert main(["fetch", "no-such-model"]) == 1
-    assert "unknown weights 'no-such-model'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a usage error: nothing is fetched, exit status 2
+        main(["fetch", "cnn14", "no-such-model"])
+    assert exit_.value.code == 2 and "unknown weights 'no-such-model'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fetch", "cnn14", "--endpoint", "nohost"])
     capsys.readouterr()

@@ -162,14 +162,16 @@ class RunConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for key in ("epochs", "batch_size", "val_every", "log_every", "collective_timeout_s", "val_wait_s"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:  # "epochs=abc" stays a string
+                raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
         if self.paper_row is not None:
             from training.paper import check_paper_row
             self.paper_row = check_paper_row(self.paper_row)
         if self.loss_positives not in LOSS_POSITIVES:
             raise ValueError(f"loss_positives must be one of {LOSS_POSITIVES}, got {self.loss_positives!r}")
-        if self.data.crop_s is not None and not self.data.crop_s > 0:
+        crop = self.data.crop_s
+        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, (int, float)) or not crop > 0):
             raise ValueError(f"data.crop_s must be positive, got {self.data.crop_s}")
         if self.init_from is not None:
             unknown = sorted(set(self.init_from) - set(INIT_FROM_KEYS))
@@ -190,6 +192,8 @@ class RunConfig:
         data = d.pop("data", {})
         checked_keys(DataConfig, data, "data.")
         for split in ("train", "val", "test"):
+            if not isinstance(data.get(split, []), list):
+                raise ValueError(f"data.{split} must be a list of manifests, got {data[split]!r}")
             specs = []
             for i, s in enumerate(data.get(split, [])):
                 if isinstance(s, str):

@@ -342,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.worker).write_text(json.dumps(rows))
         torch.distributed.destroy_process_group()
         return 0
+    if not Path(args.config).is_file():  # the default, configs/exp_D.json, is the repository's: run from its root
+        print(f"gpu-check: no such config file: {args.config} (run from the repository root, or --config FILE)",
+              file=sys.stderr)
+        return 2
     if not torch.cuda.is_available() and not args.cpu_smoke:
         print(f"gpu-check: no CUDA device (torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}): "
               f"nothing to measure here; --cpu-smoke runs the same phases with tiny sizes on the CPU",

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from manifests.progress import silence_progress_bars
 
+from .args import number as _number
 from .audiocaps import (CSV_URLS, DEFAULT_URL_TEMPLATE, SPLITS as AC_SPLITS, AudioCapsError, Options,
                         RateLimitedError, fetch_audiocaps, format_coverage)
 from .clotho import SPLITS as CLOTHO_SPLITS, VERSIONS, ClothoError, fetch_clotho
@@ -84,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                                       "replacing the built-in one (a mirror, another version)")
     c.add_argument("--endpoint", action="append", type=_pair, default=[], metavar="zenodo=URL",
                    help="base URL replacing https://zenodo.org (also $WT5K_ZENODO_ENDPOINT)")
-    c.add_argument("--retries", type=int, default=3, help="resumes of an interrupted transfer (default 3)")
-    c.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry")
+    c.add_argument("--retries", type=_number(int, 0), default=3, help="resumes of an interrupted transfer (default 3)")
+    c.add_argument("--timeout", type=_number(float, 0, strict=True), default=60.0,
+                   help="seconds without data before a retry")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     a = sub.add_parser("audiocaps", help="AudioCaps clips from YouTube through yt-dlp (crawler/README.md)")
     a.add_argument("--out", required=True, help="output folder: DIR/audiocaps/v<version>/...")
@@ -96,19 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--splits", type=_splits, help=f"comma-separated (default {','.join(AC_SPLITS)})")
     a.add_argument("--url-template", default=DEFAULT_URL_TEMPLATE,
                    help="media URL per clip ({youtube_id}, {start_time}); a mirror serving plain media files works")
-    a.add_argument("--workers", type=int, default=2, help="parallel downloads (default 2: polite)")
-    a.add_argument("--delay", type=float, default=2.0, help="seconds between clips (default 2)")
+    a.add_argument("--workers", type=_number(int, 1), default=2, help="parallel downloads (default 2: polite)")
+    a.add_argument("--delay", type=_number(float, 0), default=2.0, help="seconds between clips (default 2)")
     a.add_argument("--cookies", help="a Netscape cookies file for yt-dlp (age-restricted clips)")
     a.add_argument("--retry-failed", action="store_true", help="try again clips whose last attempt failed")
-    a.add_argument("--max-429", type=int, default=5, help="consecutive 429 answers before the run stops (default 5)")
-    a.add_argument("--backoff", type=float, default=60.0,
+    a.add_argument("--max-429", type=_number(int, 1), default=5,
+                   help="consecutive 429 answers before the run stops (default 5)")
+    a.add_argument("--backoff", type=_number(float, 0), default=60.0,
                    help="seconds to wait after a 429 without Retry-After (times the count; default 60)")
-    a.add_argument("--limit", type=int, help="at most N clips this run (a trial)")
+    a.add_argument("--limit", type=_number(int, 1), help="at most N clips this run (a trial)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     v = sub.add_parser("coverage", help="clips and captions per dataset and split next to the paper's figures")
     v.add_argument("--data", default="data", help="the folder holding audiocaps/, clotho/ and curated/ (default data)")
     args = p.parse_args(argv)
     if args.dataset == "coverage":
+        if not Path(args.data).is_dir():
+            v.error(f"--data {args.data}: no such folder")
         table, complete = coverage_report(args.data)
         print(table)
         return 0 if complete else 1

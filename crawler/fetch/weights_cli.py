@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from manifests.progress import silence_progress_bars
+from .args import number as _number
 from .weights import SOURCES, WeightsError, default_dir, fetch, status
 
 
@@ -42,10 +44,12 @@ def main(argv: list[str] | None = None) -> int:
                          "$WT5K_HF_ENDPOINT / $HF_ENDPOINT")
     fe.add_argument("--url", help="download this URL instead of the published one (one NAME only)")
     fe.add_argument("--force", action="store_true", help="download again even if present (replaces a changed file)")
-    fe.add_argument("--retries", type=int, default=3, help="resumes of an interrupted transfer (default 3)")
-    fe.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry")
+    fe.add_argument("--retries", type=_number(int, 0), default=3, help="resumes of an interrupted transfer (default 3)")
+    fe.add_argument("--timeout", type=_number(float, 0, strict=True), default=60.0, help="seconds without data before a retry")
     fe.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
+    if args.dir and os.path.exists(args.dir) and not os.path.isdir(args.dir):
+        p.error(f"--dir {args.dir}: not a folder")
 
     if args.cmd == "list":
         try:
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         silence_progress_bars()
     names = [n for n in SOURCES if SOURCES[n].kind != "manual"] if args.names == ["all"] else args.names
+    if unknown := [n for n in names if n not in SOURCES]:
+        p.error(f"unknown weights {', '.join(map(repr, unknown))}; known: {', '.join(SOURCES)} (or all)")
     if args.url and len(names) != 1:
         p.error("--url needs exactly one NAME")
     failed = 0

@@ -315,6 +315,13 @@ def start_mirror(csv_path: str | Path = PUBLISHED_CSV, *, limit: int | None = No
     return Mirror(urls[0], urls[1], state, servers)
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port (0: any free one)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expects a port 0-65535, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="wt5k-mirror", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -325,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio-dir", help="serve files named like the CSV's fname from this folder")
     p.add_argument("--limit", type=int, help="first N sounds of each site only")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--soundbible-port", type=int, default=8701)
-    p.add_argument("--bigsoundbank-port", type=int, default=8702)
+    p.add_argument("--soundbible-port", type=_port, default=8701)
+    p.add_argument("--bigsoundbank-port", type=_port, default=8702)
     p.add_argument("--max-duration", type=float, default=1.0, help="longest generated sound, seconds")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC")
     p.add_argument("--slow-s", type=float, default=5.0)
@@ -337,9 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         p.error(str(e))  # exit 2, like argparse's own usage errors
     faults.slow_s, faults.retry_after_s = a.slow_s, a.retry_after_s
-    mirror = start_mirror(a.csv, limit=a.limit, audio_dir=a.audio_dir, faults=faults,
-                          max_duration=a.max_duration, host=a.host, soundbible_port=a.soundbible_port,
-                          bigsoundbank_port=a.bigsoundbank_port)
+    if a.audio_dir and not Path(a.audio_dir).is_dir():
+        p.error(f"--audio-dir {a.audio_dir}: no such folder")
+    try:
+        mirror = start_mirror(a.csv, limit=a.limit, audio_dir=a.audio_dir, faults=faults,
+                              max_duration=a.max_duration, host=a.host, soundbible_port=a.soundbible_port,
+                              bigsoundbank_port=a.bigsoundbank_port)
+    except ValueError as e:  # a CSV that is not one (ManifestError)
+        p.error(str(e))
+    except OSError as e:  # a port in use, a host name that is not this machine's
+        p.error(f"cannot listen on {a.host} ports {a.soundbible_port}, {a.bigsoundbank_port}: {e.strerror or e}")
     n_sb, n_bsb = len(mirror.state.sb), len(mirror.state.bsb)
     print(f"SoundBible   ({n_sb} sounds): {mirror.soundbible_url}", flush=True)
     print(f"BigSoundBank ({n_bsb} sounds): {mirror.bigsoundbank_url}", flush=True)
