@@ -25,6 +25,7 @@ from scrapy.spiderloader import get_spider_loader
 
 from . import settings as default_settings
 from manifests import PUBLISHED_CSV, read_published_csv
+from manifests.cli_args import positive
 from manifests.crawl_record import ITEMS_FILE, last_records
 
 
@@ -70,13 +71,6 @@ def _size(text: str) -> int:
     return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
 
 
-def _positive(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expects a whole number >= 1, got {text!r}")
-    return int(text)
-
-
 def this_run(crawler) -> collections.Counter:
     """Statuses recorded by this run (from the crawler's stats)."""
     stats = crawler.stats.get_stats() if crawler.stats else {}
@@ -100,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-polite", action="store_true",
                    help="no delay, no AutoThrottle, 16 connections per site: for the local mirror only")
     p.add_argument("--user-agent", help="override the default User-Agent (keep it honest)")
-    p.add_argument("--limit", type=_positive, help="process at most N new sounds per spider in this run")
+    p.add_argument("--limit", type=positive, help="process at most N new sounds per spider in this run")
     p.add_argument("--max-bytes", type=_size, metavar="SIZE",
                    help="disk budget: stop once this run has written SIZE of audio (e.g. 500M, 20G); the sounds "
                         "left are recorded as cancelled and fetched by the next run")

@@ -24,6 +24,7 @@ from manifests import (PUBLISHED_CSV, ManifestError, manifest_to_published, read
                        write_manifest, write_published_csv)
 
 from manifests.captions import BUILD_MODES
+from manifests.cli_args import number
 
 from .audio import CHANNEL_POLICIES, FORMATS, OVERSHOOT_POLICIES, RESAMPLERS, AudioOptions
 from .dataset_files import DEFAULT_ENCODING
@@ -31,19 +32,6 @@ from .pipeline import FATAL_ERRNOS, CurateOptions, CurateReport, curate
 from .sources import read_id_list
 from .split import parse_fractions
 from .text import NORMAL_FORMS
-
-
-def _number(kind: type, low: float, low_ok: bool, what: str):
-    """An argparse type: a ``kind`` number above ``low`` (or equal to it when ``low_ok``); the message says so."""
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not (v >= low if low_ok else v > low) or v != v or v in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-        return v
-    return parse
 
 
 def _encoding(text: str) -> str:
@@ -58,21 +46,21 @@ def _add_curate_options(p: argparse.ArgumentParser, manifest_name: str | None) -
     p.add_argument("--out", required=True, help="output folder (manifest, rejects.csv, stats, figures, audio/)")
     p.add_argument("--manifest-name", default=manifest_name,
                    help="manifest file name inside --out" + ("" if manifest_name else " (default: <name>.csv)"))
-    p.add_argument("--workers", type=_number(int, 0, True, "a number of workers (0 or more)"), default=0,
+    p.add_argument("--workers", type=number(int, 0, what="a number of workers (0 or more)"), default=0,
                    help="worker processes (0: all cores)")
     p.add_argument("--format", choices=tuple(FORMATS), default="flac", help="output audio format")
     p.add_argument("--bit-depth", type=int, choices=(16, 24), help="output bit depth (default: FLAC 16, WAV 24)")
     p.add_argument("--channels", choices=CHANNEL_POLICIES, default="mono", help="mono downmix or keep channels")
     p.add_argument("--resampler", choices=RESAMPLERS, default="soxr")
-    p.add_argument("--sample-rate", type=_number(int, 0, False, "a sample rate in Hz (a positive integer)"),
+    p.add_argument("--sample-rate", type=number(int, 0, strict=True, what="a sample rate in Hz (a positive integer)"),
                    default=44100, help="output sample rate in Hz")
     p.add_argument("--on-overshoot", choices=OVERSHOOT_POLICIES, default="attenuate",
                    help="a file whose resampled peak would exceed full scale: attenuate it as a whole by one gain "
                         "(default: no sample clipped; the gain is in the manifest's gain_db) or clip it (levels "
                         "untouched; clipped samples counted in clipped_samples)")
-    p.add_argument("--min-duration", type=_number(float, 0, True, "a duration in seconds (0 or more)"),
+    p.add_argument("--min-duration", type=number(float, 0, what="a duration in seconds (0 or more)"),
                    default=AudioOptions.min_duration_s, help="seconds")
-    p.add_argument("--silence-dbfs", type=_number(float, float("-inf"), False, "a finite level in dBFS"),
+    p.add_argument("--silence-dbfs", type=number(float, float("-inf"), strict=True, what="a finite level in dBFS"),
                    default=AudioOptions.silence_dbfs, help="peak at or below this level is rejected as silent")
     p.add_argument("--exclude", type=Path, help="ids to leave out: one per line, or a CSV with an id column")
     p.add_argument("--text-form", choices=NORMAL_FORMS, default="NFC", help="Unicode normal form of the text")
@@ -330,10 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write each training manifest into this folder without its overlapping rows")
     ov.add_argument("--drop-kinds", default="exact,audio,contained",
                     help="which kinds of overlap --drop removes (comma-separated; add text to drop caption matches)")
-    ov.add_argument("--text-threshold", type=_number(float, 0, False, "a similarity in (0, 1]"), default=0.8,
+    ov.add_argument("--text-threshold", type=number(float, 0, strict=True, what="a similarity in (0, 1]"), default=0.8,
                     help="character 3-gram Jaccard similarity from which two captions are near-duplicates")
     ov.add_argument("--cache", type=Path, metavar="DIR", help="fingerprint cache folder (default: --out DIR/fingerprints)")
-    ov.add_argument("--workers", type=_number(int, 1, True, "a number of worker processes (1 or more)"), default=1,
+    ov.add_argument("--workers", type=number(int, 1, what="a number of worker processes (1 or more)"), default=1,
                     help="processes computing fingerprints")
     ov.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true", help="no progress bars")
     ov.set_defaults(func=cmd_overlap)

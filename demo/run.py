@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from manifests.cli_args import positive
 from manifests.crawl_record import ITEMS_FILE, last_records
 from manifests.progress import silence_progress_bars
 from manifests.schema import ManifestRow, read_manifest, write_manifest
@@ -236,17 +237,11 @@ def run_demo(out: str | Path, n_sounds: int = 400, seed: int = 0, config: str | 
     return summary
 
 
-def _positive(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expects a whole number >= 1, got {text!r}")
-    return int(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--out", default="data/demo", help="folder for everything the demo writes (cleared on re-run)")
-    ap.add_argument("--sounds", type=_positive, default=None, help="number of generated sounds (default 400)")
+    ap.add_argument("--sounds", type=positive, default=None, help="number of generated sounds (default 400)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", default=str(DEMO_CONFIG), help="training config (manifest paths are filled in)")
     ap.add_argument("--quick", action="store_true", help="a shortened run (160 sounds, 8 short epochs: 64 training "

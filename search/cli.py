@@ -32,6 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
+from manifests.cli_args import port
 from manifests.progress import silence_progress_bars
 from search.index import DEFAULT_TEMPLATE, AudioIndex, Hit, classify, format_hits, label_prompts
 from manifests.logs import show_logs
@@ -155,12 +156,6 @@ def _cmd_serve(a) -> int:
     return 0
 
 
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"expects a port 0-65535, got {text!r}")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="wt5k-search", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -216,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--index", required=True, help="index folder (from `wt5k-search index`)")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
-    s.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000; 0: any free one)")
+    s.add_argument("--port", type=port, default=8000, help="TCP port (default 8000; 0: any free one)")
     s.add_argument("--checkpoint", help="override the checkpoint the index was built with")
     add_released_arguments(s)
     s.set_defaults(func=_cmd_serve)

@@ -79,8 +79,9 @@ def test_mirror_port_in_use(capsys):
 
 @pytest.mark.parametrize("argv, message", [(["fetch", "cnn14", "--dir", "afile"], "--dir afile: not a folder"),
                                            (["list", "--dir", "afile"], "--dir afile: not a folder"),
-                                           (["fetch", "cnn14", "--retries", "-1"], "--retries: expects a number >= 0"),
-                                           (["fetch", "cnn14", "--timeout", "0"], "--timeout: expects a number > 0")])
+                                           (["fetch", "cnn14", "--retries", "-1"], "--retries: expects a whole number >= 0"),
+                                           (["fetch", "cnn14", "--timeout", "0"], "--timeout: expects a number > 0"),
+                                           (["fetch", "cnn14", "--timeout", "nan"], "--timeout: expects a number > 0")])
 def test_weights_dir_that_is_a_file(argv, message, tmp_path, monkeypatch, capsys):
     from crawler.fetch.weights_cli import main
     monkeypatch.chdir(tmp_path)
@@ -91,7 +92,7 @@ def test_weights_dir_that_is_a_file(argv, message, tmp_path, monkeypatch, capsys
 
 @pytest.mark.parametrize("argv, message", [
     (["coverage", "--data", "missing"], "--data missing: no such folder"),
-    (["audiocaps", "--out", "o", "--workers", "0"], "--workers: expects a number >= 1"),
+    (["audiocaps", "--out", "o", "--workers", "0"], "--workers: expects a whole number >= 1"),
     (["audiocaps", "--out", "o", "--delay", "-1"], "--delay: expects a number >= 0"),
     (["clotho", "--out", "o", "--timeout", "0"], "--timeout: expects a number > 0")])
 def test_fetch_bad_numbers_and_folders(argv, message, tmp_path, monkeypatch, capsys):

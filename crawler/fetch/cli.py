@@ -16,7 +16,7 @@ from pathlib import Path
 
 from manifests.progress import silence_progress_bars
 
-from .args import number as _number
+from manifests.cli_args import number as _number
 from .audiocaps import (CSV_URLS, DEFAULT_URL_TEMPLATE, SPLITS as AC_SPLITS, AudioCapsError, Options,
                         RateLimitedError, fetch_audiocaps, format_coverage)
 from .clotho import SPLITS as CLOTHO_SPLITS, VERSIONS, ClothoError, fetch_clotho

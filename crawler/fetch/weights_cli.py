@@ -11,7 +11,7 @@ import os
 import sys
 
 from manifests.progress import silence_progress_bars
-from .args import number as _number
+from manifests.cli_args import number as _number
 from .weights import SOURCES, WeightsError, default_dir, fetch, status
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from manifests import PUBLISHED_CSV
+from manifests import cli_args
 
 from . import pages
 from .audio import AudioProvider
@@ -315,13 +316,6 @@ def start_mirror(csv_path: str | Path = PUBLISHED_CSV, *, limit: int | None = No
     return Mirror(urls[0], urls[1], state, servers)
 
 
-def _port(text: str) -> int:
-    """An argparse type: a TCP port (0: any free one)."""
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"expects a port 0-65535, got {text!r}")
-    return int(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="wt5k-mirror", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -332,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio-dir", help="serve files named like the CSV's fname from this folder")
     p.add_argument("--limit", type=int, help="first N sounds of each site only")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--soundbible-port", type=_port, default=8701)
-    p.add_argument("--bigsoundbank-port", type=_port, default=8702)
+    p.add_argument("--soundbible-port", type=cli_args.port, default=8701)
+    p.add_argument("--bigsoundbank-port", type=cli_args.port, default=8702)
     p.add_argument("--max-duration", type=float, default=1.0, help="longest generated sound, seconds")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC")
     p.add_argument("--slow-s", type=float, default=5.0)
