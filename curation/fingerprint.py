@@ -106,8 +106,6 @@ def fingerprint_file(path: str | os.PathLike, sha256: str | None = None, query: 
     repeat_on_stderr(path, said.lines)
     if fp.problem == "undecodable" and said.lines:
         fp.detail += f"; the decoder said: {' | '.join(said.lines[:3])}"
-    if fp.problem == "undecodable":
-        return fp
     if fp.problem:
         return fp
     fp.hashes, fp.times = pair_hashes(peaks[0])
