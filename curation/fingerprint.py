@@ -33,6 +33,8 @@ from manifests.hashing import sha256_file
 
 from manifests.decoder_messages import StderrCapture, repeat_on_stderr
 
+from .samples import downmix, peak
+
 SR = 11025  # analysis rate: one for every file, whatever its own
 N_FFT = 512
 HOP = 256
@@ -122,7 +124,7 @@ def _analyse(path: Path, fp: Fingerprint) -> list[np.ndarray]:
     """Decode, hash the samples and find the peaks (frame, bin) of one file, in bounded memory: one peak array
     per analysis shift."""
     pcm = hashlib.sha256()
-    peak = 0.0
+    top = 0.0
     n = 0
     shifts = [Landmarks(i * HOP // QUERY_SHIFTS) for i in range(max(fp.query_shifts, 1))]
     with sf.SoundFile(str(path)) as f:
@@ -134,10 +136,10 @@ def _analyse(path: Path, fp: Fingerprint) -> list[np.ndarray]:
             last = len(block) < READ_FRAMES
             if len(block):
                 pcm.update(np.ascontiguousarray(block).tobytes())
-                m = float(np.max(np.abs(block)))
-                peak = max(peak, m) if m == m else float("nan")  # NaN stays: a non-finite file
+                m = peak(block)
+                top = max(top, m) if m == m else float("nan")  # NaN stays: a non-finite file
                 n += len(block)
-            y = rs.resample_chunk(block.mean(axis=1) if len(block) else np.zeros(0, np.float32), last=last)
+            y = rs.resample_chunk(downmix(block), last=last)
             for lm in shifts:
                 lm.feed(y)
             if last:
@@ -146,10 +148,10 @@ def _analyse(path: Path, fp: Fingerprint) -> list[np.ndarray]:
     fp.duration_s = n / fp.sample_rate if fp.sample_rate else 0.0
     if n == 0:
         fp.problem, fp.detail = "empty", "no audio frames"
-    elif not np.isfinite(peak):
+    elif not np.isfinite(top):
         fp.problem, fp.detail = "non_finite", "NaN or infinite samples: exact copies only"
-    elif peak <= 10 ** (SILENCE_DBFS / 20):
-        fp.problem, fp.detail = "silent", f"peak {20 * np.log10(max(peak, 1e-30)):.1f} dBFS"
+    elif top <= 10 ** (SILENCE_DBFS / 20):
+        fp.problem, fp.detail = "silent", f"peak {20 * np.log10(max(top, 1e-30)):.1f} dBFS"
     elif fp.duration_s < MIN_DURATION_S:
         fp.problem, fp.detail = "short", f"{fp.duration_s:.2f} s < {MIN_DURATION_S:g} s: compared as exact only"
     return [lm.close() for lm in shifts]
