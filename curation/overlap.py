@@ -26,11 +26,11 @@ from tqdm import tqdm
 
 from manifests import read_manifest, write_manifest
 from manifests.atomic import atomic_path
-from manifests.audio_formats import is_audio_name
 from manifests.hashing import sha256_file
 from manifests.schema import SPLITS, resolve_audio
 
 from .fingerprint import EXACT_ONLY, FRAME_S, HASH_SPACE, MIN_DURATION_S, VERSION, Fingerprint, FingerprintCache, fingerprint_file
+from .folder import scan_audio
 from .overlap_text import DEFAULT_THRESHOLD, caption_pairs
 
 KINDS = ("exact", "audio", "contained", "text")
@@ -144,15 +144,9 @@ def _name_sources(sources: list[Source]) -> None:
 def read_items(src: Source, problems: list[dict]) -> list[Item]:
     """The items of a source; a folder without audio and a manifest row without its audio go to ``problems``."""
     if src.is_folder:
-        items, others = [], 0
-        for p in sorted(src.path.rglob("*")):
-            if not p.is_file():
-                continue
-            if is_audio_name(p.name):
-                items.append(Item(src, p.relative_to(src.path).as_posix(), p))
-            else:
-                others += 1
-        src.ignored_files = others
+        files, other, _ = scan_audio(src.path)  # the walk of `wt5k-curate folder`: the same files are audio
+        items = [Item(src, rel, src.path / rel) for rel in files]
+        others = src.ignored_files = sum(other.values())
         if not items:
             problems.append(_problem(src.name, "", src.path, "no_audio", f"a folder with no audio file ({others} other "
                                                                          "files)"))
