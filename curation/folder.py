@@ -23,7 +23,7 @@ from typing import Iterable
 from manifests import parse_tags
 from manifests.audio_formats import is_audio_name
 from manifests.file_kind import binary_kind
-from manifests.schema import encoding_label
+from manifests.schema import SPLITS, encoding_label
 from manifests.sources import SOURCES, Source, register
 
 from .dataset_files import DEFAULT_ENCODING, ENCODING_HINT, read_csv
@@ -185,7 +185,7 @@ def _from_csv(csv_path: Path, folder: Path, base: Path, name: str, files: list[s
             continue
         rel = posixpath.normpath(rel)
         split = row.get("split", "").strip()
-        if split not in ("", "train", "val", "test"):
+        if split not in SPLITS:
             scan.rejects.append(Reject(where, "input", "bad_record", f"split must be train, val, test or empty, "
                                                                      f"got {split!r}"))
             continue
