@@ -29,6 +29,7 @@ import soundfile as sf
 import soxr
 
 from manifests.atomic import atomic_path
+from manifests.audio_formats import sample_rate_problem
 from manifests.hashing import sha256_file
 
 from manifests.decoder_messages import StderrCapture, repeat_on_stderr
@@ -56,7 +57,7 @@ SILENCE_DBFS = -90.0  # a file whose peak is at or below this is silent
 # Everything above shapes the hashes: a cached fingerprint is valid only for the same version.
 VERSION = "lm1-" + hashlib.sha256(json.dumps(
     [SR, N_FFT, HOP, F_LO, F_HI, NB_T, NB_F, WIN, DENSITY, FLOOR_DB, FAN_OUT, DT_MAX, DF_MAX, QUERY_SHIFTS,
-     BLOCK_FRAMES, MIN_DURATION_S, SILENCE_DBFS]).encode()).hexdigest()[:10]
+     BLOCK_FRAMES, MIN_DURATION_S, SILENCE_DBFS, "rate-bounds"]).encode()).hexdigest()[:10]
 
 
 EXACT_ONLY = ("short", "no_landmarks", "non_finite")  # problems that leave a file to exact matching only
@@ -129,6 +130,10 @@ def _analyse(path: Path, fp: Fingerprint) -> list[np.ndarray]:
     shifts = [Landmarks(i * HOP // QUERY_SHIFTS) for i in range(max(fp.query_shifts, 1))]
     with sf.SoundFile(str(path)) as f:
         fp.sample_rate, fp.channels = f.samplerate, f.channels
+        bad_rate = sample_rate_problem(f.samplerate)
+        if bad_rate:  # a tiny file claiming 1 Hz would otherwise be analysed as hours of audio
+            fp.problem, fp.detail = "bad_sample_rate", bad_rate
+            return []
         pcm.update(f"{f.samplerate}:{f.channels}:".encode())
         rs = soxr.ResampleStream(f.samplerate, SR, 1, dtype="float32", quality="HQ")
         while True:

@@ -19,6 +19,7 @@ from curation.cli import main
 from curation.fingerprint import HOP, Landmarks, fingerprint_file
 from curation.overlap_text import caption_pairs, normalise
 from manifests import ManifestRow, read_manifest, resolve_audio, write_manifest
+from tests.synth import pcm_wav_bytes
 from tests.overlap_disguises import (chirps, disguises, embed, excerpt, has_mp3_writer, melody, noise_bursts,
                                      write_disguise)
 
@@ -149,6 +150,7 @@ def test_bad_input_is_listed_and_the_audit_goes_on(tmp_path, monkeypatch):
     sf.write(d / "shortish.wav", melody(32, 0.7), SR)
     sf.write(d / "nan.wav", np.full(SR * 2, np.nan), SR, subtype="FLOAT")
     sf.write(d / "hum.wav", np.full(SR * 2, 0.25), SR)  # DC: not silent, no landmarks
+    (d / "one_hz.wav").write_bytes(pcm_wav_bytes(1, 8000))  # 8 KB claiming 8,000 s: refused, not analysed
     (d / "notes.txt").write_text("not audio")
     empty_dir = tmp_path / "nothing"
     empty_dir.mkdir()
@@ -162,7 +164,8 @@ def test_bad_input_is_listed_and_the_audit_goes_on(tmp_path, monkeypatch):
     reasons = {(p["id"], p["reason"]) for p in rep.problems}
     assert {("empty.wav", "empty"), ("page.mp3", "undecodable"), ("silent.wav", "silent"),
             ("short.wav", "short"), ("shortish.wav", "short"), ("", "no_audio"), ("a", "missing_audio"),
-            ("good.wav", "long"), ("b", "long"), ("nan.wav", "non_finite"), ("hum.wav", "no_landmarks")} == reasons
+            ("good.wav", "long"), ("b", "long"), ("nan.wav", "non_finite"), ("hum.wav", "no_landmarks"),
+            ("one_hz.wav", "bad_sample_rate")} == reasons
     assert [(p.train.id, p.test.id, p.kind) for p in rep.pairs] == [("good.wav", "b", "audio")]
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "page.mp3" in md and "no_audio" in md and "missing_audio" in md
