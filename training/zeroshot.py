@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from manifests.audio_formats import AUDIO_EXTENSIONS
+from training.inference import embed_readable_files
 
 DEFAULT_TEMPLATE = "This is a sound of {}."
 DEFAULT_TEMPLATES = (DEFAULT_TEMPLATE,)
@@ -146,22 +147,8 @@ def read_zero_shot_set(arg: str) -> ZeroShotSet:
 # --- scoring ----------------------------------------------------------------------------------------------------
 def embed_files(embedder, files: Sequence[str], group: int = 32) -> tuple[np.ndarray, list[int], list[dict]]:
     """(embeddings of the readable files, their positions in ``files``, [{"file", "reason"}] of the others)."""
-    parts, kept, skipped = [], [], []
-    for i in range(0, len(files), group):
-        chunk = list(range(i, min(i + group, len(files))))
-        try:
-            parts.append(embedder.embed_audio_files([files[j] for j in chunk]))
-            kept += chunk
-            continue
-        except (ValueError, MemoryError):
-            pass  # one unreadable file: this group one file at a time
-        for j in chunk:
-            try:
-                parts.append(embedder.embed_audio_files([files[j]]))
-                kept.append(j)
-            except (ValueError, MemoryError) as e:
-                skipped.append({"file": files[j], "reason": str(e) or type(e).__name__})
-    return (np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)), kept, skipped
+    audio, kept, failed = embed_readable_files(embedder, files, group)
+    return audio, kept, [{"file": files[j], "reason": reason} for j, reason in failed]
 
 
 def score(similarity: np.ndarray, targets: Sequence[int], folds: Sequence[str], classes: Sequence[str]) -> dict:
