@@ -8,7 +8,6 @@ prompts' embeddings.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -235,6 +234,7 @@ def format_zero_shot(name: str, r: dict) -> str:
 def zero_shot_main(args) -> int:
     """``wt5k-eval --zero-shot KIND:PATH [--template T ...]``: each checkpoint on each set; prints the figures,
     writes ``zeroshot_<checkpoint stem>.json`` and a confusion-matrix PNG per set beside the retrieval results."""
+    from training.evaluate import write_json
     from training.inference import Embedder
 
     sets = [read_zero_shot_set(arg) for arg in args.zero_shot]
@@ -258,7 +258,9 @@ def zero_shot_main(args) -> int:
                 r, out_dir / f"zeroshot_{Path(ckpt).stem}_{data.kind}_{data.root.name}_confusion.png"))
             results[f"{data.kind}:{data.root}"] = r
             print(format_zero_shot(name, r))
-        out = out_dir / f"zeroshot_{Path(ckpt).stem}.json"
-        out.write_text(json.dumps({"checkpoint": str(ckpt), "name": name, "results": results}, indent=2))
+        # as wt5k-eval's own JSON: atomically, and beside the checkpoint never through a link planted there
+        out = write_json(out_dir / f"zeroshot_{Path(ckpt).stem}.json",
+                         {"checkpoint": str(ckpt), "name": name, "results": results},
+                         root=None if args.json else out_dir)
         print(f"zero-shot results written to {out}")
     return 0
