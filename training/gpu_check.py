@@ -219,16 +219,14 @@ def make_clips(folder: Path, n: int, seconds: float, sample_rate: int = 44100) -
 
 
 def _logged_steps(run_dir: Path) -> list[dict]:
+    from training.train import json_or_none
+
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:  # a line being written, or cut by the kill
-            continue
-    return [r for r in records if r.get("event") == "train"]
+    # a line being written, or cut by the kill, is None
+    records = (json_or_none(line) for line in path.read_text().splitlines())
+    return [r for r in records if r is not None and r.get("event") == "train"]
 
 
 def resume_phase(args, ranks: int, precision: str, work: Path) -> dict:

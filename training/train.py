@@ -209,7 +209,8 @@ def evaluate_on(model, specs, caption_mode: str, window_samples: int, batch_size
         model.train(was_training)
 
 
-def _json_or_none(line: str) -> dict | None:
+def json_or_none(line: str) -> dict | None:
+    """A metrics.jsonl line's record; None for a blank line or one cut short (a run killed while writing it)."""
     try:
         return json.loads(line) if line.strip() else None
     except json.JSONDecodeError:
@@ -229,7 +230,7 @@ class MetricsLog:
             # records written after the checkpoint we resume from would be repeated: drop them, and a last
             # line cut short by a kill (it is newer than the checkpoint)
             keep = [line for line in self.path.read_text().splitlines()
-                    if (record := _json_or_none(line)) is not None and record.get("step", 0) <= resume_step]
+                    if (record := json_or_none(line)) is not None and record.get("step", 0) <= resume_step]
             self.path.write_text("".join(line + "\n" for line in keep))
         elif resume_step is None:
             self.path.unlink(missing_ok=True)
