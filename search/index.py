@@ -27,7 +27,7 @@ import soundfile as sf
 from manifests.audio_formats import AUDIO_EXTENSIONS
 from manifests.schema import read_manifest, resolve_audio
 from search.storage import REBUILD, IndexFileError, ItemStore, load_array, write_index_folder
-from training.inference import normalize
+from training.inference import embed_readable_files, normalize
 from training.zeroshot import DEFAULT_TEMPLATE, prompts_for as label_prompts  # noqa: F401 (re-exported)
 
 FORMAT = 2  # index folder layout: 1 = items.json + caption_refs in index.json; 2 = items.sqlite + .npy
@@ -140,32 +140,15 @@ class AudioIndex:
         others."""
         if not items:
             raise ValueError("nothing to index: no audio items")
-        kept, parts, skipped = [], [], []
-        for i in range(0, len(items), group):
-            chunk = items[i:i + group]
-            try:
-                for it in chunk:
-                    check_claimed_length(it["path"])
-                parts.append(embedder.embed_audio_files([it["path"] for it in chunk]))
-                kept += chunk
-                continue
-            except (ValueError, MemoryError):
-                pass  # some file of this group is unreadable: embed the group one file at a time
-            for it in chunk:
-                try:
-                    check_claimed_length(it["path"])
-                    parts.append(embedder.embed_audio_files([it["path"]]))
-                    kept.append(it)
-                except MemoryError:
-                    skipped.append({"id": it["id"], "path": it["path"],
-                                    "reason": f"audio {it['path']}: too large to decode in memory"})
-                except ValueError as e:
-                    skipped.append({"id": it["id"], "path": it["path"], "reason": str(e)})
+        audio, positions, failed = embed_readable_files(embedder, [it["path"] for it in items], group,
+                                                        check=check_claimed_length)
+        kept = [items[i] for i in positions]
+        skipped = [{"id": items[i]["id"], "path": items[i]["path"], "reason": reason} for i, reason in failed]
         if not kept:
             raise ValueError(f"none of the {len(items)} audio files could be read, e.g. {skipped[0]['reason']}")
         texts = [c for it in kept for c in it.get("captions", [])]
         captions = embedder.embed_texts(texts) if texts else None
-        return cls.from_embeddings(np.concatenate(parts), kept, captions, {**(meta or {}), "skipped": skipped})
+        return cls.from_embeddings(audio, kept, captions, {**(meta or {}), "skipped": skipped})
 
     # --- persistence ----------------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> Path:

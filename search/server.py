@@ -35,6 +35,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from manifests.atomic import atomic_path
+from manifests.audio_formats import sample_rate_problem
 from search.index import MAX_FRAMES_PER_BYTE, AudioIndex, Hit, classify
 from training.zeroshot import DEFAULT_TEMPLATE, label_embeddings
 
@@ -44,7 +45,6 @@ MAX_K = 100
 MAX_UPLOAD_BYTES = 20 * 2**20
 MAX_UPLOAD_SECONDS = 600
 MAX_LABELS, MAX_LABEL_CHARS, MAX_CLASSIFY_IDS, MAX_TEMPLATES = 50, 100, MAX_K, 10
-MIN_RATE, MAX_RATE = 4_000, 768_000
 UPLOAD_TYPES = ("audio/", "video/ogg", "application/ogg", "application/octet-stream")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 PICTURE_SECONDS = 30  # a picture shows the first 30 s of a sound
@@ -214,8 +214,9 @@ def decode_upload(data: bytes) -> tuple[np.ndarray, int]:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         raise RequestError(415, "not an audio file this server decodes (WAV, FLAC, Ogg, MP3, AIFF, ...)") from None
-    if not MIN_RATE <= info.samplerate <= MAX_RATE:
-        raise RequestError(415, f"sample rate {info.samplerate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
+    problem = sample_rate_problem(info.samplerate)
+    if problem:
+        raise RequestError(415, f"sample rate {problem}")
     if info.frames > MAX_FRAMES_PER_BYTE * len(data):
         raise RequestError(415, f"the header claims {info.frames:,} frames in {len(data):,} bytes (damaged)")
     if info.frames > MAX_UPLOAD_SECONDS * info.samplerate:

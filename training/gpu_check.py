@@ -53,6 +53,7 @@ SMOKE_MODEL = {"audio.frontend.mel_bins": 32, "audio.cnn14.channels": [4, 8, 8, 
                                      "max_position_embeddings": 64, "initializer_range": 0.5,
                                      "hidden_dropout_prob": 0.0,
                                      "attention_probs_dropout_prob": 0.0}}
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}  # precision name -> autocast dtype
 WORDS = ["rain", "dog", "bell", "engine", "wind", "door", "bird", "siren", "clock", "water", "train", "drum"]
 
 
@@ -87,7 +88,7 @@ def measure_steps(model, d, precision: str, per_rank_batch: int, steps: int, war
     from training.train import make_scaler, train_step
 
     core = model.module if hasattr(model, "module") else model
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}[precision]
+    dtype = DTYPES[precision]
     batch = repeated_batch(per_rank_batch, core.config.audio.clip_samples, seed=d.rank)
     batch["audio_keys"] += d.rank * per_rank_batch  # distinct pairs across ranks
     batch["caption_keys"] += d.rank * per_rank_batch
@@ -119,17 +120,19 @@ def measure_steps(model, d, precision: str, per_rank_batch: int, steps: int, war
 
 def precisions(device: torch.device) -> dict[str, str | None]:
     """Each precision to run, or the reason it is skipped."""
+    from training.train import has_native_bf16
+
     if device.type != "cuda":
         return {"fp32": None, "fp16": "fp16 autocast and loss scaling are measured on CUDA only", "bf16": None}
-    bf16 = None if torch.cuda.get_device_capability(device) >= (8, 0) else "no native bf16 on this GPU"
-    return {"fp16": None, "bf16": bf16}
+    return {"fp16": None, "bf16": None if has_native_bf16(device) else "no native bf16 on this GPU"}
 
 
 def _run_precision(device: torch.device) -> str:
     """What the resume phase's training run computes in (training.train.autocast_dtype's choice)."""
-    if device.type != "cuda":
-        return "fp32"
-    return "bf16" if precisions(device)["bf16"] is None else "fp16"
+    from training.train import autocast_dtype
+
+    dtype = autocast_dtype(True, "auto", device)
+    return next(name for name, d in DTYPES.items() if d == dtype)
 
 
 def steps_phase(args, d) -> list[dict]:
@@ -216,16 +219,14 @@ def make_clips(folder: Path, n: int, seconds: float, sample_rate: int = 44100) -
 
 
 def _logged_steps(run_dir: Path) -> list[dict]:
+    from training.train import json_or_none
+
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:  # a line being written, or cut by the kill
-            continue
-    return [r for r in records if r.get("event") == "train"]
+    # a line being written, or cut by the kill, is None
+    records = (json_or_none(line) for line in path.read_text().splitlines())
+    return [r for r in records if r is not None and r.get("event") == "train"]
 
 
 def resume_phase(args, ranks: int, precision: str, work: Path) -> dict:

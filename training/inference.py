@@ -9,7 +9,7 @@ embeddings. There is no randomness anywhere: the same audio always gives the sam
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -109,3 +109,35 @@ class Embedder:
         out = [self.model.encode_text(texts[i:i + self.batch_size]).float().cpu().numpy()
                for i in range(0, len(texts), self.batch_size)]
         return normalize(np.concatenate(out)) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def embed_readable_files(embedder, paths: Sequence[str], group: int = 32, check: Callable[[str], None] | None = None
+                         ) -> tuple[np.ndarray, list[int], list[tuple[int, str]]]:
+    """(embeddings of the files that could be read, their positions in ``paths``, [(position, reason)] of the
+    others): files are embedded ``group`` at a time with ``embedder.embed_audio_files``, and a group that fails
+    one file at a time, so one damaged file in a user's library does not stop the others. ``check(path)`` runs
+    before a file is read and raises ValueError for one not to read."""
+    def embed(chunk: Sequence[str]) -> np.ndarray:
+        if check:
+            for p in chunk:
+                check(p)
+        return embedder.embed_audio_files(chunk)
+
+    parts, kept, failed = [], [], []
+    for i in range(0, len(paths), group):
+        chunk = list(range(i, min(i + group, len(paths))))
+        try:
+            parts.append(embed([paths[j] for j in chunk]))
+            kept += chunk
+            continue
+        except (ValueError, MemoryError):
+            pass  # some file of this group is unreadable: the group one file at a time
+        for j in chunk:
+            try:
+                parts.append(embed([paths[j]]))
+                kept.append(j)
+            except MemoryError:
+                failed.append((j, f"audio {paths[j]}: too large to decode in memory"))
+            except ValueError as e:
+                failed.append((j, str(e) or type(e).__name__))
+    return (np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)), kept, failed

@@ -27,6 +27,7 @@ from training.frontend import FrontendConfig, LogMel
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class AudioEncoderEntry:
     """One audio encoder the model can build: a row of ENCODERS (training/encoders/README.md, "Adding an encoder").
@@ -118,7 +119,6 @@ class ProjectionConfig(DictConfig):
             raise ValueError(f"projection.kind must be one of {PROJECTION_KINDS}, got {self.kind!r}")
 
 
-
 @dataclass
 class CLAPConfig(DictConfig):
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -126,7 +126,6 @@ class CLAPConfig(DictConfig):
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = 100.0  # clamp on exp(logit_scale)
-
 
 
 class Projection(nn.Module):

@@ -108,12 +108,17 @@ def setup_distributed(collective_timeout_s: int = 600, wait_s: int = 1800) -> Di
     return DistInfo(rank, world, local_rank, device, wait_group, wait_s)
 
 
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether a CUDA ``device`` computes in bf16 natively (compute capability 8.0+: A100, H100, RTX 30xx on)."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def autocast_dtype(amp: bool, precision: str, device: torch.device) -> torch.dtype | None:
     """The half type of mixed precision (None: float32). CUDA only; ``precision`` "auto" takes bf16 where the
-    GPU computes in it natively (compute capability 8.0+: A100, H100, RTX 30xx on), fp16 elsewhere."""
+    GPU computes in it natively (has_native_bf16), fp16 elsewhere."""
     if not amp or device.type != "cuda":
         return None
-    native_bf16 = torch.cuda.get_device_capability(device) >= (8, 0)
+    native_bf16 = has_native_bf16(device)
     if precision == "bf16" and not native_bf16:
         raise ValueError(f"precision bf16: {torch.cuda.get_device_name(device)} has no native bf16; "
                          f"use precision=fp16 or auto")
@@ -204,7 +209,8 @@ def evaluate_on(model, specs, caption_mode: str, window_samples: int, batch_size
         model.train(was_training)
 
 
-def _json_or_none(line: str) -> dict | None:
+def json_or_none(line: str) -> dict | None:
+    """A metrics.jsonl line's record; None for a blank line or one cut short (a run killed while writing it)."""
     try:
         return json.loads(line) if line.strip() else None
     except json.JSONDecodeError:
@@ -224,7 +230,7 @@ class MetricsLog:
             # records written after the checkpoint we resume from would be repeated: drop them, and a last
             # line cut short by a kill (it is newer than the checkpoint)
             keep = [line for line in self.path.read_text().splitlines()
-                    if (record := _json_or_none(line)) is not None and record.get("step", 0) <= resume_step]
+                    if (record := json_or_none(line)) is not None and record.get("step", 0) <= resume_step]
             self.path.write_text("".join(line + "\n" for line in keep))
         elif resume_step is None:
             self.path.unlink(missing_ok=True)

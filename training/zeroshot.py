@@ -8,7 +8,6 @@ prompts' embeddings.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from manifests.audio_formats import AUDIO_EXTENSIONS
+from training.inference import embed_readable_files
 
 DEFAULT_TEMPLATE = "This is a sound of {}."
 DEFAULT_TEMPLATES = (DEFAULT_TEMPLATE,)
@@ -146,22 +146,8 @@ def read_zero_shot_set(arg: str) -> ZeroShotSet:
 # --- scoring ----------------------------------------------------------------------------------------------------
 def embed_files(embedder, files: Sequence[str], group: int = 32) -> tuple[np.ndarray, list[int], list[dict]]:
     """(embeddings of the readable files, their positions in ``files``, [{"file", "reason"}] of the others)."""
-    parts, kept, skipped = [], [], []
-    for i in range(0, len(files), group):
-        chunk = list(range(i, min(i + group, len(files))))
-        try:
-            parts.append(embedder.embed_audio_files([files[j] for j in chunk]))
-            kept += chunk
-            continue
-        except (ValueError, MemoryError):
-            pass  # one unreadable file: this group one file at a time
-        for j in chunk:
-            try:
-                parts.append(embedder.embed_audio_files([files[j]]))
-                kept.append(j)
-            except (ValueError, MemoryError) as e:
-                skipped.append({"file": files[j], "reason": str(e) or type(e).__name__})
-    return (np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)), kept, skipped
+    audio, kept, failed = embed_readable_files(embedder, files, group)
+    return audio, kept, [{"file": files[j], "reason": reason} for j, reason in failed]
 
 
 def score(similarity: np.ndarray, targets: Sequence[int], folds: Sequence[str], classes: Sequence[str]) -> dict:
@@ -248,6 +234,7 @@ def format_zero_shot(name: str, r: dict) -> str:
 def zero_shot_main(args) -> int:
     """``wt5k-eval --zero-shot KIND:PATH [--template T ...]``: each checkpoint on each set; prints the figures,
     writes ``zeroshot_<checkpoint stem>.json`` and a confusion-matrix PNG per set beside the retrieval results."""
+    from training.evaluate import write_json
     from training.inference import Embedder
 
     sets = [read_zero_shot_set(arg) for arg in args.zero_shot]
@@ -271,7 +258,9 @@ def zero_shot_main(args) -> int:
                 r, out_dir / f"zeroshot_{Path(ckpt).stem}_{data.kind}_{data.root.name}_confusion.png"))
             results[f"{data.kind}:{data.root}"] = r
             print(format_zero_shot(name, r))
-        out = out_dir / f"zeroshot_{Path(ckpt).stem}.json"
-        out.write_text(json.dumps({"checkpoint": str(ckpt), "name": name, "results": results}, indent=2))
+        # as wt5k-eval's own JSON: atomically, and beside the checkpoint never through a link planted there
+        out = write_json(out_dir / f"zeroshot_{Path(ckpt).stem}.json",
+                         {"checkpoint": str(ckpt), "name": name, "results": results},
+                         root=None if args.json else out_dir)
         print(f"zero-shot results written to {out}")
     return 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -44,7 +44,6 @@ class TextConfig(DictConfig):
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"text.pooling must be one of {POOLINGS}, got {self.pooling!r}")
-
 
 
 def resolve_model_path(name: str) -> str:
