@@ -109,6 +109,15 @@ def test_each_layout_against_a_hand_count(layout, tmp_path):
         assert r["mean_fold_top1"] == pytest.approx((1 + 2 / 3 + 0.5) / 3)
     png = write_confusion_png(r, tmp_path / "c.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # beside a checkpoint (root given), a link planted under the picture's name carries no write out
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "planted.png").symlink_to(outside)
+    with pytest.raises(ValueError, match="outside"):
+        write_confusion_png(r, run / "planted.png", root=run)
+    assert outside.read_text() == "keep"
 
 
 def test_unreadable_files_are_listed_and_layout_errors_are_clear(tmp_path):

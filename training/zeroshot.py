@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from manifests.atomic import atomic_path, inside
 from manifests.audio_formats import AUDIO_EXTENSIONS
 from training.inference import embed_readable_files
 
@@ -191,8 +192,11 @@ def evaluate_zero_shot(embedder, data: ZeroShotSet, templates: Sequence[str] = D
             "labels": labels, **result, "n_files": len(data.files), "skipped": skipped}
 
 
-def write_confusion_png(result: dict, path: str | os.PathLike, title: str = "") -> Path:
-    """The confusion matrix as a picture: rows true class, columns predicted, each row as shares of its class."""
+def write_confusion_png(result: dict, path: str | os.PathLike, title: str = "",
+                        root: str | os.PathLike | None = None) -> Path:
+    """The confusion matrix as a picture: rows true class, columns predicted, each row as shares of its class.
+    Written atomically; with ``root`` (the default folder beside a checkpoint) never through a link planted
+    there."""
     from matplotlib.figure import Figure
 
     m = np.asarray(result["confusion"], dtype=np.float64)
@@ -210,9 +214,9 @@ def write_confusion_png(result: dict, path: str | os.PathLike, title: str = "") 
                           f"(chance {100 * result['chance']['top1']:.1f} %)", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the class")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    path = inside(root, Path(path).relative_to(root)) if root is not None else Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return path
 
 
@@ -255,7 +259,8 @@ def zero_shot_main(args) -> int:
         for data in sets:
             r = evaluate_zero_shot(emb, data, templates)
             r["confusion_png"] = str(write_confusion_png(
-                r, out_dir / f"zeroshot_{Path(ckpt).stem}_{data.kind}_{data.root.name}_confusion.png"))
+                r, out_dir / f"zeroshot_{Path(ckpt).stem}_{data.kind}_{data.root.name}_confusion.png",
+                root=None if args.json else out_dir))
             results[f"{data.kind}:{data.root}"] = r
             print(format_zero_shot(name, r))
         # as wt5k-eval's own JSON: atomically, and beside the checkpoint never through a link planted there
