@@ -25,7 +25,7 @@ from scrapy.spiderloader import get_spider_loader
 
 from . import settings as default_settings
 from manifests import PUBLISHED_CSV, read_published_csv
-from manifests.cli_args import positive
+from manifests.cli_args import key_value, positive
 from manifests.crawl_record import ITEMS_FILE, last_records
 
 
@@ -45,14 +45,6 @@ def build_settings(out: str, polite: bool = True, retry_failed: bool = False, us
 def summarize(folder: Path) -> dict[str, int]:
     """Count of the final records of a spider's folder by status."""
     return dict(collections.Counter(r.status for r in last_records(folder / ITEMS_FILE).values()))
-
-
-def _setting(kv: str) -> tuple[str, str]:
-    """An argparse type for --set: a usage error (exit 2) when it is not KEY=VALUE."""
-    key, sep, value = kv.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expects KEY=VALUE, got {kv!r}")
-    return key, value
 
 
 def _site_url(kv: str) -> tuple[str, str]:
@@ -98,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-bytes", type=_size, metavar="SIZE",
                    help="disk budget: stop once this run has written SIZE of audio (e.g. 500M, 20G); the sounds "
                         "left are recorded as cancelled and fetched by the next run")
-    p.add_argument("--set", action="append", default=[], type=_setting, metavar="KEY=VALUE", help="any Scrapy setting")
+    p.add_argument("--set", action="append", default=[], type=key_value(empty_value=True), metavar="KEY=VALUE",
+                   help="any Scrapy setting")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
 
