@@ -33,6 +33,7 @@ from typing import Callable
 from manifests.crawl_record import CrawlRecord, last_records, record_line
 from manifests.hashing import sha256_file
 
+from .coverage import PAPER
 from .download import DownloadError, checked_download
 
 SPLITS = ("train", "val", "test")
@@ -43,8 +44,7 @@ DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={youtube_id}"
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
 SPIDER = "wt5k-fetch audiocaps"
-# (paper, section 4.1) AudioCaps train clips the paper could download
-PAPER_TRAIN_CLIPS = 40_582
+PAPER_TRAIN_CLIPS = PAPER[("AudioCaps", "train")][0]  # (section 4.1) the train clips the paper could download
 MAX_RETRY_AFTER = 600.0
 
 # yt-dlp's messages, by status (lower case; the first match wins)
