@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from scrapy.utils.defer import maybe_deferred_to_future
 
 from .statuses import RequestRefused
-from .stopping import stop_requested
+from .stopping import not_sent, stop_requested
 
 SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -124,7 +124,7 @@ class RequestGuardMiddleware:
 
     async def process_request(self, request):
         if stop_requested(self.crawler):
-            raise RequestRefused("cancelled", f"the crawl stopped before {request.url} was requested")
+            raise not_sent(request)
         targets: Targets | None = getattr(self.crawler.spider, "targets", None)
         if targets is None:
             return None
