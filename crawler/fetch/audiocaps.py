@@ -30,7 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from manifests.crawl_record import CrawlRecord, last_records, record_line
+from manifests.atomic import OutsideFolderError, append_inside, inside
+from manifests.crawl_record import ITEMS_FILE, CrawlRecord, last_records, record_line
 from manifests.hashing import sha256_file
 
 from .coverage import PAPER
@@ -213,7 +214,7 @@ class _Run:
         self.folder, self.opts, self.log = folder, opts, log
         self.clips_dir = folder / "clips"
         self.tmp = folder / ".incoming"
-        self.items = folder / "items.jsonl"
+        self.items = folder / ITEMS_FILE
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.consecutive_429 = 0
@@ -255,8 +256,9 @@ class _Run:
         self.append(rec)
 
     def append(self, rec: CrawlRecord) -> None:
-        """One record, flushed and synced (a kill -9 loses at most the clip under way)."""
-        with self.lock, open(self.items, "a", encoding="utf-8") as f:
+        """One record, flushed and synced (a kill -9 loses at most the clip under way); never through a link
+        planted in the folder."""
+        with self.lock, append_inside(self.folder, ITEMS_FILE) as f:
             f.write(record_line(rec))
             f.flush()
             os.fsync(f.fileno())
@@ -354,6 +356,10 @@ def fetch_audiocaps(out: str | os.PathLike, version: str = "1", splits: tuple[st
             except DownloadError as e:
                 raise AudioCapsError(str(e)) from None
         rows_by_split[split] = read_audiocaps_csv(target, split)
+    try:
+        inside(folder, ITEMS_FILE)  # a planted link: said once here, before any clip (appends refuse it too)
+    except OutsideFolderError as e:
+        raise AudioCapsError(str(e)) from None
     run = _Run(folder, opts, log)
     run.clips_dir.mkdir(exist_ok=True)
     if opts.cookies:
@@ -431,7 +437,7 @@ def fetch_audiocaps(out: str | os.PathLike, version: str = "1", splits: tuple[st
 
 def coverage_table(folder: Path, rows_by_split: dict[str, CsvRows]) -> dict:
     """Per split: clips and captions in the CSV, clips obtained, captions covered, and clips per status."""
-    records = last_records(folder / "items.jsonl")
+    records = last_records(folder / ITEMS_FILE)
     out = {}
     for split, rows in rows_by_split.items():
         row = {"clips": len(rows.clips), "captions": sum(rows.captions.values()), "obtained": 0,
