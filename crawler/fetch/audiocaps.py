@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from manifests.atomic import OutsideFolderError, append_inside, inside
+from manifests.atomic import OutsideFolderError, append_inside, inside, write_text_inside
 from manifests.crawl_record import ITEMS_FILE, CrawlRecord, last_records, record_line
 from manifests.hashing import sha256_file
 
@@ -45,6 +45,7 @@ DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={youtube_id}"
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
 SPIDER = "wt5k-fetch audiocaps"
+COVERAGE_FILE = "coverage.json"
 PAPER_TRAIN_CLIPS = PAPER[("AudioCaps", "train")][0]  # (section 4.1) the train clips the paper could download
 MAX_RETRY_AFTER = 600.0
 
@@ -356,8 +357,9 @@ def fetch_audiocaps(out: str | os.PathLike, version: str = "1", splits: tuple[st
             except DownloadError as e:
                 raise AudioCapsError(str(e)) from None
         rows_by_split[split] = read_audiocaps_csv(target, split)
-    try:
-        inside(folder, ITEMS_FILE)  # a planted link: said once here, before any clip (appends refuse it too)
+    try:  # a planted link: said once here, before any clip (the writes refuse it too)
+        for name in (ITEMS_FILE, COVERAGE_FILE):
+            inside(folder, name)
     except OutsideFolderError as e:
         raise AudioCapsError(str(e)) from None
     run = _Run(folder, opts, log)
@@ -429,7 +431,7 @@ def fetch_audiocaps(out: str | os.PathLike, version: str = "1", splits: tuple[st
         os.environ["PATH"] = old_path
         shutil.rmtree(run.tmp, ignore_errors=True)
     coverage = coverage_table(folder, rows_by_split)
-    (folder / "coverage.json").write_text(json.dumps(coverage, indent=1) + "\n")
+    write_text_inside(folder, COVERAGE_FILE, json.dumps(coverage, indent=1) + "\n")
     if run.stop.is_set():
         raise RateLimitedError(run.stop_reason)
     return coverage
