@@ -25,7 +25,7 @@ from scrapy.spiderloader import get_spider_loader
 
 from . import settings as default_settings
 from manifests import PUBLISHED_CSV, read_published_csv
-from manifests.cli_args import positive
+from manifests.cli_args import key_value, positive
 from manifests.crawl_record import ITEMS_FILE, last_records
 
 
@@ -47,18 +47,20 @@ def summarize(folder: Path) -> dict[str, int]:
     return dict(collections.Counter(r.status for r in last_records(folder / ITEMS_FILE).values()))
 
 
-def _setting(kv: str) -> tuple[str, str]:
-    """An argparse type for --set: a usage error (exit 2) when it is not KEY=VALUE."""
-    key, sep, value = kv.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expects KEY=VALUE, got {kv!r}")
-    return key, value
+HTTP_URL = re.compile(r"https?://[^/]")
+
+
+def _http_url(url: str) -> str:
+    """An argparse type: an http(s) URL, without a trailing slash."""
+    if not HTTP_URL.match(url):
+        raise argparse.ArgumentTypeError(f"expects an http(s) URL, got {url!r}")
+    return url.rstrip("/")
 
 
 def _site_url(kv: str) -> tuple[str, str]:
     """An argparse type for --url: SPIDER=URL with an http(s) URL."""
     name, sep, url = kv.partition("=")
-    if not sep or not name or not re.match(r"https?://[^/]", url):
+    if not sep or not name or not HTTP_URL.match(url):
         raise argparse.ArgumentTypeError(f"expects SPIDER=URL with an http(s) URL, got {kv!r}")
     return name, url.rstrip("/")
 
@@ -85,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", action="append", default=[], type=_site_url, metavar="SPIDER=URL",
                    help="where a site is served (default: the real site); the manifest spider rebases each source's "
                         "links on its URL")
-    p.add_argument("--soundbible-url", help="same as --url soundbible=URL")
-    p.add_argument("--bigsoundbank-url", help="same as --url bigsoundbank=URL")
+    p.add_argument("--soundbible-url", type=_http_url, help="same as --url soundbible=URL")
+    p.add_argument("--bigsoundbank-url", type=_http_url, help="same as --url bigsoundbank=URL")
     p.add_argument("--spider-module", action="append", default=[], metavar="MODULE",
                    help="also look for spiders in this Python module (added to SPIDER_MODULES)")
     p.add_argument("--replay", help="published-format CSV for the manifest spider (default: the WavText5K one)")
@@ -98,14 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-bytes", type=_size, metavar="SIZE",
                    help="disk budget: stop once this run has written SIZE of audio (e.g. 500M, 20G); the sounds "
                         "left are recorded as cancelled and fetched by the next run")
-    p.add_argument("--set", action="append", default=[], type=_setting, metavar="KEY=VALUE", help="any Scrapy setting")
+    p.add_argument("--set", action="append", default=[], type=key_value(empty_value=True), metavar="KEY=VALUE",
+                   help="any Scrapy setting")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
 
     urls = dict(a.url)
     for name, url in (("soundbible", a.soundbible_url), ("bigsoundbank", a.bigsoundbank_url)):
         if url:
-            urls.setdefault(name, _site_url(f"{name}={url}")[1])
+            urls.setdefault(name, url)
     overrides = {"LOG_LEVEL": a.log_level, **dict(a.set)}
     if a.max_bytes is not None:
         overrides["WT5K_MAX_BYTES"] = a.max_bytes

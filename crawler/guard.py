@@ -23,16 +23,18 @@ from urllib.parse import urlsplit
 from scrapy.utils.defer import maybe_deferred_to_future
 
 from .statuses import RequestRefused
-from .stopping import stop_requested
+from .stopping import not_sent, stop_requested
 
 SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) of a URL; port None when the URL names none. ValueError when it is no URL."""
+def _origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, the scheme's default port when it names none. ValueError when it is no
+    URL."""
     parts = urlsplit(url)
-    return parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), parts.port
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower().rstrip("."), parts.port or DEFAULT_PORTS.get(scheme, 80)
 
 
 def internal_address(host: str) -> bool:
@@ -79,15 +81,15 @@ class Targets:
             hosts |= {h.lower(), f"www.{h.lower()}"}
         origins = set()
         for url in base_urls:
-            scheme, host, port = _origin(url)
+            _, host, port = _origin(url)
             if host:
-                origins.add((host, port or DEFAULT_PORTS.get(scheme, 80)))
+                origins.add((host, port))
         return cls(frozenset(hosts), frozenset(origins))
 
     def configured(self, url: str) -> bool:
         """True when the URL is on a configured base URL's host and port."""
-        scheme, host, port = _origin(url)
-        return (host, port or DEFAULT_PORTS.get(scheme, 80)) in self.origins
+        _, host, port = _origin(url)
+        return (host, port) in self.origins
 
     def refusal(self, url: str) -> str | None:
         """Why the crawler does not request this URL, or None when it may."""
@@ -99,7 +101,7 @@ class Targets:
             return f"scheme {scheme or 'none'!r} is not followed (http and https only)"
         if not host:
             return "no host"
-        if (host, port or DEFAULT_PORTS[scheme]) in self.origins:
+        if (host, port) in self.origins:
             return None
         if internal_address(host):
             return f"internal address {host} (only a configured base URL may be one)"
@@ -122,7 +124,7 @@ class RequestGuardMiddleware:
 
     async def process_request(self, request):
         if stop_requested(self.crawler):
-            raise RequestRefused("cancelled", f"the crawl stopped before {request.url} was requested")
+            raise not_sent(request)
         targets: Targets | None = getattr(self.crawler.spider, "targets", None)
         if targets is None:
             return None

@@ -102,6 +102,11 @@ class AudioDownloadPipeline(FilesPipeline):
         budget = self.crawler.settings.getint("WT5K_MAX_BYTES")
         return max(0, budget - AudioDownloadPipeline.bytes_written) if budget > 0 else None
 
+    def audio_cap(self) -> int:
+        """The size cap of one audio file before the disk budget (0: none)."""
+        settings = self.crawler.settings
+        return settings.getint("WT5K_AUDIO_MAXSIZE") or settings.getint("DOWNLOAD_MAXSIZE")
+
     async def process_item(self, item: SoundItem) -> SoundItem:
         if item.get("status"):  # the spider already recorded why there is nothing to download
             return item
@@ -157,12 +162,11 @@ class AudioDownloadPipeline(FilesPipeline):
         # The body goes to a temporary file in the spider's folder (renamed into files/ once checked),
         # uncompressed: Scrapy's decompression middleware only sees an empty body. Audio alone gets the large
         # size cap (pages keep DOWNLOAD_MAXSIZE), bounded by what is left of the disk budget.
-        settings = self.crawler.settings
-        cap = settings.getint("WT5K_AUDIO_MAXSIZE") or settings.getint("DOWNLOAD_MAXSIZE")
+        cap = self.audio_cap()
         if (left := self.budget_left()) is not None and (cap == 0 or left < cap):
             cap = left
         meta = {STREAM_TO: self.store.basedir, "download_maxsize": cap,
-                "download_warnsize": settings.getint("WT5K_AUDIO_WARNSIZE")}
+                "download_warnsize": self.crawler.settings.getint("WT5K_AUDIO_WARNSIZE")}
         return [Request(item["download_link"], callback=NO_CALLBACK, meta=meta,
                         headers={"Accept-Encoding": "identity"})]
 
@@ -229,8 +233,9 @@ class AudioDownloadPipeline(FilesPipeline):
                         sha256=value["checksum"], audio_format=value["format"])
         else:
             status, message = classify_failure(value.value)
+            # too large for what the budget left, not for the file cap: the budget stops the crawl
             if status == "too_large" and (left := self.budget_left()) is not None and left < (
-                    self.crawler.settings.getint("WT5K_AUDIO_MAXSIZE") or 1 << 62):
+                    self.audio_cap() or 1 << 62):
                 status, message = "cancelled", f"the disk budget (--max-bytes) left {left} bytes: {message}"
                 self._budget_reached()
             item.update(status=status, error=message, file_path=None, file_size=None, sha256=None,

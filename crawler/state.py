@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from manifests.atomic import TMP_SUFFIX, inside
+from manifests.atomic import TMP_SUFFIX, append_fd_inside, inside
 from manifests.hashing import sha256_file
 from manifests.crawl_record import ITEMS_FILE, CrawlRecord, read_crawl_records, record_line, write_crawl_records
 
@@ -46,9 +46,7 @@ class CrawlState:
             if rec.status == "ok" and self._file_ok(rec):
                 self.verified.add(sid)
         self.compact()
-        # never through a link planted in the folder (inside + O_NOFOLLOW)
-        self._fd = os.open(inside(self.folder, ITEMS_FILE),
-                           os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        self._fd = append_fd_inside(self.folder, ITEMS_FILE)  # never through a link planted in the folder
         bad = sum(1 for r in self.records.values() if r.status == "ok") - len(self.verified)
         logger.info("%s: %d records, %d verified files, %d ok records whose file is missing or changed",
                     self.items_path, len(self.records), len(self.verified), bad)

@@ -8,6 +8,8 @@ from twisted.internet import defer
 from twisted.internet import error as twisted_error
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
+from manifests.file_kind import what_it_is
+
 
 class DownloadFailed(Exception):
     """A download that gave no audio; `status` is the items.jsonl status."""
@@ -26,28 +28,13 @@ class RequestRefused(IgnoreRequest):
         self.status, self.message = status, message
 
 
-# What the first bytes of a body that is not audio look like: said instead of echoing them (a site's bytes
-# never go into items.jsonl or the log).
-_LOOKS_LIKE = (
-    ((b"<!doctype html", b"<html", b"<head", b"<body", b"<!--"), "a web page (HTML)"),
-    ((b"<?xml", b"<urlset", b"<rss", b"<feed"), "an XML document"),
-    ((b"{", b"["), "JSON"),
-    ((b"PK\x03\x04",), "a ZIP archive"),
-    ((b"\x1f\x8b",), "gzip data"),
-    ((b"%PDF",), "a PDF document"),
-    ((b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF"), "an image or other media that is not audio"),
-    ((b"\x7fELF", b"MZ"), "an executable"),
-)
-
-
 def describe_head(head: bytes) -> str:
-    """What a body looks like from its first bytes, without quoting them."""
+    """What a body that is not audio looks like from its first bytes (manifests/file_kind.py), without quoting
+    them: a site's bytes never go into items.jsonl or the log."""
     if not head.strip(b"\x00"):
         return "zero bytes"
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    for prefixes, what in _LOOKS_LIKE:
-        if start.startswith(prefixes):
-            return what
+    if what := what_it_is(head):
+        return what
     if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return "plain text"
     return "unrecognised binary data"

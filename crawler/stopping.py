@@ -31,6 +31,11 @@ def stop_requested(crawler) -> bool:
     return engine is not None and (not engine.running or bool(getattr(crawler, "wt5k_stopping", "")))
 
 
+def not_sent(request) -> RequestRefused:
+    """The failure of a request that is not sent because the crawl is stopping (status cancelled)."""
+    return RequestRefused("cancelled", f"the crawl stopped before {request.url} was requested")
+
+
 def request_stop(crawler, reason: str) -> None:
     """Stop the crawl from inside (e.g. --max-bytes reached): as a signal would, with `reason` as the
     spider's finish reason."""
@@ -77,8 +82,7 @@ class StopControl:
             queue = getattr(slot, "queue", None)
             while queue:
                 request, d = queue.popleft()
-                d.errback(Failure(RequestRefused("cancelled", f"the crawl stopped before {request.url} was "
-                                                              f"requested")))
+                d.errback(Failure(not_sent(request)))
                 dropped += 1
         if dropped:
             logger.info("stopping: %d queued requests dropped", dropped)

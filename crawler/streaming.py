@@ -34,8 +34,8 @@ from twisted.python.failure import Failure
 from manifests.atomic import make_temp
 
 from .state import PART_SUFFIX
-from .statuses import DownloadFailed, RequestRefused
-from .stopping import STOP_DEADLINE, request_stop, stop_requested
+from .statuses import DownloadFailed
+from .stopping import STOP_DEADLINE, not_sent, request_stop, stop_requested
 
 STREAM_TO = "wt5k_stream_to"   # request meta: the folder a 200 body is written to
 STREAMED = "wt5k_streamed"     # request/response meta after the download: a StreamedBody
@@ -157,7 +157,7 @@ class StreamingDownloadHandler(http11.HTTP11DownloadHandler):
         # with STREAM_TO) and the download remembered while in flight. A request that waited in a download
         # slot (DOWNLOAD_DELAY) while the crawl was told to stop is not sent.
         if stop_requested(self._crawler):
-            raise RequestRefused("cancelled", f"the crawl stopped before {request.url} was requested")
+            raise not_sent(request)
         agent = _StreamingAgent(
             contextFactory=self._contextFactory, bindAddress=self._bind_address, pool=self._pool,
             maxsize=self._default_maxsize, warnsize=self._default_warnsize,

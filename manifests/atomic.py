@@ -96,10 +96,15 @@ def write_text_inside(root: str | os.PathLike, path: str | os.PathLike, text: st
     return target
 
 
-def append_inside(root: str | os.PathLike, path: str | os.PathLike):
-    """root/path opened for appending text (an append-only log), refusing targets outside ``root`` and never
-    following a link at the last component (O_NOFOLLOW), even one planted after the check."""
+def append_fd_inside(root: str | os.PathLike, path: str | os.PathLike) -> int:
+    """root/path opened for appending (a descriptor, for writers that need os.write and ftruncate), refusing
+    targets outside ``root`` and never following a link at the last component (O_NOFOLLOW), even one planted
+    after the check."""
     target = inside(root, path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    return os.fdopen(fd, "a", encoding="utf-8")
+    return os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+
+
+def append_inside(root: str | os.PathLike, path: str | os.PathLike):
+    """root/path opened for appending text (an append-only log), as ``append_fd_inside``."""
+    return os.fdopen(append_fd_inside(root, path), "a", encoding="utf-8")

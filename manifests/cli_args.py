@@ -1,4 +1,5 @@
-"""argparse types every console script shares: bad numbers and ports are usage errors (exit 2, one line)."""
+"""argparse types every console script shares: bad numbers, ports and KEY=VALUE pairs are usage errors (exit 2,
+one line)."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,18 @@ def number(kind: type, minimum: float, strict: bool = False, what: str | None = 
 
 
 positive = number(int, 1)  # a count of 1 or more
+
+
+def key_value(form: str = "KEY=VALUE", empty_value: bool = False) -> Callable[[str], tuple[str, str]]:
+    """An argparse type: text split at its first '=' into (key, value), the key never empty, the value only with
+    ``empty_value``. ``form`` is what the error says is expected ("SPLIT=PATH")."""
+
+    def parse(text: str) -> tuple[str, str]:
+        key, sep, value = text.partition("=")
+        if not sep or not key or not (value or empty_value):
+            raise argparse.ArgumentTypeError(f"expects {form}, got {text!r}")
+        return key, value
+    return parse
 
 
 def port(text: str) -> int:

@@ -9,8 +9,8 @@ import re
 # (prefixes of the first bytes, what to call such a file, whether it is text); compared case-insensitively after
 # a byte order mark and blanks. A text kind is the wrong file for a CSV reader, not the wrong encoding, too.
 SIGNATURES = (
-    ((b"<!doctype html", b"<html", b"<head", b"<body"), "a web page (HTML)", True),
-    ((b"<?xml",), "an XML document", True),
+    ((b"<!doctype html", b"<html", b"<head", b"<body", b"<!--"), "a web page (HTML)", True),
+    ((b"<?xml", b"<urlset", b"<rss", b"<feed"), "an XML document", True),
     ((b"PK\x03\x04", b"PK\x05\x06"), "a ZIP archive (or a document that is one: .xlsx, .ods, .docx)", False),
     ((b"\x1f\x8b",), "a gzip archive", False),
     ((b"7z\xbc\xaf\x27\x1c",), "a 7z archive", False),
@@ -19,7 +19,7 @@ SIGNATURES = (
     ((b"\xff\xd8\xff",), "a JPEG image", False),
     ((b"GIF8",), "a GIF image", False),
     ((b"\xd0\xcf\x11\xe0",), "an old Microsoft Office document (.xls, .doc)", False),
-    ((b"RIFF",), "a RIFF file (WAV audio)", False),
+    ((b"RIFF",), "a RIFF file (WAV audio, AVI video or WebP image)", False),
     ((b"fLaC",), "a FLAC audio file", False),
     ((b"OggS",), "an Ogg file (Vorbis or Opus audio)", False),
     ((b"FORM",), "an AIFF audio file", False),

@@ -65,3 +65,4 @@ def test_spiders_come_from_the_spider_loader(capsys):
     assert "cannot import" in usage_error(["--spider-module", "tests.no_such_module", "soundbible"])
     assert "--url: expects SPIDER=URL with an http(s) URL" in usage_error(["--url", "soundbible=file:///etc",
                                                                            "soundbible"])
+    assert "--soundbible-url: expects an http(s) URL" in usage_error(["--soundbible-url", "ftp://x", "soundbible"])

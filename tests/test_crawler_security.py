@@ -167,6 +167,20 @@ def test_max_bytes_stops_the_crawl_and_the_next_run_goes_on(tmp_path):
     assert len(items_by_id(out, "tiny-site")) == len(SOUNDS)
 
 
+def test_a_file_over_the_cap_under_a_budget_is_too_large_not_the_budget(tmp_path):
+    """With WT5K_AUDIO_MAXSIZE 0 audio gets DOWNLOAD_MAXSIZE; a file over that cap is too_large even when a
+    --max-bytes budget is set and far from spent (it used to be called the budget and stop the crawl)."""
+    out = tmp_path / "out"
+    size = len(wav_bytes(1.5, 660.0))
+    with Site(tiny_routes()) as site:
+        proc = run_crawl(out, ["tiny-site"], None, *SPIDER, "--max-bytes", str(100 * size),
+                         "--set", "WT5K_AUDIO_MAXSIZE=0", "--set", f"DOWNLOAD_MAXSIZE={size // 2}",
+                         urls={"tiny-site": site.url}, returncode=1)
+    assert "tiny-site: finished" in proc.stdout and "disk budget reached" not in proc.stderr
+    records = items_by_id(out, "tiny-site")
+    assert len(records) == len(SOUNDS) and {r["status"] for r in records.values()} == {"too_large"}
+
+
 def test_a_site_name_resolving_to_an_internal_address_is_found(monkeypatch):
     """A site's own host name whose DNS points inside (rebinding): the guard looks each name up once and
     refuses it (RequestGuardMiddleware); names that do not resolve are left to fail on their own."""

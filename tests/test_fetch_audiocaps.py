@@ -154,6 +154,17 @@ def test_bad_csvs_are_one_line_errors(tmp_path, capsys):
     assert [c.stem for c in rows.clips.values()] == ["AAAAAAAAAAA_12"]
 
 
+def test_a_planted_items_log_link_is_a_one_line_error_and_its_target_untouched(tmp_path, capsys):
+    outside = tmp_path / "outside.jsonl"
+    folder = tmp_path / "o" / "audiocaps" / "v1"
+    folder.mkdir(parents=True)
+    (folder / "items.jsonl").symlink_to(outside)
+    csv_path = write_csv(tmp_path / "train.csv", [("AAAAAAAAAAA", "12.0", "c")])
+    assert main(["audiocaps", "--out", str(tmp_path / "o"), "--csv", f"train={csv_path}", "--splits", "train",
+                 "--quiet"]) == 2
+    assert "items.jsonl: it resolves to" in capsys.readouterr().err and not outside.exists()
+
+
 def test_yt_dlp_messages_map_to_statuses():
     assert classify("ERROR: [youtube] abc: Video unavailable. This video has been removed by the uploader") == "unavailable"
     assert classify("ERROR: [youtube] abc: Private video. Sign in if you've been granted access") == "unavailable"

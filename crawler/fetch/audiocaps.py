@@ -30,9 +30,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from manifests.crawl_record import CrawlRecord, last_records, record_line
+from manifests.atomic import OutsideFolderError, append_inside, inside, write_text_inside
+from manifests.crawl_record import ITEMS_FILE, CrawlRecord, last_records, record_line
 from manifests.hashing import sha256_file
 
+from .coverage import PAPER
 from .download import DownloadError, checked_download
 
 SPLITS = ("train", "val", "test")
@@ -43,8 +45,8 @@ DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={youtube_id}"
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
 SPIDER = "wt5k-fetch audiocaps"
-# (paper, section 4.1) AudioCaps train clips the paper could download
-PAPER_TRAIN_CLIPS = 40_582
+COVERAGE_FILE = "coverage.json"
+PAPER_TRAIN_CLIPS = PAPER[("AudioCaps", "train")][0]  # (section 4.1) the train clips the paper could download
 MAX_RETRY_AFTER = 600.0
 
 # yt-dlp's messages, by status (lower case; the first match wins)
@@ -213,7 +215,7 @@ class _Run:
         self.folder, self.opts, self.log = folder, opts, log
         self.clips_dir = folder / "clips"
         self.tmp = folder / ".incoming"
-        self.items = folder / "items.jsonl"
+        self.items = folder / ITEMS_FILE
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.consecutive_429 = 0
@@ -255,8 +257,9 @@ class _Run:
         self.append(rec)
 
     def append(self, rec: CrawlRecord) -> None:
-        """One record, flushed and synced (a kill -9 loses at most the clip under way)."""
-        with self.lock, open(self.items, "a", encoding="utf-8") as f:
+        """One record, flushed and synced (a kill -9 loses at most the clip under way); never through a link
+        planted in the folder."""
+        with self.lock, append_inside(self.folder, ITEMS_FILE) as f:
             f.write(record_line(rec))
             f.flush()
             os.fsync(f.fileno())
@@ -354,6 +357,11 @@ def fetch_audiocaps(out: str | os.PathLike, version: str = "1", splits: tuple[st
             except DownloadError as e:
                 raise AudioCapsError(str(e)) from None
         rows_by_split[split] = read_audiocaps_csv(target, split)
+    try:  # a planted link: said once here, before any clip (the writes refuse it too)
+        for name in (ITEMS_FILE, COVERAGE_FILE):
+            inside(folder, name)
+    except OutsideFolderError as e:
+        raise AudioCapsError(str(e)) from None
     run = _Run(folder, opts, log)
     run.clips_dir.mkdir(exist_ok=True)
     if opts.cookies:
@@ -423,7 +431,7 @@ def fetch_audiocaps(out: str | os.PathLike, version: str = "1", splits: tuple[st
         os.environ["PATH"] = old_path
         shutil.rmtree(run.tmp, ignore_errors=True)
     coverage = coverage_table(folder, rows_by_split)
-    (folder / "coverage.json").write_text(json.dumps(coverage, indent=1) + "\n")
+    write_text_inside(folder, COVERAGE_FILE, json.dumps(coverage, indent=1) + "\n")
     if run.stop.is_set():
         raise RateLimitedError(run.stop_reason)
     return coverage
@@ -431,7 +439,7 @@ def fetch_audiocaps(out: str | os.PathLike, version: str = "1", splits: tuple[st
 
 def coverage_table(folder: Path, rows_by_split: dict[str, CsvRows]) -> dict:
     """Per split: clips and captions in the CSV, clips obtained, captions covered, and clips per status."""
-    records = last_records(folder / "items.jsonl")
+    records = last_records(folder / ITEMS_FILE)
     out = {}
     for split, rows in rows_by_split.items():
         row = {"clips": len(rows.clips), "captions": sum(rows.captions.values()), "obtained": 0,

@@ -16,19 +16,12 @@ from pathlib import Path
 
 from manifests.progress import silence_progress_bars
 
-from manifests.cli_args import number as _number
+from manifests.cli_args import key_value, number as _number
 from .audiocaps import (CSV_URLS, DEFAULT_URL_TEMPLATE, SPLITS as AC_SPLITS, AudioCapsError, Options,
                         RateLimitedError, fetch_audiocaps, format_coverage)
 from .clotho import SPLITS as CLOTHO_SPLITS, VERSIONS, ClothoError, fetch_clotho
 from .coverage import coverage_report
 from .hosts import UnknownHostError
-
-
-def _pair(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key or not value:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
 
 
 def _splits(text: str) -> tuple[str, ...]:
@@ -84,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   f"{','.join(CLOTHO_SPLITS)})")
     c.add_argument("--registry", help='a JSON file list {"files": [{"name","url","md5","split","kind"}]} '
                                       "replacing the built-in one (a mirror, another version)")
-    c.add_argument("--endpoint", action="append", type=_pair, default=[], metavar="zenodo=URL",
+    c.add_argument("--endpoint", action="append", type=key_value("zenodo=URL"), default=[], metavar="zenodo=URL",
                    help="base URL replacing https://zenodo.org (also $WT5K_ZENODO_ENDPOINT)")
     c.add_argument("--retries", type=_number(int, 0), default=3, help="resumes of an interrupted transfer (default 3)")
     c.add_argument("--timeout", type=_number(float, 0, strict=True), default=60.0,
@@ -93,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("audiocaps", help="AudioCaps clips from YouTube through yt-dlp (crawler/README.md)")
     a.add_argument("--out", required=True, help="output folder: DIR/audiocaps/v<version>/...")
     a.add_argument("--version", default="1", choices=sorted(CSV_URLS))
-    a.add_argument("--csv", action="append", type=_pair, default=[], metavar="SPLIT=PATH",
+    a.add_argument("--csv", action="append", type=key_value("SPLIT=PATH"), default=[], metavar="SPLIT=PATH",
                    help="a local caption CSV instead of the AudioCaps repository's")
     a.add_argument("--csv-url", help="URL template of the caption CSVs ({split}); default: the AudioCaps repository")
     a.add_argument("--splits", type=_splits, help=f"comma-separated (default {','.join(AC_SPLITS)})")

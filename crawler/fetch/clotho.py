@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from manifests.atomic import atomic_path
+
 from .download import DownloadError, checked_download
 from .extract import ExtractError, extract_7z
 from .hosts import REDIRECT_HOSTS, endpoints, rebase
@@ -102,9 +104,8 @@ def _read_state(folder: Path) -> dict:
 
 
 def _write_state(folder: Path, state: dict) -> None:
-    tmp = folder / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-    os.replace(tmp, folder / STATE_FILE)
+    with atomic_path(folder / STATE_FILE) as tmp:
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
 
 
 def _stamp(path: Path) -> list:

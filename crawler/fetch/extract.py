@@ -18,6 +18,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from manifests.atomic import OutsideFolderError, inside
+
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -123,16 +125,15 @@ def extract_7z(archive: Path, dest: Path, log=print) -> ExtractReport:
                     entries[name] = info
             top = _top_folder(list(entries))
             staging.mkdir(parents=True, exist_ok=True)
-            root = staging.resolve()
 
             def out_path(name: str) -> Path:
                 rel = PurePosixPath(name)
                 if top:
                     rel = PurePosixPath(*rel.parts[1:])
-                p = (root / rel)
-                if not p.resolve().is_relative_to(root):  # a folder planted as a symlink in the staging area
-                    raise ExtractError(f"{archive}: entry {name!r} would land outside {dest}")
-                return p
+                try:
+                    return inside(staging, rel)
+                except OutsideFolderError:  # a folder planted as a symlink in the staging area
+                    raise ExtractError(f"{archive}: entry {name!r} would land outside {dest}") from None
 
             for leftover in staging.rglob("*.part"):
                 leftover.unlink()

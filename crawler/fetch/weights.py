@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 from manifests.atomic import atomic_path
 from manifests.hashing import file_digests
@@ -32,6 +32,8 @@ from .download import (PART_SUFFIX, REJECTED_SUFFIX, DownloadError, check_and_pl
 from .hosts import UnknownHostError
 from .weights_sources import (REDIRECT_HOSTS, SOURCES, ChangedFileError, WeightsError, WeightSource, endpoints,
                               file_url, source)
+
+T = TypeVar("T")
 
 __all__ = ["SOURCES", "WeightSource", "WeightsError", "ChangedFileError", "FetchResult", "default_dir", "fetch",
            "status", "read_registry", "check_recorded", "probe", "endpoints", "source"]
@@ -216,13 +218,29 @@ def probe(url: str, timeout: float) -> dict:
     return out
 
 
+def _hub_call(name: str, progress: bool, call: Callable[[], T]) -> T:
+    """A huggingface_hub download: its progress bars off unless ``progress`` (put back as they were), its errors
+    (many types: HTTP, offline, repo not found) one line as a WeightsError."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    switch_bars = not progress and not are_progress_bars_disabled()  # put back only what this call changes
+    if switch_bars:
+        disable_progress_bars()
+    try:
+        return call()
+    except Exception as e:
+        raise WeightsError(f"{name}: {type(e).__name__}: {' '.join(str(e).split())}") from e
+    finally:
+        if switch_bars:
+            enable_progress_bars()
+
+
 def _fetch_hf_file(src: WeightSource, folder: Path, eps: dict[str, str], force: bool, timeout: float,
                    progress: bool, log: Callable[[str], None]) -> FetchResult:
     """One file of a Hugging Face repository through ``hf_hub_download`` (its resume, its atomic placement),
     into ``<folder>/.incoming/``; then checked against the pinned, else the hub's announced, sha256 and size
     and only then renamed to its real name."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     name, target = src.name, folder / src.filename
     url = file_url(src, eps)
@@ -242,18 +260,9 @@ def _fetch_hf_file(src: WeightSource, folder: Path, eps: dict[str, str], force: 
     if "sha256" not in expected:
         log(f"  {name}: neither a pinned nor an announced sha256: it is measured and recorded, not checked")
     log(f"{name}: downloading {url}")
-    incoming = folder / ".incoming"
-    switch_bars = not progress and not are_progress_bars_disabled()
-    if switch_bars:
-        disable_progress_bars()
-    try:
-        got = Path(hf_hub_download(src.repo_id, src.filename, local_dir=incoming, endpoint=eps["hf"],
-                                   force_download=force, etag_timeout=timeout))
-    except Exception as e:  # huggingface_hub raises many types (HTTP, offline, repo not found)
-        raise WeightsError(f"{name}: {type(e).__name__}: {' '.join(str(e).split())}") from e  # one line
-    finally:
-        if switch_bars:
-            enable_progress_bars()
+    got = Path(_hub_call(name, progress, lambda: hf_hub_download(
+        src.repo_id, src.filename, local_dir=folder / ".incoming", endpoint=eps["hf"], force_download=force,
+        etag_timeout=timeout)))
     if got.stat().st_size > src.max_size:
         got.unlink()
         raise WeightsError(f"{name}: the download holds more than the cap of {src.max_size} bytes; removed")
@@ -278,20 +287,12 @@ def _fetch_snapshot(src: WeightSource, folder: Path, eps: dict[str, str], force:
                                    f"fetch --force downloads it again")
         return FetchResult(src.name, target, "present", recorded)
     from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     log(f"{src.name}: downloading {src.repo_id} from {eps['hf']}")
-    switch_bars = not progress and not are_progress_bars_disabled()  # put back only what this call changes
-    if switch_bars:
-        disable_progress_bars()
-    try:  # snapshot_download resumes and renames atomically itself; it checks LFS files' sha256
-        snapshot_download(src.repo_id, local_dir=target, endpoint=eps["hf"], force_download=force,
-                          allow_patterns=list(src.allow_patterns))
-    except Exception as e:  # huggingface_hub raises many types (HTTP, offline, repo not found)
-        raise WeightsError(f"{src.name}: {type(e).__name__}: {' '.join(str(e).split())}") from e  # one line
-    finally:
-        if switch_bars:
-            enable_progress_bars()
+    # snapshot_download resumes and renames atomically itself; it checks LFS files' sha256
+    _hub_call(src.name, progress, lambda: snapshot_download(
+        src.repo_id, local_dir=target, endpoint=eps["hf"], force_download=force,
+        allow_patterns=list(src.allow_patterns)))
     files = {}
     for path in sorted(p for p in target.rglob("*") if p.is_file() and ".cache" not in p.relative_to(target).parts):
         files[path.relative_to(target).as_posix()] = {"size": path.stat().st_size,

@@ -11,15 +11,8 @@ import os
 import sys
 
 from manifests.progress import silence_progress_bars
-from manifests.cli_args import number as _number
+from manifests.cli_args import key_value, number as _number
 from .weights import SOURCES, WeightsError, default_dir, fetch, status
-
-
-def _endpoint(text: str) -> tuple[str, str]:
-    host, sep, url = text.partition("=")
-    if not sep or not url:
-        raise argparse.ArgumentTypeError(f"expected HOST=URL, got {text!r}")
-    return host, url
 
 
 def _size(n: int | None) -> str:
@@ -39,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     fe = sub.add_parser("fetch", help="download (or check) the named weights; 'all' = every direct download")
     fe.add_argument("names", nargs="+", metavar="NAME")
     fe.add_argument("--dir", help="cache folder (e.g. data/pretrained, where the paper configs look)")
-    fe.add_argument("--endpoint", action="append", type=_endpoint, default=[], metavar="HOST=URL",
+    fe.add_argument("--endpoint", action="append", type=key_value("HOST=URL"), default=[], metavar="HOST=URL",
                     help="base URL of a host (zenodo, hf), e.g. a mirror; also $WT5K_ZENODO_ENDPOINT, "
                          "$WT5K_HF_ENDPOINT / $HF_ENDPOINT")
     fe.add_argument("--url", help="download this URL instead of the published one (one NAME only)")

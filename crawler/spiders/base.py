@@ -165,10 +165,10 @@ class SoundSpider(scrapy.Spider):
         """The item with only the audio URLs this spider may request; a sound left with none while it had
         some is recorded as refused_url, naming each URL and why (file://, another host, an internal address)."""
         urls = item.get("audio_urls") or []
-        refused = [(u, why) for u in urls if (why := self.targets.refusal(u))]
+        refused = {u: why for u in urls if (why := self.targets.refusal(u))}
         if refused:
-            item["audio_urls"] = [u for u in urls if not self.targets.refusal(u)]
-            message = "; ".join(f"refused {u}: {why}" for u, why in refused)
+            item["audio_urls"] = [u for u in urls if u not in refused]
+            message = "; ".join(f"refused {u}: {why}" for u, why in refused.items())
             if item["audio_urls"]:
                 self.logger.warning("%s: %s", item.get("id"), message)
             elif not item.get("status"):
