@@ -4,7 +4,6 @@ loopback port."""
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -13,6 +12,8 @@ from typing import Iterator
 
 import numpy as np
 import soundfile as sf
+
+from tests.ports import free_port
 
 BANDS = np.geomspace(100, 12800, 15)  # band edges: tones of 200, 400, ... 6400 Hz fall in different bands
 TONES = {"tone200.wav": 200, "tone400.flac": 400, "sub/tone800.ogg": 800, "tone1600.wav": 1600,
@@ -72,12 +73,6 @@ def tone_index(tmp: Path):
     folder = make_tone_folder(tmp / "tones")
     AudioIndex.build(ToneModel(), items_from_folder(folder), {"source": str(folder)}).save(tmp / "ix")
     return folder, tmp / "ix", AudioIndex.load(tmp / "ix")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -14,17 +13,11 @@ from crawler.mirror import start_mirror
 from manifests import PUBLISHED_CSV
 from manifests.crawl_record import last_records
 from tests.crawler_helpers import ROOT, crawl_command, items_by_id, run_crawl
+from tests.ports import free_port
 from tests.tinysite import Site, tiny_routes
 
 SPIDERS = ["soundbible", "bigsoundbank"]
 BACKOFF = ("--set", "RETRY_BACKOFF_BASE=30")  # seconds before a retry of a 500 (--no-polite has none)
-
-
-def closed_port() -> int:
-    """A loopback port with nothing listening."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_dead_hosts_are_marked_down_and_the_run_fails_fast(tmp_path, edge_csv):
@@ -32,7 +25,7 @@ def test_dead_hosts_are_marked_down_and_the_run_fails_fast(tmp_path, edge_csv):
     up after a few failures in a row, every sound is recorded host_down naming host and error, and the run exits
     non-zero after its summary, in seconds (issue 17 saw minutes, every fallback URL retried 4 times)."""
     out = tmp_path / "out"
-    urls = {"soundbible": "http://sounds.invalid", "bigsoundbank": f"http://127.0.0.1:{closed_port()}"}
+    urls = {"soundbible": "http://sounds.invalid", "bigsoundbank": f"http://127.0.0.1:{free_port()}"}
     t0 = time.monotonic()
     proc = run_crawl(out, ["manifest"], None, "--replay", str(edge_csv), urls=urls, returncode=1, timeout=60)
     took = time.monotonic() - t0

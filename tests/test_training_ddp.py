@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,16 +13,11 @@ import torch
 import torch.multiprocessing as mp
 
 from training.model import CLAP, CLAPConfig
+from tests.ports import free_port
 from tests.training_fixtures import TINY_MODEL, make_manifest, run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _model() -> CLAP:
@@ -84,7 +78,7 @@ def one_thread():
 
 def test_two_ranks_equal_one_process(tmp_path, one_thread):
     out = str(tmp_path / "rank")
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), out), nprocs=WORLD, join=True)
     ref_losses, ref_state = _steps(_model(), _batch())
     assert ref_losses[1] != ref_losses[0]  # the first step changed the model
     for rank in range(WORLD):
@@ -102,7 +96,7 @@ def test_torchrun_two_ranks_trains_and_checkpoints(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-         str(_free_port()), "-m", "training.cli", "--config", str(tmp_path / "cfg.json"), "--quiet"],
+         str(free_port()), "-m", "training.cli", "--config", str(tmp_path / "cfg.json"), "--quiet"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("done:") == 1 and "n/a" not in proc.stdout  # rank 0 alone reports its best score

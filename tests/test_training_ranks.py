@@ -17,7 +17,7 @@ from training.checkpoint import load_checkpoint, rng_state
 from training.config import RunConfig
 from training.train import (DistInfo, NonFiniteLossError, _check_finite_parameters, autocast_dtype,
                             cuda_device_index, load_scaler_state, restore_rng_states, seed_everything, train)
-from tests.test_training_ddp import _free_port
+from tests.ports import free_port
 from tests.test_training_run import _one_thread, manifest  # noqa: F401  (fixtures: one torch thread, 8 clips)
 from tests.training_fixtures import run_config
 
@@ -35,7 +35,7 @@ def _spawn(fn, *args) -> None:
     """fn(rank, port, *args) on WORLD gloo ranks; fails (instead of hanging) after 120 s."""
     # fork: the ranks start in a second instead of re-importing torch and transformers (the parent has no
     # process group and runs torch on one thread, which is what makes forking safe)
-    ctx = mp.start_processes(fn, args=(_free_port(), *args), nprocs=WORLD, join=False, start_method="fork")
+    ctx = mp.start_processes(fn, args=(free_port(), *args), nprocs=WORLD, join=False, start_method="fork")
     deadline = time.monotonic() + 120
     while not ctx.join(timeout=5):
         if time.monotonic() > deadline:
